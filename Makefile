@@ -1,0 +1,71 @@
+# Everything a fresh machine needs goes through here: `make demo`, `make test`, `make deploy STAGE=prod`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+STAGE ?= dev
+STAGES := $(shell python3 -c "import json; print(' '.join(json.load(open('cdk.json'))['context']['stages']))")
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+CDK := $(CURDIR)/node_modules/.bin/cdk
+
+# The venv's Python and the pinned Node 22 / CDK CLI come first for every recipe (jsii starts `node`).
+export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+export CDK_DISABLE_VERSION_CHECK := 1
+export AWS_DEFAULT_REGION ?= us-east-1
+# Offline checks must never pick up somebody's real credentials.
+OFFLINE_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing AWS_PROFILE=
+
+.PHONY: help setup test unit synth-all lint-templates check-layers synth diff deploy demo bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+setup: $(VENV)/.installed node_modules/.installed ## Install the Python virtualenv and the pinned CDK CLI + Node 22
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.txt lambdas/etl/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: setup unit synth-all lint-templates check-layers ## Unit/e2e tests, synth of every stage (cdk-nag), cfn-lint, layer size
+
+unit: setup ## pytest only
+	$(OFFLINE_AWS) $(BIN)/python -m pytest
+
+synth-all: setup ## Synthesize every configured stage with the pinned CDK CLI (cdk-nag runs inside synth)
+	@for stage in $(STAGES); do \
+	  echo "== cdk synth stage=$$stage"; \
+	  $(OFFLINE_AWS) $(CDK) synth --quiet -c stage=$$stage -o cdk.out/$$stage || exit 1; \
+	done
+
+lint-templates: synth-all ## cfn-lint every synthesized template (W3005 is CDK's redundant DependsOn)
+	$(BIN)/cfn-lint -i W3005 -- cdk.out/*/*.template.json
+
+check-layers: synth-all ## Fail if a bundled Lambda layer outgrows its budget
+	$(BIN)/python -m tools check-layers cdk.out/*
+
+synth: setup ## cdk synth STAGE=dev
+	$(CDK) synth -c stage=$(STAGE) -o cdk.out/$(STAGE)
+
+diff: setup ## cdk diff STAGE=dev (needs AWS credentials)
+	$(CDK) diff -c stage=$(STAGE) -o cdk.out/$(STAGE)
+
+deploy: setup ## cdk deploy STAGE=dev (needs AWS credentials)
+	$(CDK) deploy -c stage=$(STAGE) -o cdk.out/$(STAGE) --all --require-approval broadening
+
+demo: setup ## The whole pipeline locally: webhook -> raw -> ETL -> DuckDB analytics and charts
+	$(BIN)/python -m tools demo --out demo-output
+
+bench: setup ## Benchmarks (not part of `make test`)
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.etl
+
+clean: ## Remove build output
+	rm -rf cdk.out demo-output .pytest_cache

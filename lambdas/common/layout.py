@@ -1,0 +1,37 @@
+"""Where things live in the lake and which day they belong to: shared by ingestion, ETL and tools.
+
+"The day" of an update is its arrival date in the stage's IANA time zone (DST-correct), and both zones
+(raw and enriched) partition by it as `telegram/context_date=YYYY-MM-DD/`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+PREFIX = "telegram/"
+PARTITION_KEY = "context_date"
+
+
+def day_prefix(day: date) -> str:
+    """The partition folder of one day, in both buckets."""
+    return f"{PREFIX}{PARTITION_KEY}={day.isoformat()}/"
+
+
+def raw_key(day: date, update_id: int) -> str:
+    """One object per update: a redelivered update overwrites itself instead of adding a copy."""
+    return f"{day_prefix(day)}{update_id}.json"
+
+
+def local_day(instant: datetime, zone: str) -> date:
+    """The calendar date of an aware instant in the given IANA zone."""
+    return instant.astimezone(ZoneInfo(zone)).date()
+
+
+def today(zone: str, now: datetime | None = None) -> date:
+    return local_day(now or datetime.now(timezone.utc), zone)
+
+
+def previous_day(zone: str, now: datetime | None = None) -> date:
+    """Yesterday in the zone: the day a scheduled ETL run compacts."""
+    return today(zone, now) - timedelta(days=1)
