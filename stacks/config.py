@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lambdas.common.updates import UPDATE_TYPES
 
 PROJECT = "TelegramLake"
+TABLE = "telegram"  # the enriched table: the original design's name, so its analytics run unchanged
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STAGE = "dev"
 
@@ -65,6 +66,15 @@ class StageConfig:
     def stack_name(self, part: str) -> str:
         """`TelegramLake-dev-Ingestion`: the stage is part of every stack's name."""
         return f"{PROJECT}-{self.stage}-{part}"
+
+    @property
+    def glue_database(self) -> str:
+        """Glue database names allow only lower case, digits and underscores."""
+        return f"telegram_lake_{self.stage}".lower().replace("-", "_")
+
+    @property
+    def athena_workgroup(self) -> str:
+        return f"telegram-lake-{self.stage}"
 
     @property
     def etl_schedule_hour(self) -> int:
