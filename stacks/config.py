@@ -26,6 +26,7 @@ DEFAULT_STAGE = "dev"
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 ARCHITECTURES = ("arm64", "x86_64")
 REMOVAL_POLICIES = ("retain", "destroy")
+_STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _LOCAL_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -88,6 +89,8 @@ class StageConfig:
 def load_stage(stages: Mapping[str, Any], stage: str | None) -> StageConfig:
     """Parse and validate one stage from the `stages` context; raise ConfigError naming stage and key."""
     name = stage or DEFAULT_STAGE
+    if not _STAGE_NAME.match(name):
+        raise ConfigError(f"stage name {name!r} must be lower-case letters, digits and dashes (it is part of resource names)")
     if name not in stages:
         raise ConfigError(f"unknown stage {name!r}; configured stages: {', '.join(sorted(stages)) or 'none'}")
     raw = stages[name]

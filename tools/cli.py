@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from stacks.config import DEFAULT_STAGE, StageConfig, load_from_cdk_json
+from stacks.config import DEFAULT_STAGE, ConfigError, StageConfig, load_from_cdk_json
 
 # CloudFormation output keys, by stack part. The stacks declare them with these exact ids.
 INGESTION_OUTPUTS = ("WebhookUrl", "WebhookSecretArn", "RawBucketName")
@@ -22,7 +22,10 @@ def add_stage_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def stage_config(args: argparse.Namespace) -> StageConfig:
-    return load_from_cdk_json(args.stage)
+    try:
+        return load_from_cdk_json(args.stage)
+    except ConfigError as error:
+        raise CommandError(str(error)) from None
 
 
 def stack_outputs(config: StageConfig, part: str, session: Any = None) -> dict[str, str]:

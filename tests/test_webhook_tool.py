@@ -1,0 +1,267 @@
+"""`python -m tools webhook set|info|delete` against a fake Bot API on 127.0.0.1 and moto (CloudFormation, secrets).
+
+Every run goes through `tools.__main__.main`, and every run checks that neither the bot token nor the
+webhook secret reached stdout or stderr, whether the command succeeded or failed.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import datetime, timezone
+
+import boto3
+import pytest
+from moto import mock_aws
+
+import tools.__main__
+from stacks.config import load_from_cdk_json
+from tests.fake_bot_api import FakeBotApi, Reply
+from tools.telegram import API_BASE_ENV, TOKEN_ENV
+
+TOKEN = "123456789:AAH-test_token-never-printed"
+SECRET = "webhook_secret-0123456789-abcdefghijkl"
+WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/webhook"
+DEV = load_from_cdk_json("dev")
+STACK = DEV.stack_name("Ingestion")
+
+
+@pytest.fixture(autouse=True)
+def only_this_command(monkeypatch):
+    # TEMPORARY: the other COMMAND_MODULES do not exist yet; drop this fixture once they do, so the
+    # full `python -m tools` parser is exercised.
+    monkeypatch.setattr(tools.__main__, "COMMAND_MODULES", ("tools.webhook",))
+
+
+@pytest.fixture
+def telegram(monkeypatch):
+    with FakeBotApi(token=TOKEN) as fake:
+        monkeypatch.setenv(TOKEN_ENV, TOKEN)
+        monkeypatch.setenv(API_BASE_ENV, fake.base_url)
+        yield fake
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def secret_arn(aws):
+    return boto3.client("secretsmanager").create_secret(Name="TelegramLake-dev-webhook", SecretString=SECRET)["ARN"]
+
+
+def deploy_ingestion_stack(outputs: dict[str, str]) -> None:
+    """A stand-in for the deployed Ingestion stack in moto: one resource, the given outputs."""
+    template = {
+        "Resources": {"RawBucket": {"Type": "AWS::S3::Bucket"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    boto3.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+
+
+@pytest.fixture
+def deployed(secret_arn):
+    deploy_ingestion_stack({"WebhookUrl": WEBHOOK_URL, "WebhookSecretArn": secret_arn})
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = tools.__main__.main(["webhook", *argv])
+    out, err = capsys.readouterr()
+    for leak in (TOKEN, TOKEN.split(":")[1], SECRET):
+        assert leak not in out + err
+    return code, out, err
+
+
+# ---- set
+
+
+def test_set_sends_the_deployed_url_secret_and_stage_settings(telegram, deployed, capsys):
+    code, out, err = run(capsys, "set", "--stage", "dev")
+
+    assert (code, err) == (0, "")
+    [request] = telegram.requests
+    assert (request.http_method, request.method, request.token) == ("POST", "setWebhook", TOKEN)
+    assert request.content_type == "application/json"
+    assert request.body == {
+        "url": WEBHOOK_URL,
+        "secret_token": SECRET,
+        "allowed_updates": list(DEV.allowed_updates),
+        "max_connections": DEV.webhook_max_connections,
+    }
+    assert WEBHOOK_URL in out
+    assert ", ".join(DEV.allowed_updates) in out
+    assert "dropped" not in out
+
+
+def test_set_can_drop_pending_updates_and_override_max_connections(telegram, deployed, capsys):
+    code, out, _ = run(capsys, "set", "--stage", "dev", "--drop-pending-updates", "--max-connections", "7")
+
+    assert code == 0
+    [body] = telegram.calls("setWebhook")
+    assert body["drop_pending_updates"] is True
+    assert body["max_connections"] == 7
+    assert "pending updates dropped" in out
+
+
+@pytest.mark.parametrize("value", ["0", "101", "many"])
+def test_set_rejects_max_connections_telegram_would_refuse(telegram, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        tools.__main__.main(["webhook", "set", "--max-connections", value])
+    assert exit_info.value.code == 2
+    assert "1 to 100" in capsys.readouterr().err
+    assert telegram.requests == []
+
+
+def test_api_base_flag_wins_over_the_environment(telegram, deployed, monkeypatch, capsys):
+    monkeypatch.setenv(API_BASE_ENV, "http://127.0.0.1:9")  # nothing listens on the discard port
+    code, _, _ = run(capsys, "set", "--api-base", telegram.base_url)
+    assert code == 0
+    assert len(telegram.calls("setWebhook")) == 1
+
+
+# ---- info and delete
+
+
+def test_info_prints_telegram_answer_readably(telegram, capsys):
+    telegram.reply("getWebhookInfo", Reply.ok({
+        "url": WEBHOOK_URL,
+        "has_custom_certificate": False,
+        "pending_update_count": 3,
+        "ip_address": "203.0.113.7",
+        "last_error_date": int(datetime(2026, 11, 2, 10, 40, tzinfo=timezone.utc).timestamp()),
+        "last_error_message": "Wrong response from the webhook: 401 Unauthorized",
+        "max_connections": 40,
+        "allowed_updates": ["message", "edited_message"],
+    }))
+
+    code, out, _ = run(capsys, "info")
+
+    assert code == 0
+    assert telegram.calls("getWebhookInfo") == [{}]
+    assert out.splitlines() == [
+        f"url:              {WEBHOOK_URL}",
+        "pending updates:  3",
+        "last error:       2026-11-02T10:40:00+00:00 Wrong response from the webhook: 401 Unauthorized",
+        "max connections:  40",
+        "allowed updates:  message, edited_message",
+        "ip address:       203.0.113.7",
+    ]
+
+
+def test_info_without_a_webhook_says_so(telegram, capsys):
+    code, out, _ = run(capsys, "info")
+    assert code == 0
+    assert "url:              none (no webhook set" in out
+    assert "last error:       none" in out
+
+
+def test_set_then_info_shows_what_was_set(telegram, deployed, capsys):
+    run(capsys, "set")
+    code, out, _ = run(capsys, "info")
+    assert code == 0
+    assert f"url:              {WEBHOOK_URL}" in out
+    assert f"allowed updates:  {', '.join(DEV.allowed_updates)}" in out
+
+
+@pytest.mark.parametrize(("flags", "body"), [([], {}), (["--drop-pending-updates"], {"drop_pending_updates": True})])
+def test_delete(telegram, flags, body, capsys):
+    code, out, _ = run(capsys, "delete", *flags)
+    assert code == 0
+    [request] = telegram.requests
+    assert (request.method, request.token, request.body) == ("deleteWebhook", TOKEN, body)
+    assert out.startswith("webhook deleted")
+
+
+# ---- failures: clear message, exit code 1, nothing leaked
+
+
+@pytest.mark.parametrize("token", [None, "", "   "])
+def test_missing_token_fails_before_any_call(telegram, deployed, monkeypatch, token, capsys):
+    if token is None:
+        monkeypatch.delenv(TOKEN_ENV)
+    else:
+        monkeypatch.setenv(TOKEN_ENV, token)
+    for argv in (["set"], ["info"], ["delete"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1
+        assert err == (
+            f"error: set {TOKEN_ENV} to the bot's token from @BotFather (it is read only from the environment)\n"
+        )
+    assert telegram.requests == []
+
+
+def test_malformed_token_is_refused_without_echoing_it(telegram, monkeypatch, capsys):
+    monkeypatch.setenv(TOKEN_ENV, "not a token/" + TOKEN)
+    code, _, err = run(capsys, "info")
+    assert code == 1
+    assert "bot token is malformed" in err
+    assert telegram.requests == []
+
+
+def test_stack_not_deployed(telegram, aws, capsys):
+    code, _, err = run(capsys, "set", "--stage", "dev")
+    assert code == 1
+    assert err == f"error: stack {STACK} is not deployed (run `make deploy STAGE=dev`)\n"
+    assert telegram.requests == []
+
+
+@pytest.mark.parametrize("missing", ["WebhookUrl", "WebhookSecretArn"])
+def test_stack_output_missing(telegram, secret_arn, missing, capsys):
+    outputs = {"WebhookUrl": WEBHOOK_URL, "WebhookSecretArn": secret_arn}
+    del outputs[missing]
+    deploy_ingestion_stack(outputs)
+
+    code, _, err = run(capsys, "set")
+
+    assert code == 1
+    assert f"stack {STACK} has no output '{missing}'" in err
+    assert telegram.requests == []
+
+
+def test_secret_that_is_not_a_telegram_token_is_refused_without_printing_it(telegram, aws, capsys):
+    wrapped = json.dumps({"token": SECRET})  # a JSON wrapper instead of the plain token string
+    arn = boto3.client("secretsmanager").create_secret(Name="wrapped", SecretString=wrapped)["ARN"]
+    deploy_ingestion_stack({"WebhookUrl": WEBHOOK_URL, "WebhookSecretArn": arn})
+
+    code, _, err = run(capsys, "set")
+
+    assert code == 1
+    assert err == (
+        f"error: the webhook secret {arn} is not a Telegram secret token (1-256 characters of A-Z a-z 0-9 _ -)\n"
+    )
+    assert telegram.requests == []
+
+
+def test_telegram_refusal_shows_its_description(telegram, deployed, capsys):
+    telegram.reply("setWebhook", Reply.error("Bad Request: bad webhook: Failed to resolve host", 400))
+    code, _, err = run(capsys, "set")
+    assert code == 1
+    assert err == "error: setWebhook failed: Bad Request: bad webhook: Failed to resolve host (error 400)\n"
+
+
+def test_wrong_token_is_telegram_unauthorized(telegram, monkeypatch, capsys):
+    monkeypatch.setenv(TOKEN_ENV, "987654321:another-bots-token")
+    code, _, err = run(capsys, "delete")
+    assert code == 1
+    assert err == "error: deleteWebhook failed: Unauthorized (error 401)\n"
+    assert "another-bots-token" not in err
+
+
+@pytest.fixture
+def refusing_port():
+    """A port bound but not listening: connecting to it is refused, and no other process can take it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("argv", [["set"], ["info"], ["delete"]])
+def test_connection_refused(telegram, deployed, refusing_port, monkeypatch, argv, capsys):
+    base = f"http://127.0.0.1:{refusing_port}"
+    monkeypatch.setenv(API_BASE_ENV, base)
+    code, _, err = run(capsys, *argv)
+    assert code == 1
+    assert err.startswith("error: ")
+    assert f"cannot reach the Bot API at {base}: [Errno 111] Connection refused" in err
