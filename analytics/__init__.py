@@ -6,11 +6,14 @@ Each `NN_name.sql` starts with `--` header lines saying the question it answers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 QUERY_DIR = Path(__file__).resolve().parent
 TIMEZONE_PLACEHOLDER = "{{timezone}}"
+_PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,13 @@ class SavedQuery:
 
 def load_queries(timezone: str) -> list[SavedQuery]:
     """Every saved query, in file order, for a stage whose day and hours are in `timezone`."""
-    return [_load(path, timezone) for path in sorted(QUERY_DIR.glob("*.sql"))]
+    _check_zone(timezone)
+    queries = [_load(path, timezone) for path in sorted(QUERY_DIR.glob("*.sql"))]
+    names = [query.name for query in queries]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"two saved queries share the name {', '.join(repeated)}: names must be unique")
+    return queries
 
 
 def load_query(name: str, timezone: str) -> SavedQuery:
@@ -32,14 +41,22 @@ def load_query(name: str, timezone: str) -> SavedQuery:
     return queries[name]
 
 
+def _check_zone(timezone: str) -> None:
+    """An unknown zone fails here rather than as an Athena error, and no stray quote reaches the SQL."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {timezone!r}") from None
+
+
 def _load(path: Path, timezone: str) -> SavedQuery:
-    text = path.read_text(encoding="utf-8")
-    header = []
-    for line in text.splitlines():
-        if not line.startswith("--"):
-            break
-        header.append(line.removeprefix("--").strip())
-    if not header or not header[0]:
+    text = path.read_text(encoding="utf-8").replace(TIMEZONE_PLACEHOLDER, timezone)
+    unknown = _PLACEHOLDER.search(text)
+    if unknown:
+        raise ValueError(f"{path.name}: unknown placeholder {unknown.group()}; the only one is {TIMEZONE_PLACEHOLDER}")
+    first_line = text.splitlines()[0] if text else ""
+    question = first_line.removeprefix("--").strip()
+    if not first_line.startswith("--") or not question:
         raise ValueError(f"{path.name}: the first line must be a `--` comment saying the question it answers")
     name = path.stem.split("_", 1)[1] if path.stem[:2].isdigit() else path.stem
-    return SavedQuery(name=name, question=header[0], sql=text.replace(TIMEZONE_PLACEHOLDER, timezone).strip())
+    return SavedQuery(name=name, question=question, sql=text.strip())

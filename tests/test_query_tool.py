@@ -1,0 +1,211 @@
+"""`python -m tools query`: Athena's start/poll/read flow on moto, and `--local` over a folder and over S3."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from moto import mock_aws
+from moto.athena.models import athena_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.moto_api import state_manager
+from moto.server import ThreadedMotoServer
+
+import tools.__main__
+from analytics import load_queries, load_query
+from stacks.config import load_from_cdk_json
+from tests.analytics_dataset import Scenario, generate, write_lake
+from tools.cli import CommandError
+from tools.local_sql import run_local
+from tools.query import FIRST_POLL_SECONDS, run_athena
+
+CONFIG = load_from_cdk_json("dev")
+REGION = "us-east-1"
+ATHENA_EXECUTION = "athena::execution"
+RESULTS_API = "http://motoapi.amazonaws.com/moto-api/static/athena/query-results"
+
+
+def query_cli(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
+    """The real `python -m tools` entry point, with only this command registered (the others are not tested here)."""
+    monkeypatch.setattr(tools.__main__, "COMMAND_MODULES", ("tools.query",))
+    code = tools.__main__.main(["query", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def athena():
+    with mock_aws():
+        client = boto3.client("athena", region_name=REGION)
+        client.create_work_group(Name=CONFIG.athena_workgroup)
+        yield client
+    state_manager.unset_transition(ATHENA_EXECUTION)
+
+
+def _executions() -> list:
+    return list(athena_backends[DEFAULT_ACCOUNT_ID][REGION].executions.values())
+
+
+def _register_results(columns: list[tuple[str, str]], rows: list[list[str | None]]) -> None:
+    """Queue what moto's Athena answers next; like Athena, the first row repeats the column labels."""
+    header = {"Data": [{"VarCharValue": name} for name, _ in columns]}
+    data = [{"Data": [{} if value is None else {"VarCharValue": value} for value in row]} for row in rows]
+    column_info = [{"Name": name, "Type": kind} for name, kind in columns]
+    response = requests.post(
+        RESULTS_API, json={"region": REGION, "results": [{"rows": [header, *data], "column_info": column_info}]}
+    )
+    assert response.status_code == 201
+
+
+# --- Athena -----------------------------------------------------------------------------------------------
+
+
+def test_athena_run_sends_the_saved_sql_to_the_stage_workgroup_and_polls_with_backoff(athena):
+    state_manager.set_transition(ATHENA_EXECUTION, {"progression": "manual", "times": 2})  # 2 polls per state
+    query = load_query("daily_message_count", CONFIG.timezone)
+    sleeps: list[float] = []
+
+    answer = run_athena(query, CONFIG, client=athena, sleep=sleeps.append)
+
+    [execution] = _executions()
+    assert execution.query == query.sql
+    assert execution.workgroup.name == CONFIG.athena_workgroup
+    assert execution.context == {"Database": CONFIG.glue_database}
+    assert sleeps == [FIRST_POLL_SECONDS, 2 * FIRST_POLL_SECONDS, 4 * FIRST_POLL_SECONDS]  # QUEUED, RUNNING x2
+    assert answer.execution_id == execution.id and answer.rows == []
+
+
+def test_athena_results_are_printed_typed_with_the_bytes_scanned(athena, capsys, monkeypatch):
+    _register_results(
+        [("context_date", "date"), ("message_amount", "bigint")],
+        [["2026-11-27", "42"], ["2026-11-26", "7"]],
+    )
+    code, out, err = query_cli(capsys, monkeypatch, "daily_message_count", "--format", "json")
+    assert code == 0
+    assert json.loads(out) == [
+        {"context_date": "2026-11-27", "message_amount": 42},
+        {"context_date": "2026-11-26", "message_amount": 7},
+    ]
+    assert "2 rows, 0 B scanned" in err and CONFIG.athena_workgroup in err
+
+
+def test_athena_results_as_a_table_show_nulls(athena, capsys, monkeypatch):
+    _register_results([("command", "varchar"), ("uses", "bigint")], [["/start", "12"], [None, "3"]])
+    code, out, _ = query_cli(capsys, monkeypatch, "top_commands")
+    assert code == 0
+    assert out.splitlines() == ["command  uses", "-------  ----", "/start     12", "NULL        3"]
+
+
+def test_a_failed_athena_query_exits_non_zero_with_athena_reason(athena, capsys, monkeypatch):
+    reason = "COLUMN_NOT_FOUND: line 3:5: Column 'nope' cannot be resolved"
+
+    def fail(parsed, **_):
+        parsed["QueryExecution"]["Status"].update(State="FAILED", StateReason=reason)
+
+    session = boto3.session.Session(region_name=REGION)
+    session.events.register("after-call.athena.GetQueryExecution", fail)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+
+    code, out, err = query_cli(capsys, monkeypatch, "daily_active_users")
+    assert code == 1 and out == ""
+    assert "FAILED" in err and reason in err
+
+
+def test_an_athena_query_still_running_at_the_timeout_is_cancelled(athena):
+    state_manager.set_transition(ATHENA_EXECUTION, {"progression": "manual", "times": 1000})
+    with pytest.raises(CommandError, match="still QUEUED after 0 s: cancelled it"):
+        run_athena(load_query("top_questions", CONFIG.timezone), CONFIG, client=athena, timeout=0, sleep=lambda _: None)
+    [execution] = _executions()
+    assert execution.status == "CANCELLED"
+
+
+def test_an_unknown_query_name_lists_the_saved_ones(capsys, monkeypatch):
+    code, _, err = query_cli(capsys, monkeypatch, "busiest_hour")
+    assert code == 1 and "no saved query 'busiest_hour'" in err and "daily_message_count" in err
+
+
+def test_no_query_name_is_an_error(capsys, monkeypatch):
+    code, _, err = query_cli(capsys, monkeypatch)
+    assert code == 1 and "--list" in err
+
+
+def test_list_shows_every_saved_query_with_its_question(capsys, monkeypatch):
+    code, out, _ = query_cli(capsys, monkeypatch, "--list", "--format", "csv")
+    listed = [(row["name"], row["question"]) for row in csv.DictReader(io.StringIO(out))]
+    assert code == 0
+    assert listed == [(query.name, query.question) for query in load_queries(CONFIG.timezone)]
+    assert ("daily_message_count", "How many messages do users send per day?") in listed
+
+
+# --- --local ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory) -> Path:
+    return write_lake(generate(Scenario(CONFIG.timezone, date(2026, 11, 20))), tmp_path_factory.mktemp("enriched"))
+
+
+def _json_values(row: tuple) -> list:
+    return [value.isoformat() if isinstance(value, date) else value for value in row]
+
+
+def test_local_json_is_the_duckdb_answer(lake, capsys, monkeypatch):
+    columns, rows = run_local(load_query("top_questions", CONFIG.timezone), str(lake))
+    code, out, err = query_cli(capsys, monkeypatch, "top_questions", "--local", str(lake), "--format", "json")
+    assert code == 0 and rows
+    assert json.loads(out) == [dict(zip(columns, _json_values(row))) for row in rows]
+    assert f"{len(rows)} rows from DuckDB" in err
+
+
+def test_local_csv_is_the_duckdb_answer(lake, capsys, monkeypatch):
+    columns, rows = run_local(load_query("repeated_questions", CONFIG.timezone), str(lake))
+    code, out, _ = query_cli(capsys, monkeypatch, "repeated_questions", "--local", str(lake), "--format", "csv")
+    assert code == 0 and rows
+    assert list(csv.reader(io.StringIO(out))) == [columns, *([str(value) for value in row] for row in rows)]
+
+
+def test_local_table_aligns_text_left_and_numbers_right(lake, capsys, monkeypatch):
+    columns, rows = run_local(load_query("top_commands", CONFIG.timezone), str(lake))
+    code, out, _ = query_cli(capsys, monkeypatch, "top_commands", "--local", str(lake))
+    header, rule, *lines = out.splitlines()
+    assert code == 0 and header.split() == columns == ["command", "uses", "users"]
+    assert [line.split() for line in lines] == [[str(value) for value in row] for row in rows]
+    command_width, uses_width, _ = (len(dashes) for dashes in rule.split())
+    for line, (command, uses, _) in zip(lines, rows):
+        assert line[:command_width] == command.ljust(command_width)
+        assert line[command_width + 2 : command_width + 2 + uses_width] == str(uses).rjust(uses_width)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(lake):
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    s3.create_bucket(Bucket="enriched")
+    for path in lake.rglob("*.parquet"):
+        s3.upload_file(str(path), "enriched", path.relative_to(lake).as_posix())
+    s3.put_object(Bucket="enriched", Key="telegram/context_date=2026-11-20/_rejects.json", Body=b"[]")
+    yield endpoint
+    server.stop()
+
+
+@pytest.mark.parametrize("url", ["s3://enriched", "s3://enriched/telegram/"])
+def test_local_over_s3_answers_as_over_the_folder(lake, s3_endpoint, url, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    _, from_folder, _ = query_cli(capsys, monkeypatch, "daily_active_users", "--local", str(lake), "--format", "json")
+    code, from_s3, _ = query_cli(capsys, monkeypatch, "daily_active_users", "--local", url, "--format", "json")
+    assert code == 0 and json.loads(from_s3) == json.loads(from_folder) != []
+
+
+def test_local_over_a_missing_bucket_is_a_clear_error(s3_endpoint, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    code, _, err = query_cli(capsys, monkeypatch, "daily_active_users", "--local", "s3://no-such-bucket")
+    assert code == 1 and "cannot read s3://no-such-bucket" in err and "NoSuchBucket" in err

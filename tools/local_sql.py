@@ -1,0 +1,168 @@
+"""The saved Athena SQL on DuckDB over the enriched Parquet: the same answers without an AWS account.
+
+sqlglot transpiles Athena's dialect (Trino) to DuckDB's, but a plain transpile answers differently where
+the two engines disagree (../shared/TOOLCHAIN.md). `to_duckdb` closes those gaps on the syntax tree:
+
+- weekday: Trino's `EXTRACT(dow ...)` is 1..7 with Monday = 1, DuckDB's is 0..6 with Sunday = 0, so it
+  becomes ISODOW (and `year_of_week` ISOYEAR, which DuckDB spells differently);
+- rounding: Trino casts a double to an integer rounding half away from zero, DuckDB half to even, so such
+  a cast gets an explicit ROUND (types come from the table's schema, so integer casts stay untouched);
+- integer division: qualifying the query with the schema lets sqlglot keep Trino's truncating `/`.
+
+`LocalLake` gives them the rest: the session time zone is UTC (Athena's `from_unixtime` is UTC, DuckDB
+would use the host's) and `context_date` is read as a DATE, as the Glue table declares it. `AT TIME ZONE`
+needs DuckDB's ICU extension, which this DuckDB wheel has built in (no download).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from analytics import SavedQuery
+from lambdas.common.layout import PARTITION_KEY, PREFIX
+from lambdas.etl.schema import COLUMNS, PARTITION
+from stacks.config import TABLE
+from tools.cli import CommandError
+
+if TYPE_CHECKING:
+    import duckdb
+    from sqlglot import exp
+
+# Trino's EXTRACT fields that DuckDB names or numbers differently; the others mean the same in both.
+_EXTRACT_FIELDS = {
+    "DOW": "ISODOW",
+    "DAY_OF_WEEK": "ISODOW",
+    "YOW": "ISOYEAR",
+    "YEAR_OF_WEEK": "ISOYEAR",
+    "DAY_OF_MONTH": "DAY",
+    "DAY_OF_YEAR": "DOY",
+}
+# One day's enriched file, relative to where the table's partitions start.
+_PARTITION_FILE = re.compile(rf"(^|/){PARTITION_KEY}=[^/]+/[^/]+\.parquet$")
+
+Rows = list[tuple[Any, ...]]
+
+
+def table_schema() -> dict[str, dict[str, str]]:
+    """The `telegram` table as Glue declares it (Parquet columns plus the partition), for sqlglot."""
+    return {TABLE: {column.name: column.sql_type for column in (*COLUMNS, PARTITION)}}
+
+
+def to_duckdb(athena_sql: str) -> str:
+    """The DuckDB SQL that answers exactly what `athena_sql` answers on Athena."""
+    import sqlglot
+    from sqlglot.errors import ErrorLevel
+    from sqlglot.optimizer.annotate_types import annotate_types
+    from sqlglot.optimizer.qualify import qualify
+
+    schema = table_schema()
+    tree = sqlglot.parse_one(athena_sql, read="athena", error_level=ErrorLevel.RAISE)
+    tree = annotate_types(qualify(tree, schema=schema, dialect="athena"), schema=schema, dialect="athena")
+    return tree.transform(_duckdb_semantics).sql(dialect="duckdb")
+
+
+def _duckdb_semantics(node: "exp.Expression") -> "exp.Expression":
+    from sqlglot import exp
+
+    if isinstance(node, exp.Extract) and node.name.upper() in _EXTRACT_FIELDS:
+        node.set("this", exp.var(_EXTRACT_FIELDS[node.name.upper()]))
+    elif (
+        isinstance(node, (exp.Cast, exp.TryCast))
+        and node.to.is_type(*exp.DataType.INTEGER_TYPES)
+        and node.this.type is not None
+        and node.this.type.is_type(*exp.DataType.REAL_TYPES)
+    ):
+        node.set("this", exp.Round(this=node.this))
+    return node
+
+
+class LocalLake:
+    """A DuckDB session whose `telegram` view reads the enriched Parquet under one folder."""
+
+    def __init__(self, table_root: Path):
+        import duckdb
+
+        files = sorted(str(path) for path in table_root.glob(f"{PARTITION_KEY}=*/*.parquet"))
+        if not files:
+            raise CommandError(f"no enriched Parquet in {table_root} (expected {PARTITION_KEY}=YYYY-MM-DD/*.parquet)")
+        self.connection: duckdb.DuckDBPyConnection = duckdb.connect()
+        self.connection.execute("SET TimeZone = 'UTC'")
+        # By column name, as Athena reads Parquet: a day written before a column was added reads it as null.
+        self.connection.execute(
+            f"CREATE VIEW {TABLE} AS SELECT * FROM read_parquet({_sql_list(files)}, union_by_name = true, "
+            f"hive_partitioning = true, hive_types = {{'{PARTITION.name}': '{PARTITION.sql_type.upper()}'}})"
+        )
+
+    def run(self, query: SavedQuery) -> tuple[list[str], Rows]:
+        """Column names and rows of one saved query."""
+        import duckdb
+
+        try:
+            cursor = self.connection.execute(to_duckdb(query.sql))
+        except duckdb.Error as error:
+            raise CommandError(f"query {query.name} failed on DuckDB: {error}") from None
+        return [column[0] for column in cursor.description], cursor.fetchall()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@contextmanager
+def open_lake(source: str) -> Iterator[LocalLake]:
+    """The lake at a local folder or an `s3://bucket[/prefix]` URL, open for as many queries as needed.
+
+    Either may hold the bucket's layout (`telegram/context_date=.../`) or the table's folder itself. S3 is
+    read with boto3 (so `AWS_ENDPOINT_URL` works) into a temporary folder: DuckDB's httpfs extension would
+    have to be downloaded, and the enriched data is one small file per day.
+    """
+    with tempfile.TemporaryDirectory(prefix="telegram-lake-") as scratch:
+        folder = _download(source, Path(scratch)) if source.startswith("s3://") else Path(source)
+        if not folder.is_dir():
+            raise CommandError(f"{source} is not a folder or an s3:// URL")
+        lake = LocalLake(_table_root(folder))
+        try:
+            yield lake
+        finally:
+            lake.close()
+
+
+def run_local(query: SavedQuery, source: str) -> tuple[list[str], Rows]:
+    """One saved query on DuckDB over the enriched Parquet at `source` (see `open_lake`)."""
+    with open_lake(source) as lake:
+        return lake.run(query)
+
+
+def _table_root(folder: Path) -> Path:
+    table_folder = folder / PREFIX.rstrip("/")
+    return table_folder if table_folder.is_dir() else folder
+
+
+def _download(url: str, destination: Path) -> Path:
+    """Copy every day's Parquet under the URL into `destination`, keeping the keys' layout."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    client = boto3.client("s3")
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                relative = item["Key"].removeprefix(prefix)
+                if _PARTITION_FILE.search(relative):
+                    target = destination / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    client.download_file(bucket, item["Key"], str(target))
+    except (BotoCoreError, ClientError) as error:
+        raise CommandError(f"cannot read {url}: {error}") from None
+    return destination
+
+
+def _sql_list(values: list[str]) -> str:
+    quoted = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+    return f"[{quoted}]"
