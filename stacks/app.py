@@ -1,0 +1,47 @@
+"""The CDK app of one stage: its three stacks, their tags and the cdk-nag AwsSolutions checks."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.config import PROJECT, ConfigError, StageConfig, load_stage
+from stacks.etl import EtlStack
+from stacks.ingestion import IngestionStack
+from stacks.presentation import PresentationStack
+
+
+def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
+    """Add the stage chosen with `-c stage=NAME` (default dev) to `app`; return its stacks in deploy order."""
+    stages = app.node.try_get_context("stages")
+    if stages is None:
+        raise ConfigError("no `stages` in the CDK context (cdk.json)")
+    config = load_stage(stages, app.node.try_get_context("stage"))
+    tags = {"project": PROJECT, "stage": config.stage}
+    common = {"env": _environment(config), "tags": tags}
+
+    ingestion = IngestionStack(
+        app, config.stack_name("Ingestion"), config=config,
+        description="Telegram webhook -> raw S3 bucket", **common,
+    )
+    etl = EtlStack(
+        app, config.stack_name("Etl"), config=config, ingestion=ingestion,
+        description="Daily raw JSON -> Parquet compaction", **common,
+    )
+    presentation = PresentationStack(
+        app, config.stack_name("Presentation"), config=config, etl=etl,
+        description="Glue table with partition projection, Athena workgroup and saved queries", **common,
+    )
+    # Stack tags reach what CloudFormation creates implicitly; these tag every resource in the templates.
+    for key, value in tags.items():
+        cdk.Tags.of(app).add(key, value)
+    if nag:
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return [ingestion, etl, presentation]
+
+
+def _environment(config: StageConfig) -> cdk.Environment | None:
+    """Account and region from the config; env-agnostic (deploy wherever the credentials point) when absent."""
+    if config.account is None and config.region is None:
+        return None
+    return cdk.Environment(account=config.account, region=config.region)

@@ -1,0 +1,157 @@
+"""ETL: once a day, the previous local day's raw updates become one Parquet file in the enriched bucket."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.compliance import acknowledge, nag_resource
+from stacks.config import StageConfig
+from stacks.functions import lake_function
+from stacks.ingestion import RAW_BUCKET_OUTPUT
+from stacks.packaging import pyarrow_layer, runtime_layer
+from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output
+
+ENRICHED_BUCKET_OUTPUT = "EnrichedBucketName"
+# A failed day is retried twice (the ETL is idempotent: a re-run replaces the day's file), then its event
+# lands in the dead-letter queue, which keeps it for SQS's maximum of 14 days.
+RETRY_ATTEMPTS = 2
+MAX_EVENT_AGE = cdk.Duration.hours(6)
+ALARM_PERIOD = cdk.Duration.minutes(5)
+
+
+class EtlStack(cdk.Stack):
+    """The ETL function, its daily schedule in the stage's time zone, and the alarms that say it failed."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, ingestion: cdk.Stack, **kwargs):
+        super().__init__(scope, construct_id, **kwargs)
+        raw_bucket = bucket_from_output(self, "RawBucket", producer=ingestion, output_id=RAW_BUCKET_OUTPUT)
+        access_logs = AccessLogBucket(self, "AccessLogs", config=config)
+        enriched_bucket = SecureBucket(self, "EnrichedBucket", config=config, access_logs=access_logs)
+        failed_runs = sqs.Queue(
+            self,
+            "FailedRuns",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        acknowledge(
+            failed_runs,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the ETL's schedule and asynchronous invocations.",
+        )
+        function = lake_function(
+            self,
+            "Etl",
+            config=config,
+            package="etl",
+            description="Compacts one day of raw Telegram updates into the day's Parquet file",
+            memory_mb=config.etl_memory_mb,
+            timeout=cdk.Duration.minutes(config.etl_timeout_minutes),
+            environment={
+                "RAW_BUCKET": raw_bucket.bucket_name,
+                "ENRICHED_BUCKET": enriched_bucket.bucket_name,
+                "TIMEZONE": config.timezone,
+                "READ_CONCURRENCY": str(config.etl_read_concurrency),
+            },
+            layers=[runtime_layer(self, config), pyarrow_layer(self, config)],
+            # EventBridge Scheduler invokes Lambda asynchronously: a run that raises is retried by Lambda,
+            # and only these settings route it to the dead-letter queue afterwards.
+            retry_attempts=RETRY_ATTEMPTS,
+            max_event_age=MAX_EVENT_AGE,
+            on_failure=destinations.SqsDestination(failed_runs),
+        )
+        raw_bucket.grant_read(function)
+        enriched_bucket.grant_read_write(function)
+        self._acknowledge_bucket_grants(function.role, raw_bucket, enriched_bucket)
+        self._schedule(config, function, failed_runs)
+        self._alarms(function, failed_runs)
+
+        cdk.CfnOutput(self, "EtlFunctionName", value=function.function_name, description="Invoke for a backfill")
+        cdk.CfnOutput(
+            self, ENRICHED_BUCKET_OUTPUT, value=enriched_bucket.bucket_name, description="Daily Parquet files"
+        )
+
+    def _acknowledge_bucket_grants(self, role: iam.IRole, raw_bucket: s3.IBucket, enriched_bucket: s3.IBucket) -> None:
+        """The wildcards of `grant_read` (raw) and `grant_read_write` (enriched): object keys are per day."""
+        for bucket, access in ((raw_bucket, "reads every update"), (enriched_bucket, "writes each day's file")):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{nag_resource(self, bucket.arn_for_objects('*'))}]",
+                f"The ETL {access} under keys named by day, only known at run time; no other bucket is granted.",
+            )
+        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "The action groups of Bucket.grant_read / grant_read_write, limited to the two lake buckets.",
+            )
+
+    def _schedule(self, config: StageConfig, function: lambda_.IFunction, failed_runs: sqs.IQueue) -> None:
+        """Daily at the configured local time in the stage's zone: Scheduler follows daylight saving time."""
+        role = iam.Role(
+            self,
+            "ScheduleRole",
+            description="Lets EventBridge Scheduler start the daily ETL run",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={
+                    "StringEquals": {
+                        "aws:SourceAccount": self.account,
+                        "aws:SourceArn": self.format_arn(
+                            service="scheduler", resource="schedule-group", resource_name="default"
+                        ),
+                    }
+                },
+            ),
+        )
+        scheduler.Schedule(
+            self,
+            "Daily",
+            description=f"Compacts the previous day at {config.etl_schedule_local_time} {config.timezone}",
+            schedule=scheduler.ScheduleExpression.cron(
+                minute=str(config.etl_schedule_minute),
+                hour=str(config.etl_schedule_hour),
+                time_zone=cdk.TimeZone.of(config.timezone),
+            ),
+            target=targets.LambdaInvoke(
+                function,
+                input=scheduler.ScheduleTargetInput.from_object({}),  # `{}`: the previous day in TIMEZONE
+                retry_attempts=RETRY_ATTEMPTS,
+                max_event_age=MAX_EVENT_AGE,
+                dead_letter_queue=failed_runs,
+                role=role,
+            ),
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{nag_resource(self, function.function_arn)}:*]",
+            "Granted by LambdaInvoke: invoking this one function, any of its versions or aliases.",
+        )
+
+    def _alarms(self, function: lambda_.IFunction, failed_runs: sqs.IQueue) -> None:
+        """Any failed attempt, and any run given up on, sets an alarm."""
+        common = {
+            "threshold": 1,
+            "evaluation_periods": 1,
+            "comparison_operator": cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            "treat_missing_data": cloudwatch.TreatMissingData.NOT_BREACHING,
+        }
+        function.metric_errors(period=ALARM_PERIOD, statistic="Sum").create_alarm(
+            self, "EtlErrors", alarm_description="An ETL run raised an error; Lambda retries it", **common
+        )
+        waiting = failed_runs.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD, statistic="Maximum")
+        waiting.create_alarm(
+            self,
+            "FailedRunsWaiting",
+            alarm_description="An ETL run failed after its retries; re-run the day with `python -m tools etl run`",
+            **common,
+        )

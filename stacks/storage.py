@@ -1,0 +1,99 @@
+"""Buckets with the lake's secure defaults: the raw, enriched and query-results buckets and their access logs.
+
+Every bucket: SSE-S3 encryption, all public access blocked, a TLS-only bucket policy, owner-enforced
+object ownership (no ACLs), and the stage's removal policy. Data buckets are also versioned (bounded by
+a noncurrent-version expiry) and write server access logs to the stack's access-log bucket.
+
+`removal_policy="destroy"` removes a bucket only once it is empty: there is deliberately no
+`auto_delete_objects`, whose custom-resource Lambda could empty a data bucket by accident, and which
+would add a function, a role and a provider to every stack for a dev convenience.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.config import StageConfig
+
+# How long an overwritten or deleted object stays recoverable: long enough to notice and undo a mistake.
+NONCURRENT_VERSION_DAYS = 30
+INCOMPLETE_UPLOAD_DAYS = 7
+
+
+def removal_policy(config: StageConfig) -> cdk.RemovalPolicy:
+    """prod (and any stage configured so) keeps its data when a stack or resource is deleted."""
+    return cdk.RemovalPolicy.RETAIN if config.retain_data else cdk.RemovalPolicy.DESTROY
+
+
+def _secure_defaults(config: StageConfig) -> dict:
+    return {
+        "encryption": s3.BucketEncryption.S3_MANAGED,
+        "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+        "enforce_ssl": True,
+        "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        "removal_policy": removal_policy(config),
+    }
+
+
+class AccessLogBucket(s3.Bucket):
+    """Receives the server access logs of a stack's buckets; logs expire with the stage's log retention."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig):
+        super().__init__(
+            scope,
+            construct_id,
+            **_secure_defaults(config),
+            lifecycle_rules=[
+                s3.LifecycleRule(id="ExpireAccessLogs", expiration=cdk.Duration.days(config.log_retention_days))
+            ],
+        )
+
+
+class SecureBucket(s3.Bucket):
+    """A versioned data bucket with the secure defaults, logging its access to `access_logs`.
+
+    `lifecycle_rules` come on top of the rule every data bucket has: noncurrent versions expire after
+    NONCURRENT_VERSION_DAYS and abandoned multipart uploads after INCOMPLETE_UPLOAD_DAYS.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        access_logs: s3.IBucket,
+        lifecycle_rules: Sequence[s3.LifecycleRule] = (),
+    ):
+        super().__init__(
+            scope,
+            construct_id,
+            **_secure_defaults(config),
+            versioned=True,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix=f"{construct_id}/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireOldVersions",
+                    noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_VERSION_DAYS),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(INCOMPLETE_UPLOAD_DAYS),
+                ),
+                *lifecycle_rules,
+            ],
+        )
+
+
+def bucket_from_output(consumer: cdk.Stack, construct_id: str, *, producer: cdk.Stack, output_id: str) -> s3.IBucket:
+    """Another stack's bucket, found through the bucket-name output it publishes for the tools.
+
+    Stacks depend on each other only through those documented outputs (`Fn::GetStackOutput`, no
+    export to block the producer's updates), and the consumer's IAM statements name a resource that
+    is known before synthesis, so cdk-nag acknowledgments can name it exactly.
+    """
+    consumer.add_stack_dependency(producer, f"reads its {output_id} output")
+    name = cdk.Fn.get_stack_output(stack_name=producer.stack_name, output_name=output_id)
+    return s3.Bucket.from_bucket_name(consumer, construct_id, name)

@@ -1,0 +1,118 @@
+"""The app as a whole: stage selection, stack names and order, environment, tags, secure buckets, data retention."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+
+from stacks.app import build_app
+from stacks.config import ConfigError
+from tests.cdk_support import PARTS, build, resources, stage_fixture
+from tests.stage_settings import CDK_CONTEXT, stages_with
+
+TLS_ONLY = {
+    "Action": "s3:*",
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    "Effect": "Deny",
+    "Principal": {"AWS": "*"},
+}
+# Resource types of this app that CloudFormation can tag: each must carry the project and stage tags.
+TAGGABLE = {
+    "AWS::S3::Bucket", "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::Logs::LogGroup", "AWS::SecretsManager::Secret",
+    "AWS::SQS::Queue", "AWS::ApiGateway::RestApi", "AWS::ApiGateway::Stage", "AWS::Athena::WorkGroup",
+    "AWS::CloudWatch::Alarm",
+}
+DATA_RESOURCES = ("AWS::S3::Bucket", "AWS::Logs::LogGroup", "AWS::SecretsManager::Secret")
+
+
+dev = stage_fixture("dev")
+prod = stage_fixture("prod")
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def stage_app(request, dev, prod):
+    return {"dev": dev, "prod": prod}[request.param]
+
+
+def test_stack_names_carry_the_stage_and_deploy_in_order(stage_app):
+    stage = stage_app.config.stage
+    ingestion, etl, presentation = (stage_app.stacks[part] for part in PARTS)
+
+    assert [stage_app.stacks[part].stack_name for part in PARTS] == [f"TelegramLake-{stage}-{part}" for part in PARTS]
+    assert etl.dependencies == [ingestion]
+    assert presentation.dependencies == [etl]
+
+
+def test_stacks_are_environment_agnostic_unless_the_stage_sets_account_and_region(dev):
+    _, pinned = build("dev", stages=stages_with("dev", account="123456789012", region="eu-west-1"))
+
+    for stack in dev.stacks.values():
+        assert cdk.Token.is_unresolved(stack.account) and cdk.Token.is_unresolved(stack.region)
+    assert {(stack.account, stack.region) for stack in pinned} == {("123456789012", "eu-west-1")}
+
+
+def test_the_stage_comes_from_the_context_and_defaults_to_dev():
+    app = cdk.App(context={**CDK_CONTEXT, "aws:cdk:bundling-stacks": []})  # cdk.json sets no stage
+
+    assert [stack.stack_name for stack in build_app(app, nag=False)] == [f"TelegramLake-dev-{part}" for part in PARTS]
+
+
+def test_an_unknown_stage_or_missing_stages_fail_the_synth_with_a_clear_message():
+    with pytest.raises(ConfigError, match="unknown stage 'qa'"):
+        build("qa")
+    with pytest.raises(ConfigError, match="no `stages` in the CDK context"):
+        build_app(cdk.App(context={"stage": "dev"}), nag=False)
+
+
+def test_every_stack_and_taggable_resource_is_tagged_with_project_and_stage(stage_app):
+    expected = {"project": "TelegramLake", "stage": stage_app.config.stage}
+    assembly = stage_app.app.synth()
+
+    for part in PARTS:
+        assert assembly.get_stack_by_name(stage_app.stacks[part].stack_name).tags == expected
+        for logical_id, resource in stage_app.template(part)["Resources"].items():
+            tags = resource.get("Properties", {}).get("Tags")
+            if resource["Type"] in TAGGABLE:
+                assert tags is not None, f"{part}/{logical_id} has no tags"
+            if tags is not None:
+                as_dict = {tag["Key"]: tag["Value"] for tag in tags} if isinstance(tags, list) else tags
+                assert expected.items() <= as_dict.items(), f"{part}/{logical_id}"
+
+
+def test_every_bucket_is_encrypted_private_owner_enforced_and_tls_only(stage_app):
+    buckets = 0
+    for part in PARTS:
+        template = stage_app.template(part)
+        policies = {
+            policy["Properties"]["Bucket"]["Ref"]: policy["Properties"]["PolicyDocument"]
+            for policy in resources(template, "AWS::S3::BucketPolicy").values()
+        }
+        for logical_id, bucket in resources(template, "AWS::S3::Bucket").items():
+            buckets += 1
+            properties = bucket["Properties"]
+            assert properties["BucketEncryption"] == {
+                "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            }
+            assert properties["PublicAccessBlockConfiguration"] == {
+                "BlockPublicAcls": True, "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            }
+            assert properties["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+            tls = [s for s in policies[logical_id]["Statement"] if {k: s[k] for k in TLS_ONLY if k in s} == TLS_ONLY]
+            assert len(tls) == 1, f"{part}/{logical_id} accepts plain HTTP"
+    assert buckets == 6  # raw, enriched, results and one access-log bucket per stack
+
+
+def test_prod_retains_every_bucket_log_group_and_secret(prod):
+    for part in PARTS:
+        for resource_type in DATA_RESOURCES:
+            for logical_id, resource in resources(prod.template(part), resource_type).items():
+                assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain"), logical_id
+
+
+def test_dev_follows_its_config_and_removes_them_with_the_stack(dev):
+    assert dev.config.removal_policy == "destroy"
+    for part in PARTS:
+        for resource_type in DATA_RESOURCES:
+            for logical_id, resource in resources(dev.template(part), resource_type).items():
+                assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Delete", "Delete"), logical_id

@@ -1,0 +1,259 @@
+"""ETL stack template (function, layers, schedule, failure handling, exact permissions) and its bundlers."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from stacks import packaging
+from stacks.limits import LAYER_BUDGET_METADATA, PYARROW_LAYER_BUDGET_BYTES
+from tests.cdk_support import arn, normalized, policy_statements, ref, resources, stage_fixture, the_resource
+from tools.cli import ETL_OUTPUTS
+
+dev = stage_fixture("dev")
+# A stage on x86_64 whose ETL runs at 23:45 Berlin time.
+berlin_x86 = stage_fixture(
+    "dev", name="berlin_x86", lambda_architecture="x86_64", etl_schedule_local_time="23:45", timezone="Europe/Berlin"
+)
+
+
+@pytest.fixture(scope="module")
+def template(dev):
+    return dev.template("Etl")
+
+
+def raw_bucket_name(config) -> dict:
+    """The raw bucket's name, read from the Ingestion stack's output."""
+    return {"Fn::GetStackOutput": {"StackName": config.stack_name("Ingestion"), "OutputName": "RawBucketName"}}
+
+
+def raw_bucket_arn(config) -> dict:
+    return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", raw_bucket_name(config)]]}
+
+
+def test_enriched_bucket_is_versioned_and_logged(dev, template):
+    enriched = template["Resources"][dev.logical_id("Etl", "EnrichedBucket")]["Properties"]
+
+    assert enriched["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert enriched["LoggingConfiguration"]["DestinationBucketName"] == ref(dev.logical_id("Etl", "AccessLogs"))
+    assert [rule["Id"] for rule in enriched["LifecycleConfiguration"]["Rules"]] == ["ExpireOldVersions"]
+
+
+def test_etl_function_runtime_limits_and_layers_follow_the_config(dev, template):
+    function = template["Resources"][dev.logical_id("Etl", "Etl")]["Properties"]
+
+    assert function["Handler"] == "lambdas.etl.handler.handler"
+    assert (function["Runtime"], function["Architectures"]) == ("python3.14", ["arm64"])
+    assert function["MemorySize"] == dev.config.etl_memory_mb
+    assert function["Timeout"] == dev.config.etl_timeout_minutes * 60 <= 900
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert sorted(layer["Ref"] for layer in function["Layers"]) == sorted(
+        [dev.logical_id("Etl", "RuntimeLayer"), dev.logical_id("Etl", "PyarrowLayer")]
+    )
+    log_group = template["Resources"][dev.logical_id("Etl", "EtlLogs")]["Properties"]
+    assert log_group["RetentionInDays"] == dev.config.log_retention_days
+
+
+def test_etl_environment_names_both_buckets_the_zone_and_the_read_concurrency(dev, template):
+    function = template["Resources"][dev.logical_id("Etl", "Etl")]["Properties"]
+
+    assert function["Environment"]["Variables"] == {
+        "RAW_BUCKET": raw_bucket_name(dev.config),
+        "ENRICHED_BUCKET": ref(dev.logical_id("Etl", "EnrichedBucket")),
+        "TIMEZONE": dev.config.timezone,
+        "READ_CONCURRENCY": str(dev.config.etl_read_concurrency),
+    }
+
+
+def test_pyarrow_layer_is_built_for_the_runtime_and_carries_its_size_budget(dev, template):
+    layer = template["Resources"][dev.logical_id("Etl", "PyarrowLayer")]
+
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.14"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"][LAYER_BUDGET_METADATA] == PYARROW_LAYER_BUDGET_BYTES == 110 * 1024 * 1024
+
+
+def test_architecture_switches_function_layers_and_pip_platform_together(berlin_x86):
+    template = berlin_x86.template("Etl")
+
+    assert the_resource(template, "AWS::Lambda::Function")["Properties"]["Architectures"] == ["x86_64"]
+    layers = resources(template, "AWS::Lambda::LayerVersion").values()
+    assert [layer["Properties"]["CompatibleArchitectures"] for layer in layers] == [["x86_64"], ["x86_64"]]
+    assert packaging.pip_platforms(berlin_x86.config) == ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
+
+
+def test_schedule_runs_daily_at_the_local_time_in_the_stages_zone(dev, template, berlin_x86):
+    schedule = the_resource(template, "AWS::Scheduler::Schedule")["Properties"]
+    berlin = the_resource(berlin_x86.template("Etl"), "AWS::Scheduler::Schedule")["Properties"]
+
+    assert schedule["ScheduleExpression"] == "cron(0 1 * * ? *)"
+    assert schedule["ScheduleExpressionTimezone"] == "America/Sao_Paulo"
+    assert berlin["ScheduleExpression"] == "cron(45 23 * * ? *)"
+    assert berlin["ScheduleExpressionTimezone"] == "Europe/Berlin"
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert schedule["State"] == "ENABLED"
+
+
+def test_schedule_invokes_the_etl_for_the_previous_day_with_retries_and_a_dead_letter_queue(dev, template):
+    target = the_resource(template, "AWS::Scheduler::Schedule")["Properties"]["Target"]
+
+    assert target["Arn"] == arn(dev.logical_id("Etl", "Etl"))
+    assert target["Input"] == "{}"  # the handler's "previous day in TIMEZONE"
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 6 * 3600}
+    assert target["DeadLetterConfig"] == {"Arn": arn(dev.logical_id("Etl", "FailedRuns"))}
+    assert target["RoleArn"] == arn(dev.logical_id("Etl", "ScheduleRole"))
+
+
+def test_a_failing_run_is_retried_by_lambda_then_sent_to_the_dead_letter_queue(dev, template):
+    invoke_config = the_resource(template, "AWS::Lambda::EventInvokeConfig")["Properties"]
+
+    assert invoke_config["FunctionName"] == ref(dev.logical_id("Etl", "Etl"))
+    assert invoke_config["MaximumRetryAttempts"] == 2
+    failed_runs = arn(dev.logical_id("Etl", "FailedRuns"))
+    assert invoke_config["DestinationConfig"] == {"OnFailure": {"Destination": failed_runs}}
+
+
+def test_dead_letter_queue_is_encrypted_tls_only_and_keeps_messages_14_days(dev, template):
+    queue = the_resource(template, "AWS::SQS::Queue")["Properties"]
+    policy = the_resource(template, "AWS::SQS::QueuePolicy")["Properties"]["PolicyDocument"]
+
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert policy["Statement"] == [
+        {
+            "Action": "sqs:*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": arn(dev.logical_id("Etl", "FailedRuns")),
+        }
+    ]
+
+
+def test_alarms_on_function_errors_and_on_runs_waiting_in_the_dead_letter_queue(dev, template):
+    alarms = {
+        alarm["Properties"]["MetricName"]: alarm["Properties"]
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
+    }
+
+    assert alarms.keys() == {"Errors", "ApproximateNumberOfMessagesVisible"}
+    errors, waiting = alarms["Errors"], alarms["ApproximateNumberOfMessagesVisible"]
+    assert (errors["Namespace"], errors["Dimensions"]) == (
+        "AWS/Lambda", [{"Name": "FunctionName", "Value": ref(dev.logical_id("Etl", "Etl"))}]
+    )
+    assert waiting["Namespace"] == "AWS/SQS"
+    queue_name = {"Fn::GetAtt": [dev.logical_id("Etl", "FailedRuns"), "QueueName"]}
+    assert waiting["Dimensions"] == [{"Name": "QueueName", "Value": queue_name}]
+    for alarm in (errors, waiting):
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_etl_role_reads_raw_reads_and_writes_enriched_and_reports_failures_nothing_else(dev, template):
+    enriched = dev.logical_id("Etl", "EnrichedBucket")
+    raw = raw_bucket_arn(dev.config)
+    statements = policy_statements(template, dev.logical_id("Etl", "EtlRole"))
+    read = ["s3:GetBucket*", "s3:GetObject*", "s3:List*"]
+    write = ["s3:Abort*", "s3:DeleteObject*", "s3:PutObject", "s3:PutObjectLegalHold", "s3:PutObjectRetention",
+             "s3:PutObjectTagging", "s3:PutObjectVersionTagging"]
+
+    assert normalized(statements) == normalized(
+        [
+            {"Effect": "Allow", "Action": read, "Resource": [raw, {"Fn::Join": ["", [*raw["Fn::Join"][1], "/*"]]}]},
+            {
+                "Effect": "Allow",
+                "Action": read + write,
+                "Resource": [arn(enriched), {"Fn::Join": ["", [arn(enriched), "/*"]]}],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"],
+                "Resource": arn(dev.logical_id("Etl", "FailedRuns")),
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": arn(dev.logical_id("Etl", "EtlLogs")),
+            },
+            {"Effect": "Allow", "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Resource": "*"},
+        ]
+    )
+
+
+def test_schedule_role_may_only_invoke_the_etl_and_feed_its_dead_letter_queue(dev, template):
+    role_id = dev.logical_id("Etl", "ScheduleRole")
+    function = arn(dev.logical_id("Etl", "Etl"))
+    trust = template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+
+    assert normalized(policy_statements(template, role_id)) == normalized(
+        [
+            {
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": [function, {"Fn::Join": ["", [function, ":*"]]}],
+            },
+            {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn(dev.logical_id("Etl", "FailedRuns"))},
+        ]
+    )
+    assert [statement["Principal"] for statement in trust] == [{"Service": "scheduler.amazonaws.com"}]
+    assert trust[0]["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_outputs_and_the_dependency_on_the_ingestion_stack(dev, template):
+    outputs = template["Outputs"]
+
+    assert outputs.keys() == set(ETL_OUTPUTS)
+    assert outputs["EtlFunctionName"]["Value"] == ref(dev.logical_id("Etl", "Etl"))
+    assert outputs["EnrichedBucketName"]["Value"] == ref(dev.logical_id("Etl", "EnrichedBucket"))
+    assert dev.stacks["Ingestion"] in dev.stacks["Etl"].dependencies
+
+
+def test_function_code_bundle_holds_the_shared_package_and_only_its_own_function(tmp_path):
+    bundler = packaging.FunctionCodeBundler("etl")
+
+    assert bundler.try_bundle(str(tmp_path)) is True
+    bundled = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
+    assert {"lambdas/__init__.py", "lambdas/common/layout.py", "lambdas/etl/schema.py"} <= set(bundled)
+    assert not [path for path in bundled if path.startswith("lambdas/ingest/")]
+    assert not [path for path in bundled if "__pycache__" in path or path.endswith((".pyc", "requirements.txt"))]
+    assert bundled == [f"lambdas/{path.relative_to(packaging.LAMBDAS_DIR)}" for path in bundler.files()]
+
+
+def test_function_code_hash_changes_with_its_own_files_only(tmp_path, monkeypatch):
+    lambdas = tmp_path / "lambdas"
+    shutil.copytree(packaging.LAMBDAS_DIR, lambdas, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(packaging, "LAMBDAS_DIR", lambdas)
+    before = packaging.FunctionCodeBundler("etl").fingerprint()
+
+    (lambdas / "ingest" / "handler.py").write_text("# another function\n")
+    (lambdas / "etl" / "__pycache__").mkdir()
+    (lambdas / "etl" / "__pycache__" / "schema.cpython-311.pyc").write_bytes(b"\0")
+    (lambdas / "etl" / "requirements.txt").write_text("pyarrow==0.0.1\n")
+    unchanged = packaging.FunctionCodeBundler("etl").fingerprint()
+    (lambdas / "common" / "layout.py").write_text("# changed\n")
+    changed = packaging.FunctionCodeBundler("etl").fingerprint()
+
+    assert unchanged == before
+    assert changed != before
+
+
+def test_layer_hash_follows_requirements_platform_and_strip_list(dev, berlin_x86):
+    requirements = packaging.LAMBDAS_DIR / "etl" / "requirements.txt"
+    arm = packaging.PipLayerBundler(requirements, packaging.pip_platforms(dev.config), packaging.PYARROW_STRIP)
+    x86 = packaging.PipLayerBundler(requirements, packaging.pip_platforms(berlin_x86.config), packaging.PYARROW_STRIP)
+    unstripped = packaging.PipLayerBundler(requirements, packaging.pip_platforms(dev.config), ())
+
+    options = " ".join(arm.pip_options())
+    assert "--platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64" in options
+    assert "--implementation cp --python-version 3.14 --only-binary=:all:" in options
+    assert len({arm.fingerprint(), x86.fingerprint(), unstripped.fingerprint()}) == 3
+
+
+def test_a_failing_pip_fails_the_bundling_loudly(tmp_path, dev):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("this is not a requirement!!\n")
+    bundler = packaging.PipLayerBundler(requirements, packaging.pip_platforms(dev.config), ())
+
+    with pytest.raises(RuntimeError, match=r"pip could not build the layer from .*requirements.txt \(exit [1-9]"):
+        bundler.try_bundle(str(tmp_path / "out"))

@@ -1,0 +1,215 @@
+"""Ingestion stack template: raw bucket, webhook secret, ingest function and its exact permissions, REST API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cdk_support import (
+    arn, normalized, policy_statements, ref, resources, stage_fixture, synthesize, the_resource,
+)
+from tests.stage_settings import stages_with
+from tools.cli import INGESTION_OUTPUTS
+
+dev = stage_fixture("dev")
+
+
+@pytest.fixture(scope="module")
+def template(dev):
+    return dev.template("Ingestion")
+
+
+def test_raw_bucket_is_versioned_logged_and_ages_as_configured(dev, template):
+    raw = template["Resources"][dev.logical_id("Ingestion", "RawBucket")]["Properties"]
+
+    assert raw["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert raw["LoggingConfiguration"] == {
+        "DestinationBucketName": ref(dev.logical_id("Ingestion", "AccessLogs")),
+        "LogFilePrefix": "RawBucket/",
+    }
+    rules = {rule["Id"]: rule for rule in raw["LifecycleConfiguration"]["Rules"]}
+    assert rules["RawUpdatesAge"] == {
+        "Id": "RawUpdatesAge",
+        "Status": "Enabled",
+        "Transitions": [{"StorageClass": "GLACIER_IR", "TransitionInDays": dev.config.raw_transition_days}],
+        "ExpirationInDays": dev.config.raw_expiration_days,
+    }
+    assert rules["ExpireOldVersions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert rules["ExpireOldVersions"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+
+
+def test_access_log_bucket_accepts_only_the_raw_buckets_logs_and_expires_them(dev, template):
+    log_bucket = dev.logical_id("Ingestion", "AccessLogs")
+    properties = template["Resources"][log_bucket]["Properties"]
+    policy = next(
+        p["Properties"]["PolicyDocument"]
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == ref(log_bucket)
+    )
+    delivery = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+
+    assert properties["LifecycleConfiguration"]["Rules"] == [
+        {"Id": "ExpireAccessLogs", "Status": "Enabled", "ExpirationInDays": dev.config.log_retention_days}
+    ]
+    assert "LoggingConfiguration" not in properties
+    assert delivery == [
+        {
+            "Action": "s3:PutObject",
+            "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Condition": {
+                "ArnLike": {"aws:SourceArn": arn(dev.logical_id("Ingestion", "RawBucket"))},
+                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+            },
+            "Resource": {"Fn::Join": ["", [arn(log_bucket), "/RawBucket/*"]]},
+        }
+    ]
+
+
+def test_webhook_secret_is_generated_as_a_plain_token_of_telegrams_alphabet(template):
+    secret = the_resource(template, "AWS::SecretsManager::Secret")["Properties"]
+
+    assert secret["GenerateSecretString"] == {"PasswordLength": 64, "ExcludePunctuation": True, "IncludeSpace": False}
+    assert "SecretString" not in secret  # the value never appears in the template
+
+
+def test_ingest_function_runtime_code_and_limits(dev, template):
+    function = the_resource(template, "AWS::Lambda::Function")["Properties"]
+    layer = the_resource(template, "AWS::Lambda::LayerVersion")["Properties"]
+
+    assert function["Handler"] == "lambdas.ingest.handler.handler"
+    assert function["Runtime"] == "python3.14"
+    assert function["Architectures"] == ["arm64"]
+    assert (function["MemorySize"], function["Timeout"]) == (256, 10)
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert function["Layers"] == [ref(dev.logical_id("Ingestion", "RuntimeLayer"))]
+    assert (layer["CompatibleRuntimes"], layer["CompatibleArchitectures"]) == (["python3.14"], ["arm64"])
+    assert "ReservedConcurrentExecutions" not in function
+
+
+def test_ingest_function_is_configured_only_through_its_four_environment_variables(dev, template):
+    function = the_resource(template, "AWS::Lambda::Function")["Properties"]
+
+    assert function["Environment"]["Variables"] == {
+        "RAW_BUCKET": ref(dev.logical_id("Ingestion", "RawBucket")),
+        "WEBHOOK_SECRET_ARN": ref(dev.logical_id("Ingestion", "WebhookSecret")),
+        "ALLOWED_CHAT_IDS": ",".join(str(chat) for chat in dev.config.allowed_chat_ids),
+        "TIMEZONE": dev.config.timezone,
+    }
+
+
+def test_several_allowed_chats_are_comma_separated():
+    stage = synthesize("dev", stages=stages_with("dev", allowed_chat_ids=[-1001, 42, -7]))
+    function = the_resource(stage.template("Ingestion"), "AWS::Lambda::Function")["Properties"]
+
+    assert function["Environment"]["Variables"]["ALLOWED_CHAT_IDS"] == "-1001,42,-7"
+
+
+def test_ingest_logs_go_to_its_own_group_kept_for_the_configured_days(dev, template):
+    function = the_resource(template, "AWS::Lambda::Function")["Properties"]
+    log_group = dev.logical_id("Ingestion", "IngestLogs")
+
+    assert function["LoggingConfig"] == {"LogGroup": ref(log_group)}
+    assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == dev.config.log_retention_days
+
+
+def test_ingest_role_may_put_under_telegram_read_its_secret_and_write_logs_and_traces_nothing_else(dev, template):
+    raw = dev.logical_id("Ingestion", "RawBucket")
+    statements = policy_statements(template, dev.logical_id("Ingestion", "IngestRole"))
+
+    assert normalized(statements) == normalized(
+        [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:Abort*", "s3:PutObject", "s3:PutObjectLegalHold", "s3:PutObjectRetention",
+                    "s3:PutObjectTagging", "s3:PutObjectVersionTagging",
+                ],
+                "Resource": {"Fn::Join": ["", [arn(raw), "/telegram/*"]]},
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+                "Resource": ref(dev.logical_id("Ingestion", "WebhookSecret")),
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": arn(dev.logical_id("Ingestion", "IngestLogs")),
+            },
+            {"Effect": "Allow", "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Resource": "*"},
+        ]
+    )
+    assert not [p for p in template["Resources"].values() if p["Type"] == "AWS::IAM::ManagedPolicy"]
+
+
+def test_api_has_one_post_route_proxied_to_the_function(dev, template):
+    methods = list(resources(template, "AWS::ApiGateway::Method").values())
+    route = the_resource(template, "AWS::ApiGateway::Resource")["Properties"]
+    api = the_resource(template, "AWS::ApiGateway::RestApi")["Properties"]
+
+    assert api["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    assert route["PathPart"] == "webhook"
+    assert len(methods) == 1
+    method = methods[0]["Properties"]
+    assert method["HttpMethod"] == "POST"
+    assert method["Integration"]["Type"] == "AWS_PROXY"
+    assert arn(dev.logical_id("Ingestion", "Ingest")) in method["Integration"]["Uri"]["Fn::Join"][1]
+
+
+def test_api_rejects_requests_without_the_secret_header_or_an_update_id_before_the_function(dev, template):
+    method = the_resource(template, "AWS::ApiGateway::Method")["Properties"]
+    validator = the_resource(template, "AWS::ApiGateway::RequestValidator")["Properties"]
+    model = the_resource(template, "AWS::ApiGateway::Model")["Properties"]
+    missing_header = the_resource(template, "AWS::ApiGateway::GatewayResponse")["Properties"]
+
+    assert method["RequestParameters"] == {"method.request.header.X-Telegram-Bot-Api-Secret-Token": True}
+    assert (validator["ValidateRequestParameters"], validator["ValidateRequestBody"]) == (True, True)
+    model_id = dev.logical_id("Ingestion", "WebhookApi", "Api", "TelegramUpdate")
+    assert method["RequestModels"] == {"application/json": ref(model_id)}
+    assert model["Schema"]["type"] == "object"
+    assert model["Schema"]["required"] == ["update_id"]
+    assert model["Schema"]["properties"] == {"update_id": {"type": "integer"}}
+    assert (missing_header["ResponseType"], missing_header["StatusCode"]) == ("BAD_REQUEST_PARAMETERS", "401")
+
+
+def test_only_api_gateway_may_invoke_the_function_and_only_through_post_webhook(template):
+    permission = the_resource(template, "AWS::Lambda::Permission")["Properties"]
+
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["SourceArn"]["Fn::Join"][1][-1] == "/POST/webhook"
+
+
+def test_api_stage_throttles_traces_and_writes_json_access_logs_but_never_bodies(dev, template):
+    stage = the_resource(template, "AWS::ApiGateway::Stage")["Properties"]
+    access_logs = dev.logical_id("Ingestion", "WebhookApi", "AccessLogs")
+
+    assert stage["StageName"] == "dev"
+    assert stage["TracingEnabled"] is True
+    assert stage["MethodSettings"] == [
+        {
+            "HttpMethod": "*",
+            "ResourcePath": "/*",
+            "ThrottlingRateLimit": dev.config.api_throttle_rate,
+            "ThrottlingBurstLimit": dev.config.api_throttle_burst,
+            "LoggingLevel": "ERROR",
+            "DataTraceEnabled": False,
+        }
+    ]
+    assert ref(access_logs) in stage["AccessLogSetting"]["DestinationArn"]["Fn::Join"][1]
+    log_fields = json.loads(stage["AccessLogSetting"]["Format"]).keys()
+    assert {"requestId", "ip", "status", "resourcePath", "requestTime"} <= log_fields
+    assert template["Resources"][access_logs]["Properties"]["RetentionInDays"] == dev.config.log_retention_days
+
+
+def test_outputs_give_the_full_webhook_url_the_secret_arn_and_the_raw_bucket(dev, template):
+    outputs = template["Outputs"]
+    url = outputs["WebhookUrl"]["Value"]["Fn::Join"][1]
+
+    assert set(INGESTION_OUTPUTS) <= outputs.keys()  # the ids `tools webhook set` reads
+    assert url[0] == "https://" and url[-1] == "/webhook"
+    assert ref(dev.logical_id("Ingestion", "WebhookApi", "Api")) in url
+    assert ref(dev.logical_id("Ingestion", "WebhookApi", "Api", "DeploymentStage.dev")) in url
+    assert outputs["WebhookSecretArn"]["Value"] == ref(dev.logical_id("Ingestion", "WebhookSecret"))
+    assert outputs["RawBucketName"]["Value"] == ref(dev.logical_id("Ingestion", "RawBucket"))

@@ -1,0 +1,73 @@
+"""cdk-nag AwsSolutions: no unacknowledged finding in any stage, and every acknowledgment still earns its place.
+
+Each test builds its own app with the checks enabled (they make `Template.from_stack` raise) and
+bundling skipped; a finding makes `app.synth()` raise and write `validation-report.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_s3 as s3
+
+from tests.cdk_support import build
+
+
+def findings(outdir: Path) -> set[tuple[str, str]]:
+    """(rule, construct path) of every violation in the validation report."""
+    report = json.loads((outdir / "validation-report.json").read_text(encoding="utf-8"))
+    return {
+        (violation["ruleName"], construct["constructPath"])
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    }
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_stage_synthesizes_with_no_unacknowledged_finding(stage, tmp_path):
+    app, _ = build(stage, nag=True, outdir=tmp_path)
+    try:
+        app.synth()
+    except RuntimeError:
+        pytest.fail(f"cdk-nag findings in {stage}: {sorted(findings(tmp_path))}")
+
+    assert findings(tmp_path) == set()
+
+
+def test_the_checks_run_a_non_compliant_resource_fails_the_synth(tmp_path):
+    app, stacks = build("dev", nag=True, outdir=tmp_path)
+    s3.CfnBucket(stacks[0], "Unsafe")
+
+    with pytest.raises(RuntimeError, match="^ValidationFailed"):
+        app.synth()
+    assert ("AwsSolutions-S1", "TelegramLake-dev-Ingestion/Unsafe") in findings(tmp_path)
+
+
+def test_every_acknowledgment_suppresses_a_real_finding_and_gives_a_reason(tmp_path, monkeypatch):
+    """Without the acknowledgments, each one's rule is reported on the construct it was recorded on."""
+    real_validations = cdk.Validations
+    acknowledged: list[tuple[str, str, str]] = []
+
+    class RecordingValidations:
+        @staticmethod
+        def of(scope):
+            def record(*rules: cdk.Acknowledgment) -> None:
+                acknowledged.extend((rule.id, scope.node.path, rule.reason) for rule in rules)
+
+            return SimpleNamespace(add_plugins=real_validations.of(scope).add_plugins, acknowledge=record)
+
+    monkeypatch.setattr(cdk, "Validations", RecordingValidations)
+    app, _ = build("dev", nag=True, outdir=tmp_path)
+    with pytest.raises(RuntimeError, match="^ValidationFailed"):
+        app.synth()
+    reported = findings(tmp_path)
+
+    assert acknowledged
+    for rule, path, reason in acknowledged:
+        assert any(found == rule and (where + "/").startswith(path + "/") for found, where in reported), (rule, path)
+        assert len(reason) >= 40, f"{rule} on {path}: say why it is accepted"
