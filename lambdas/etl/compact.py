@@ -1,0 +1,145 @@
+"""Compact one day of raw updates into the day's single Parquet file.
+
+Memory stays bounded at any volume: the day is planned from its key listing (update_id -> key only),
+bodies stream in update_id order through a small window of parallel GETs, and rows become Parquet row
+groups of `BATCH_ROWS` in a local temporary file. Ordering by update_id makes a re-run write the same
+rows (and, with the same pyarrow, the same bytes).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from contextlib import closing, nullcontext
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from itertools import islice
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from aws_lambda_powertools import Logger
+
+from lambdas.common.layout import day_prefix
+from lambdas.etl.day import (
+    OUTPUT_NAME, NotAnUpdate, Reject, decode_update, enriched_key, plan_reads, rejects_key, rejects_report,
+    update_id_of_key,
+)
+from lambdas.etl.flatten import flatten, is_message_update
+from lambdas.etl.schema import arrow_schema
+from lambdas.etl.store import list_keys, read_in_order
+
+BATCH_ROWS = 10_000
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+
+logger = Logger(service="etl", child=True)
+
+
+@dataclass
+class DaySummary:
+    """What a run did; the handler returns and logs it, and `etl run` tabulates it."""
+
+    day: str
+    objects_read: int = 0
+    rows_written: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    output_key: str | None = None
+    rejects_key: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compact_day(s3: Any, *, raw_bucket: str, enriched_bucket: str, day: date, concurrency: int) -> DaySummary:
+    """Rebuild the day's Parquet file (and rejects report) from the raw bucket; every S3 error raises."""
+    started = time.monotonic()
+    summary = DaySummary(day=day.isoformat())
+    listed = list(list_keys(s3, raw_bucket, day_prefix(day)))
+    if listed:
+        _rebuild(s3, raw_bucket, enriched_bucket, day, listed, concurrency, summary)
+    else:
+        # Nothing to rebuild from. An output built while the raw data still existed (the raw bucket
+        # expires objects) is kept rather than deleted.
+        logger.info("empty raw partition: nothing written, nothing deleted", extra={"day": summary.day})
+    summary.seconds = round(time.monotonic() - started, 3)
+    return summary
+
+
+def _rebuild(
+    s3: Any, raw_bucket: str, enriched_bucket: str, day: date, listed: list[str], concurrency: int,
+    summary: DaySummary,
+) -> None:
+    previous = day - timedelta(days=1)
+    earlier_ids = {
+        update_id
+        for key in list_keys(s3, raw_bucket, day_prefix(previous))
+        if (update_id := update_id_of_key(key, previous)) is not None
+    }
+    plan = plan_reads(day, listed, earlier_ids)
+    summary.duplicates = plan.duplicates
+    rejects: list[Reject] = []
+    for reject in plan.rejects:
+        _record_reject(rejects, reject)
+    bodies = read_in_order(s3, raw_bucket, (key for _, key in plan.objects), concurrency)
+    with closing(bodies), tempfile.TemporaryDirectory(prefix="etl-") as workdir:
+        parquet = Path(workdir) / OUTPUT_NAME
+        summary.rows_written = write_parquet(parquet, _rows(plan.objects, bodies, summary, rejects), BATCH_ROWS)
+        with parquet.open("rb") if summary.rows_written else nullcontext() as body:
+            summary.output_key = _replace(s3, enriched_bucket, enriched_key(day), body, PARQUET_CONTENT_TYPE)
+    if not summary.rows_written:
+        logger.info("day has no rows: nothing written, stale output removed", extra={"day": summary.day})
+    report = rejects_report(day, rejects) if rejects else None
+    summary.rejects_key = _replace(s3, enriched_bucket, rejects_key(day), report, "application/json")
+    summary.rejected = len(rejects)
+
+
+def _rows(
+    objects: Iterable[tuple[int, str]], bodies: Iterable[bytes], summary: DaySummary, rejects: list[Reject]
+) -> Iterator[dict[str, Any]]:
+    """Decode and flatten each planned object; count the skipped and collect the rejected on the way."""
+    for (update_id, key), body in zip(objects, bodies, strict=True):
+        summary.objects_read += 1
+        try:
+            update = decode_update(body, update_id)
+        except NotAnUpdate as error:
+            _record_reject(rejects, Reject(key, str(error)))
+            continue
+        if is_message_update(update):
+            yield flatten(update)
+        else:
+            summary.skipped += 1
+
+
+def _record_reject(rejects: list[Reject], reject: Reject) -> None:
+    logger.warning("rejected raw object", extra={"key": reject.key, "reason": reject.reason})
+    rejects.append(reject)
+
+
+def write_parquet(path: Path, rows: Iterable[dict[str, Any]], batch_rows: int) -> int:
+    """Write rows as zstd Parquet row groups of `batch_rows`; create no file when there are none."""
+    schema = arrow_schema()
+    written = 0
+    rows = iter(rows)
+    writer = None
+    try:
+        while batch := list(islice(rows, batch_rows)):
+            writer = writer or pq.ParquetWriter(path, schema, compression="zstd")
+            writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
+            written += len(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+    return written
+
+
+def _replace(s3: Any, bucket: str, key: str, body: BinaryIO | bytes | None, content_type: str) -> str | None:
+    """Put the new object (S3 swaps it atomically for readers), or delete a stale one when there is none."""
+    if body is None:
+        s3.delete_object(Bucket=bucket, Key=key)
+        return None
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    return key

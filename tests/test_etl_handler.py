@@ -1,0 +1,356 @@
+"""The ETL Lambda against moto S3: volume, dedupe, poison objects, empty days, idempotence, time zones."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import threading
+import time
+from datetime import date, datetime, timezone
+from types import SimpleNamespace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+import lambdas.etl.compact as compact
+from lambdas.common.layout import day_prefix, raw_key
+from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
+from lambdas.etl.day import enriched_key, rejects_key, requested_day
+from lambdas.etl.handler import EtlSettings, handler, process
+from lambdas.etl.schema import arrow_schema
+from lambdas.etl.store import read_in_order
+
+DAY = date(2026, 11, 24)
+ZONE = "America/Sao_Paulo"
+RAW, ENRICHED = "lake-raw", "lake-enriched"
+CONTEXT = SimpleNamespace(
+    function_name="etl", memory_limit_in_mb=1024, aws_request_id="test-request",
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:etl",
+)
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    environment = {"RAW_BUCKET": RAW, "ENRICHED_BUCKET": ENRICHED, "TIMEZONE": ZONE, "READ_CONCURRENCY": "8"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = boto3.client("s3")
+        for bucket in (RAW, ENRICHED):
+            client.create_bucket(Bucket=bucket)
+        yield client
+
+
+def message(update_id: int, text: str | None = "hello", **fields: Any) -> dict[str, Any]:
+    body = {"message_id": update_id, "from": {"id": 42, "is_bot": False, "first_name": "Ana"},
+            "chat": {"id": -100, "type": "supergroup", "title": "Lake"}, "date": 1_795_000_000 + update_id, **fields}
+    if text is not None:
+        body["text"] = text
+    return {"update_id": update_id, "message": body}
+
+
+def put_raw(s3, day: date, update: dict[str, Any] | bytes, key: str | None = None) -> str:
+    key = key or raw_key(day, update["update_id"])
+    s3.put_object(Bucket=RAW, Key=key, Body=update if isinstance(update, bytes) else json.dumps(update).encode())
+    return key
+
+
+def run(day: date = DAY) -> dict[str, Any]:
+    return handler({"date": day.isoformat()}, CONTEXT)
+
+
+def output(s3, day: date = DAY) -> bytes:
+    return s3.get_object(Bucket=ENRICHED, Key=enriched_key(day))["Body"].read()
+
+
+def rows(s3, day: date = DAY) -> list[dict[str, Any]]:
+    return pq.read_table(io.BytesIO(output(s3, day))).to_pylist()
+
+
+def enriched_keys(s3) -> list[str]:
+    return [item["Key"] for item in s3.list_objects_v2(Bucket=ENRICHED).get("Contents", [])]
+
+
+def test_more_than_1000_objects_become_one_file_with_every_row_in_update_id_order(s3, monkeypatch):
+    monkeypatch.setattr(compact, "BATCH_ROWS", 400)  # several row groups: order must hold across batches
+    update_ids = list(range(5_000, 6_100))
+    for update_id in random.Random(1).sample(update_ids, len(update_ids)):
+        put_raw(s3, DAY, message(update_id, text=f"message {update_id}"))
+
+    summary = run()
+
+    assert (summary["objects_read"], summary["rows_written"], summary["duplicates"]) == (1100, 1100, 0)
+    parquet = pq.ParquetFile(io.BytesIO(output(s3)))
+    assert parquet.schema_arrow == arrow_schema()
+    assert parquet.metadata.num_row_groups == 3
+    assert parquet.metadata.row_group(0).column(0).compression == "ZSTD"
+    table = parquet.read()
+    assert table.column("update_id").to_pylist() == update_ids
+    assert table.column("text").to_pylist() == [f"message {update_id}" for update_id in update_ids]
+    assert enriched_keys(s3) == [enriched_key(DAY)]
+
+
+def test_a_first_message_without_text_does_not_fail_the_day(s3):
+    put_raw(s3, DAY, message(1, text=None, photo=[{"file_id": "a", "file_unique_id": "b", "width": 1, "height": 1}]))
+    put_raw(s3, DAY, message(2, text="after the photo"))
+
+    summary = run()
+
+    assert summary["rows_written"] == 2
+    assert [(row["message_type"], row["text"]) for row in rows(s3)] == [("photo", None), ("text", "after the photo")]
+
+
+def test_every_update_type_is_flattened_or_counted_and_skipped(s3):
+    kinds = list(UPDATE_TYPES) + ["some_future_type"]
+    for update_id, kind in enumerate(kinds, start=1):
+        payload = message(update_id)["message"] if kind in MESSAGE_UPDATE_TYPES else {"id": str(update_id)}
+        put_raw(s3, DAY, {"update_id": update_id, kind: payload})
+
+    summary = run()
+
+    assert [row["update_type"] for row in rows(s3)] == list(MESSAGE_UPDATE_TYPES)
+    assert summary["skipped"] == len(kinds) - len(MESSAGE_UPDATE_TYPES)
+    assert (summary["objects_read"], summary["rejected"]) == (len(kinds), 0)
+
+
+def test_two_objects_of_one_update_id_in_a_day_give_one_row(s3):
+    put_raw(s3, DAY, message(7, text="kept"), key=f"{day_prefix(DAY)}007.json")
+    put_raw(s3, DAY, message(7, text="a copy"))
+    put_raw(s3, DAY, message(8))
+
+    summary = run()
+
+    assert [(row["update_id"], row["text"]) for row in rows(s3)] == [(7, "kept"), (8, "hello")]
+    assert (summary["objects_read"], summary["duplicates"]) == (2, 1)
+
+
+def test_an_update_redelivered_after_midnight_belongs_to_the_earlier_day(s3):
+    before = date(2026, 11, 23)
+    put_raw(s3, before, message(499))
+    put_raw(s3, before, message(500, text="sent at 23:59:58"))
+    put_raw(s3, DAY, message(500, text="sent at 23:59:58"))  # Telegram's redelivery at 00:00:03
+    put_raw(s3, DAY, message(501))
+
+    summary = run(DAY)
+
+    assert [row["update_id"] for row in rows(s3, DAY)] == [501]
+    assert (summary["duplicates"], summary["objects_read"], summary["rows_written"]) == (1, 1, 1)
+    assert run(before)["rows_written"] == 2
+    assert [row["update_id"] for row in rows(s3, before)] == [499, 500]
+
+
+def test_poison_objects_are_reported_and_the_rest_of_the_day_is_written(s3):
+    prefix = day_prefix(DAY)
+    poison = {
+        put_raw(s3, DAY, b"{not json", key=f"{prefix}100.json"): "not valid JSON: ",
+        put_raw(s3, DAY, b"", key=f"{prefix}101.json"): "not valid JSON: ",
+        put_raw(s3, DAY, b"\xc3\x28", key=f"{prefix}102.json"): "not valid JSON: ",
+        put_raw(s3, DAY, b"[1, 2]", key=f"{prefix}103.json"): "not a Telegram Update: a JSON list, not an object",
+        put_raw(s3, DAY, {**message(104), "update_id": "104"}, key=f"{prefix}104.json"):
+            "not a Telegram Update: no integer update_id (got '104')",
+        put_raw(s3, DAY, message(999), key=f"{prefix}105.json"):
+            "update_id 999 does not match the object's name 105.json",
+        put_raw(s3, DAY, {"update_id": 106, "message": "hello"}):
+            "not a Telegram Update: message is a str, not an object",
+        put_raw(s3, DAY, b"notes", key=f"{prefix}notes.txt"): "key is not <update_id>.json in the day's folder",
+        put_raw(s3, DAY, message(107), key=f"{prefix}copy/107.json"): "key is not <update_id>.json in the day's folder",
+    }
+    put_raw(s3, DAY, message(1))
+    put_raw(s3, DAY, message(200))
+
+    summary = run()
+
+    assert [row["update_id"] for row in rows(s3)] == [1, 200]
+    assert (summary["rejected"], summary["objects_read"], summary["rows_written"]) == (9, 9, 2)
+    assert summary["rejects_key"] == rejects_key(DAY) and rejects_key(DAY).split("/")[-1].startswith("_")
+    report = json.loads(s3.get_object(Bucket=ENRICHED, Key=rejects_key(DAY))["Body"].read())
+    assert (report["day"], report["rejected"]) == (DAY.isoformat(), 9)
+    assert [entry["key"] for entry in report["objects"]] == sorted(poison)
+    for entry in report["objects"]:
+        assert entry["reason"].startswith(poison[entry["key"]]), entry
+
+    for key in poison:  # the poison is dealt with: a re-run drops the stale report
+        s3.delete_object(Bucket=RAW, Key=key)
+    assert run()["rejects_key"] is None
+    assert enriched_keys(s3) == [enriched_key(DAY)]
+
+
+def test_an_empty_day_writes_nothing_and_keeps_what_an_earlier_run_built(s3, caplog):
+    summary = run()
+
+    assert summary == {"day": DAY.isoformat(), "objects_read": 0, "rows_written": 0, "duplicates": 0, "skipped": 0,
+                       "rejected": 0, "seconds": summary["seconds"], "output_key": None, "rejects_key": None}
+    assert enriched_keys(s3) == []
+    assert "empty raw partition" in caplog.text
+
+    # Raw objects expire before enriched ones: a re-run after expiry must not delete the day's table.
+    put_raw(s3, DAY, message(1))
+    run()
+    s3.delete_object(Bucket=RAW, Key=raw_key(DAY, 1))
+    run()
+    assert [row["update_id"] for row in rows(s3)] == [1]
+
+
+def test_a_day_without_message_rows_deletes_its_stale_output(s3, caplog):
+    put_raw(s3, DAY, message(1))
+    run()
+    s3.delete_object(Bucket=RAW, Key=raw_key(DAY, 1))
+    put_raw(s3, DAY, {"update_id": 2, "callback_query": {"id": "q", "data": "price:btc"}})
+
+    summary = run()
+
+    assert (summary["rows_written"], summary["skipped"], summary["output_key"]) == (0, 1, None)
+    assert enriched_keys(s3) == []
+    assert "day has no rows" in caplog.text
+
+
+def test_a_rerun_writes_identical_bytes_and_a_changed_day_replaces_its_only_file(s3):
+    for update_id in (3, 1, 2):
+        put_raw(s3, DAY, message(update_id))
+    run()
+    first = output(s3)
+
+    run()
+    assert output(s3) == first
+
+    put_raw(s3, DAY, message(4, text="late arrival"))
+    assert run()["rows_written"] == 4
+    assert [row["update_id"] for row in rows(s3)] == [1, 2, 3, 4]
+    assert enriched_keys(s3) == [enriched_key(DAY)]
+
+
+def test_the_summary_is_logged(s3, caplog):
+    put_raw(s3, DAY, message(1))
+
+    summary = run()
+
+    record = next(record for record in caplog.records if record.getMessage() == "day compacted")
+    assert {key: getattr(record, key) for key in summary} == summary
+    assert summary["output_key"] == enriched_key(DAY)
+
+
+@pytest.mark.parametrize(
+    ("zone", "local_now", "expected"),
+    [
+        ("America/Sao_Paulo", datetime(2026, 11, 25, 0, 30), date(2026, 11, 24)),
+        ("America/Sao_Paulo", datetime(2026, 11, 24, 23, 59), date(2026, 11, 23)),
+        # New York springs forward on 2026-03-08 (UTC-5 -> UTC-4) and falls back on 2026-11-01.
+        ("America/New_York", datetime(2026, 3, 9, 0, 30), date(2026, 3, 8)),
+        ("America/New_York", datetime(2026, 3, 8, 0, 30), date(2026, 3, 7)),
+        ("America/New_York", datetime(2026, 3, 8, 3, 30), date(2026, 3, 7)),
+        ("America/New_York", datetime(2026, 11, 1, 23, 30), date(2026, 10, 31)),
+        ("America/New_York", datetime(2026, 11, 2, 0, 30), date(2026, 11, 1)),
+    ],
+)
+def test_an_empty_event_means_yesterday_in_the_configured_zone(zone, local_now, expected):
+    instant = local_now.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
+
+    assert requested_day({}, zone, now=instant) == expected
+
+
+def test_the_scheduled_run_at_half_past_midnight_compacts_the_day_that_just_ended(s3):
+    put_raw(s3, date(2026, 3, 8), message(1))
+    put_raw(s3, date(2026, 3, 9), message(2))
+    settings = EtlSettings(RAW, ENRICHED, "America/New_York", read_concurrency=4)
+    half_past_midnight = datetime(2026, 3, 9, 4, 30, tzinfo=timezone.utc)  # 00:30 EDT; still 23:30 in EST
+
+    summary = process({}, settings, now=half_past_midnight)
+
+    assert summary["day"] == "2026-03-08" and summary["rows_written"] == 1
+    assert [row["update_id"] for row in rows(s3, date(2026, 3, 8))] == [1]
+
+
+@pytest.mark.parametrize(
+    ("event", "message_part"),
+    [
+        (None, "must be a JSON object, got NoneType"),
+        ([], "must be a JSON object, got list"),
+        ({"day": "2026-11-24"}, "unknown keys ['day']"),
+        ({"date": "2026-11-24", "force": True}, "unknown keys ['force']"),
+        ({"date": "24/11/2026"}, "must be a string YYYY-MM-DD"),
+        ({"date": 20261124}, "must be a string YYYY-MM-DD"),
+        ({"date": "2026-02-30"}, "is not a calendar date"),
+        ({"version": "0", "detail-type": "Scheduled Event"}, "unknown keys"),
+    ],
+)
+def test_any_other_event_fails_loudly(s3, event, message_part):
+    with pytest.raises(ValueError, match="ETL event") as raised:
+        handler(event, CONTEXT)
+    assert message_part in str(raised.value)
+
+
+def test_s3_errors_raise(s3):
+    put_raw(s3, DAY, message(1))
+    s3.delete_bucket(Bucket=ENRICHED)
+
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        run()
+
+    s3.delete_object(Bucket=RAW, Key=raw_key(DAY, 1))
+    s3.delete_bucket(Bucket=RAW)
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        run()
+
+
+@pytest.mark.parametrize(
+    ("environ", "message_part"),
+    [
+        ({"ENRICHED_BUCKET": "e", "TIMEZONE": ZONE}, "RAW_BUCKET is not set"),
+        ({"RAW_BUCKET": "r", "ENRICHED_BUCKET": " ", "TIMEZONE": ZONE}, "ENRICHED_BUCKET is not set"),
+        ({"RAW_BUCKET": "r", "ENRICHED_BUCKET": "e", "TIMEZONE": "Mars/Olympus"}, "unknown IANA time zone"),
+        ({"RAW_BUCKET": "r", "ENRICHED_BUCKET": "e", "TIMEZONE": ZONE, "READ_CONCURRENCY": "0"}, "READ_CONCURRENCY"),
+        ({"RAW_BUCKET": "r", "ENRICHED_BUCKET": "e", "TIMEZONE": ZONE, "READ_CONCURRENCY": "many"}, "READ_CONCURRENCY"),
+    ],
+)
+def test_a_misconfigured_function_names_the_setting(environ, message_part):
+    with pytest.raises(ValueError, match=message_part):
+        EtlSettings.from_environ(environ)
+
+
+def test_settings_default_to_32_parallel_reads():
+    settings = EtlSettings.from_environ({"RAW_BUCKET": "r", "ENRICHED_BUCKET": "e", "TIMEZONE": ZONE})
+
+    assert settings == EtlSettings("r", "e", ZONE, 32)
+
+
+class SlowS3:
+    """A stand-in client whose GETs take random time, to check order, bounds and failures of the reads."""
+
+    def __init__(self, failing_key: str | None = None):
+        self.failing_key = failing_key
+        self.in_flight = self.most_in_flight = 0
+        self.lock = threading.Lock()
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        time.sleep(random.uniform(0, 0.004))
+        with self.lock:
+            self.in_flight -= 1
+        if Key == self.failing_key:
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Reduce your request rate"}}, "GetObject")
+        return {"Body": io.BytesIO(Key.encode())}
+
+
+def test_parallel_reads_come_back_in_key_order_with_bounded_concurrency():
+    keys = [f"k{index}" for index in range(300)]
+    client = SlowS3()
+
+    bodies = list(read_in_order(client, RAW, keys, concurrency=6))
+
+    assert bodies == [key.encode() for key in keys]
+    assert 1 < client.most_in_flight <= 6
+
+
+def test_a_failed_read_raises():
+    keys = [f"k{index}" for index in range(100)]
+
+    with pytest.raises(ClientError, match="SlowDown"):
+        list(read_in_order(SlowS3(failing_key="k50"), RAW, keys, concurrency=4))

@@ -1,0 +1,204 @@
+"""`python -m tools etl run`: one synchronous invocation per day, failures reported, and `--local` for real."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from collections import defaultdict
+from datetime import date
+from typing import Any
+from urllib.request import Request, urlopen
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+import tools.etl_runs as etl_runs
+from lambdas.common.layout import local_day, raw_key
+from lambdas.etl.day import enriched_key
+from lambdas.etl.flatten import is_message_update
+from stacks.config import load_from_cdk_json
+from tools.cli import CommandError
+from tools.etl_runs import days_between, lambda_runner, register, run_days
+from tools.synthetic import synthetic_chat
+
+CONFIG = load_from_cdk_json("dev")
+FUNCTION = "TelegramLake-dev-Etl-EtlFunction-ABC123"
+
+
+def summary_of(day: str) -> dict[str, Any]:
+    return {"day": day, "objects_read": 3, "rows_written": 2, "duplicates": 0, "skipped": 1, "rejected": 0,
+            "seconds": 0.5, "output_key": f"telegram/context_date={day}/telegram.parquet", "rejects_key": None}
+
+
+class FakeLambda:
+    """Records `invoke` calls and answers like Lambda: a summary, or a FunctionError payload for failing days."""
+
+    def __init__(self, failures: dict[str, Any] | None = None):
+        self.failures = failures or {}
+        self.calls: list[dict[str, Any]] = []
+
+    def invoke(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(request)
+        day = json.loads(request["Payload"])["date"]
+        failure = self.failures.get(day)
+        if isinstance(failure, Exception):
+            raise failure
+        if failure is not None:
+            payload = io.BytesIO(json.dumps(failure).encode())
+            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": payload}
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(summary_of(day)).encode())}
+
+
+def etl_run(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["etl", "run", *argv])
+    return args.func(args)
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps tables to the terminal width
+
+
+def test_each_day_is_one_synchronous_invocation_with_its_date():
+    client = FakeLambda()
+
+    outcomes = run_days(days_between(date(2026, 11, 30), date(2026, 12, 2)), lambda_runner(client, FUNCTION))
+
+    days = ("2026-11-30", "2026-12-01", "2026-12-02")
+    assert client.calls == [
+        {"FunctionName": FUNCTION, "InvocationType": "RequestResponse", "Payload": f'{{"date": "{day}"}}'.encode()}
+        for day in days
+    ]
+    assert [outcome.summary for outcome in outcomes] == [summary_of(day) for day in days]
+    assert all(outcome.ok for outcome in outcomes)
+
+
+def test_a_failing_day_is_reported_and_the_next_days_still_run():
+    client = FakeLambda({
+        "2026-11-02": {"errorType": "ClientError", "errorMessage": "An error occurred (AccessDenied)"},
+        "2026-11-03": {"errorMessage": "2026-11-03T04:15:00Z Task timed out after 900.00 seconds"},
+        "2026-11-04": ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Slow down"}}, "Invoke"),
+    })
+
+    outcomes = run_days(days_between(date(2026, 11, 1), date(2026, 11, 5)), lambda_runner(client, FUNCTION))
+
+    assert len(client.calls) == 5
+    assert [outcome.error for outcome in outcomes] == [
+        None,
+        "EtlDayFailed: ClientError: An error occurred (AccessDenied)",
+        "EtlDayFailed: 2026-11-03T04:15:00Z Task timed out after 900.00 seconds",
+        "ClientError: An error occurred (TooManyRequestsException) when calling the Invoke operation: Slow down",
+        None,
+    ]
+    assert outcomes[4].summary == summary_of("2026-11-05")
+
+
+def test_etl_run_invokes_the_function_named_by_the_etl_stack(monkeypatch, capsys):
+    client = FakeLambda({"2026-11-02": {"errorType": "ValueError", "errorMessage": "bad day"}})
+    monkeypatch.setattr(etl_runs, "lambda_client", lambda config: client)
+    template = {
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"EtlFunctionName": {"Value": FUNCTION}, "EnrichedBucketName": {"Value": "enriched"}},
+    }
+    with mock_aws():
+        boto3.client("cloudformation").create_stack(StackName="TelegramLake-dev-Etl", TemplateBody=json.dumps(template))
+
+        code = etl_run("--stage", "dev", "--from", "2026-11-01", "--to", "2026-11-03")
+
+    assert code == 1
+    assert [(call["FunctionName"], json.loads(call["Payload"])) for call in client.calls] == [
+        (FUNCTION, {"date": day}) for day in ("2026-11-01", "2026-11-02", "2026-11-03")
+    ]
+    printed = capsys.readouterr().out
+    assert "ValueError: bad day" in printed
+    assert "telegram/context_date=2026-11-03/telegram.parquet" in printed
+    assert "1 of 3 days failed: 2026-11-02" in printed
+
+
+def test_etl_run_without_a_deployed_stack_says_so():
+    with mock_aws(), pytest.raises(CommandError, match="TelegramLake-dev-Etl is not deployed"):
+        etl_run("--from", "2026-11-01")
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (["--from", "2026-11-02", "--to", "2026-11-01"], {}, "--to 2026-11-01 is before --from 2026-11-02"),
+        (["--from", "2026-11-01", "--raw-bucket", "raw"], {}, "only apply with --local"),
+        (["--from", "2026-11-01", "--local", "--raw-bucket", "r", "--enriched-bucket", "e"], {}, "AWS_ENDPOINT_URL"),
+        (["--from", "2026-11-01", "--local", "--raw-bucket", "r"], {"AWS_ENDPOINT_URL": "http://127.0.0.1:1"},
+         "--enriched-bucket"),
+    ],
+)
+def test_unusable_arguments_are_clear_errors(monkeypatch, argv, environ, message):
+    for name in ("RAW_BUCKET", "ENRICHED_BUCKET"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(CommandError, match=message):
+        etl_run(*argv)
+
+
+def test_a_date_that_is_not_a_date_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit):
+        etl_run("--from", "yesterday")
+    assert "not a date YYYY-MM-DD: 'yesterday'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def local_s3(monkeypatch):
+    """A moto server on 127.0.0.1, as `python -m tools local up` provides, named by AWS_ENDPOINT_URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    try:
+        yield boto3.client("s3")
+    finally:
+        urlopen(Request(f"{endpoint}/moto-api/reset", method="POST"))  # moto's state outlives the server
+        server.stop()
+
+
+def test_local_runs_the_handler_in_process_against_the_endpoint(local_s3, monkeypatch, capsys):
+    for bucket in ("local-raw", "local-enriched"):
+        local_s3.create_bucket(Bucket=bucket)
+    chat = synthetic_chat(date(2026, 11, 1), 3, 25, chat_id=-100, other_chat_id=None, zone=CONFIG.timezone)
+    expected: dict[date, list[int]] = defaultdict(list)
+    for item in chat:
+        day, update_id = local_day(item.arrival, CONFIG.timezone), item.update["update_id"]
+        local_s3.put_object(Bucket="local-raw", Key=raw_key(day, update_id), Body=json.dumps(item.update).encode())
+        if is_message_update(item.update):
+            expected[day].append(update_id)
+    monkeypatch.setenv("ENRICHED_BUCKET", "local-enriched")
+
+    code = etl_run("--local", "--from", "2026-11-01", "--to", "2026-11-03", "--raw-bucket", "local-raw")
+
+    assert code == 0
+    printed = capsys.readouterr().out
+    for day in days_between(date(2026, 11, 1), date(2026, 11, 3)):
+        body = local_s3.get_object(Bucket="local-enriched", Key=enriched_key(day))["Body"].read()
+        assert pq.read_table(io.BytesIO(body)).column("update_id").to_pylist() == expected[day]
+        assert enriched_key(day) in printed
+    assert "failed" not in printed
+
+
+def test_local_reports_a_failing_day_and_exits_non_zero(local_s3, monkeypatch, capsys):
+    local_s3.create_bucket(Bucket="local-raw")  # no enriched bucket: writing fails
+    local_s3.put_object(Bucket="local-raw", Key=raw_key(date(2026, 11, 2), 1), Body=b'{"update_id": 1, "message": {}}')
+    monkeypatch.setenv("RAW_BUCKET", "local-raw")
+    monkeypatch.setenv("ENRICHED_BUCKET", "missing-enriched")
+
+    code = etl_run("--local", "--from", "2026-11-01", "--to", "2026-11-03")
+
+    assert code == 1
+    printed = capsys.readouterr().out
+    assert "NoSuchBucket" in printed and "1 of 3 days failed: 2026-11-02" in printed

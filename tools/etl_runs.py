@@ -1,0 +1,197 @@
+"""`python -m tools etl run`: compact a range of days with the ETL, deployed or in this process (`--local`).
+
+Each day runs on its own (one synchronous Lambda invocation with `{"date": "YYYY-MM-DD"}`, or one
+in-process handler call), so a failing day is reported and the other days still run; any failure makes
+the exit code non-zero. `run_days` is the loop itself, for the local demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from tools.cli import CommandError, add_stage_argument, require_output, stack_outputs, stage_config
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lambdas.etl.handler import EtlSettings
+    from stacks.config import StageConfig
+
+# Runs one day and returns the ETL's summary (see lambdas.etl.compact.DaySummary); raises when the day fails.
+DayRunner = Callable[[date], Mapping[str, Any]]
+
+
+class EtlDayFailed(Exception):
+    """The deployed ETL reported an error for a day (a FunctionError response)."""
+
+
+@dataclass(frozen=True)
+class DayOutcome:
+    day: date
+    summary: Mapping[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    etl = subparsers.add_parser("etl", help="run the ETL (JSON -> Parquet compaction) for a range of days")
+    commands = etl.add_subparsers(dest="etl_command", required=True)
+    run = commands.add_parser(
+        "run",
+        help="compact every day from --from to --to (inclusive)",
+        description="Invoke the deployed ETL Lambda once per day, or with --local run its handler in this "
+        "process against the S3 endpoint in AWS_ENDPOINT_URL.",
+    )
+    add_stage_argument(run)
+    run.add_argument("--from", dest="first", type=_iso_date, required=True, metavar="YYYY-MM-DD", help="first day")
+    run.add_argument("--to", dest="last", type=_iso_date, metavar="YYYY-MM-DD", help="last day (default: --from)")
+    run.add_argument("--local", action="store_true", help="run the handler in-process against AWS_ENDPOINT_URL")
+    run.add_argument("--raw-bucket", help="with --local: raw bucket (default: env RAW_BUCKET)")
+    run.add_argument("--enriched-bucket", help="with --local: enriched bucket (default: env ENRICHED_BUCKET)")
+    run.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    config = stage_config(args)
+    days = days_between(args.first, args.last or args.first)
+    if args.local:
+        run_day = local_runner(_local_settings(args, config))
+    elif args.raw_bucket or args.enriched_bucket:
+        raise CommandError("--raw-bucket and --enriched-bucket only apply with --local")
+    else:
+        stack = config.stack_name("Etl")
+        function_name = require_output(stack_outputs(config, "Etl"), "EtlFunctionName", stack)
+        run_day = lambda_runner(lambda_client(config), function_name)
+    console = Console()
+    outcomes = run_days(days, run_day, console)
+    console.print(summary_table(outcomes))
+    failed = [outcome.day.isoformat() for outcome in outcomes if not outcome.ok]
+    if failed:
+        console.print(f"[bold red]{len(failed)} of {len(days)} days failed:[/] {', '.join(failed)}")
+        return 1
+    return 0
+
+
+def days_between(first: date, last: date) -> list[date]:
+    if last < first:
+        raise CommandError(f"--to {last} is before --from {first}")
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def run_days(days: Sequence[date], run_day: DayRunner, console: Console | None = None) -> list[DayOutcome]:
+    """Run each day in turn behind a progress bar; a day that raises is recorded and the loop goes on."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    outcomes = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("ETL", total=len(days))
+        for day in days:
+            progress.update(task, description=f"ETL {day.isoformat()}")
+            try:
+                outcomes.append(DayOutcome(day, summary=run_day(day)))
+            except Exception as error:  # reported in the table and the exit code; the next day still runs
+                outcomes.append(DayOutcome(day, error=f"{type(error).__name__}: {error}"))
+            progress.advance(task)
+    return outcomes
+
+
+def summary_table(outcomes: Sequence[DayOutcome]) -> Table:
+    from rich.table import Table
+
+    table = Table(title="ETL runs")
+    table.add_column("day")
+    table.add_column("status")
+    for heading in ("objects", "rows", "duplicates", "skipped", "rejected", "seconds"):
+        table.add_column(heading, justify="right")
+    table.add_column("output / error", overflow="fold")
+    for outcome in outcomes:
+        if not outcome.ok:
+            table.add_row(outcome.day.isoformat(), "[red]failed[/]", *[""] * 6, f"[red]{outcome.error}[/]")
+            continue
+        summary = outcome.summary or {}
+        counts = ("objects_read", "rows_written", "duplicates", "skipped", "rejected", "seconds")
+        where = summary.get("output_key") or "nothing written (no rows)"
+        if summary.get("rejects_key"):
+            where += f"\nrejects: {summary['rejects_key']}"
+        table.add_row(outcome.day.isoformat(), "[green]ok[/]", *[str(summary.get(name, "")) for name in counts], where)
+    return table
+
+
+def lambda_runner(client: Any, function_name: str) -> DayRunner:
+    """Invoke the deployed ETL synchronously for one day; a FunctionError response raises EtlDayFailed."""
+
+    def run(day: date) -> Mapping[str, Any]:
+        response = client.invoke(
+            FunctionName=function_name,
+            InvocationType="RequestResponse",
+            Payload=json.dumps({"date": day.isoformat()}).encode("utf-8"),
+        )
+        raw = response["Payload"].read()
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError:
+            payload = raw.decode("utf-8", "replace")
+        if response.get("FunctionError"):
+            raise EtlDayFailed(_function_error(payload))
+        if not isinstance(payload, dict):
+            raise EtlDayFailed(f"unexpected response from {function_name}: {payload!r}")
+        return payload
+
+    return run
+
+
+def _function_error(payload: Any) -> str:
+    """`ValueError: ...` from Lambda's error payload `{"errorType", "errorMessage", ...}`."""
+    if isinstance(payload, dict) and "errorMessage" in payload:
+        kind = payload.get("errorType")
+        return f"{kind}: {payload['errorMessage']}" if kind else str(payload["errorMessage"])
+    return f"function error: {payload!r}"
+
+
+def lambda_client(config: StageConfig) -> Any:
+    """A Lambda client that waits as long as the function may run (botocore's default read timeout is 60 s)."""
+    import boto3
+    from botocore.config import Config
+
+    waits = Config(connect_timeout=10, read_timeout=config.etl_timeout_minutes * 60 + 30, retries={"mode": "standard"})
+    return boto3.session.Session(region_name=config.region).client("lambda", config=waits)
+
+
+def local_runner(settings: EtlSettings) -> DayRunner:
+    """Run the ETL handler's own code path in this process (the local demo's S3 is a moto server)."""
+    from lambdas.etl.handler import process
+
+    return lambda day: process({"date": day.isoformat()}, settings)
+
+
+def _local_settings(args: argparse.Namespace, config: StageConfig) -> EtlSettings:
+    from lambdas.etl.handler import EtlSettings
+
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        raise CommandError(
+            "--local needs AWS_ENDPOINT_URL, the local S3 endpoint (`python -m tools local up` prints it)"
+        )
+    raw_bucket = args.raw_bucket or os.environ.get("RAW_BUCKET")
+    enriched_bucket = args.enriched_bucket or os.environ.get("ENRICHED_BUCKET")
+    if not raw_bucket or not enriched_bucket:
+        raise CommandError("--local needs --raw-bucket and --enriched-bucket (or env RAW_BUCKET and ENRICHED_BUCKET)")
+    return EtlSettings(raw_bucket, enriched_bucket, config.timezone, config.etl_read_concurrency)
+
+
+def _iso_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {value!r}") from None
