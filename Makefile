@@ -36,7 +36,7 @@ node_modules/.installed: package.json package-lock.json
 
 test: setup unit synth-all lint-templates check-layers ## Unit/e2e tests, synth of every stage (cdk-nag), cfn-lint, layer size
 
-unit: setup ## pytest only
+unit: setup ## pytest only (the CDK tests need Node 22 too)
 	$(OFFLINE_AWS) $(BIN)/python -m pytest
 
 synth-all: setup ## Synthesize every configured stage with the pinned CDK CLI (cdk-nag runs inside synth)
@@ -60,10 +60,10 @@ diff: setup ## cdk diff STAGE=dev (needs AWS credentials)
 deploy: setup ## cdk deploy STAGE=dev (needs AWS credentials)
 	$(CDK) deploy -c stage=$(STAGE) -o cdk.out/$(STAGE) --all --require-approval broadening
 
-demo: setup ## The whole pipeline locally: webhook -> raw -> ETL -> DuckDB analytics and charts
+demo: $(VENV)/.installed ## The whole pipeline locally: webhook -> raw -> ETL -> DuckDB analytics and charts
 	$(BIN)/python -m tools demo --out demo-output
 
-bench: setup ## Benchmarks (not part of `make test`)
+bench: $(VENV)/.installed ## Benchmarks (not part of `make test`)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.etl
 

@@ -352,6 +352,13 @@ def test_day_is_the_arrival_date_in_the_configured_zone(lake, monkeypatch, zone,
     assert lake.keys() == [f"telegram/context_date={day}/1001.json"]
 
 
+def test_lambda_entry_point_takes_the_day_from_api_gateways_request_time(lake):
+    event = webhook_event(update_body())
+    event["requestContext"] = {"requestTimeEpoch": 1772333999000}  # 2026-03-01T02:59:59Z, still Feb 28 in Sao Paulo
+    assert_ok_and_empty(ingest.handler(event, None))
+    assert lake.keys() == ["telegram/context_date=2026-02-28/1001.json"]
+
+
 def test_same_update_delivered_twice_is_one_object(lake, stdout):
     body = update_body()
     assert_ok_and_empty(deliver(webhook_event(body)))

@@ -31,9 +31,8 @@ ATHENA_EXECUTION = "athena::execution"
 RESULTS_API = "http://motoapi.amazonaws.com/moto-api/static/athena/query-results"
 
 
-def query_cli(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    """The real `python -m tools` entry point, with only this command registered (the others are not tested here)."""
-    monkeypatch.setattr(tools.__main__, "COMMAND_MODULES", ("tools.query",))
+def query_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Through the real `python -m tools` entry point."""
     code = tools.__main__.main(["query", *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -81,12 +80,12 @@ def test_athena_run_sends_the_saved_sql_to_the_stage_workgroup_and_polls_with_ba
     assert answer.execution_id == execution.id and answer.rows == []
 
 
-def test_athena_results_are_printed_typed_with_the_bytes_scanned(athena, capsys, monkeypatch):
+def test_athena_results_are_printed_typed_with_the_bytes_scanned(athena, capsys):
     _register_results(
         [("context_date", "date"), ("message_amount", "bigint")],
         [["2026-11-27", "42"], ["2026-11-26", "7"]],
     )
-    code, out, err = query_cli(capsys, monkeypatch, "daily_message_count", "--format", "json")
+    code, out, err = query_cli(capsys, "daily_message_count", "--format", "json")
     assert code == 0
     assert json.loads(out) == [
         {"context_date": "2026-11-27", "message_amount": 42},
@@ -95,9 +94,9 @@ def test_athena_results_are_printed_typed_with_the_bytes_scanned(athena, capsys,
     assert "2 rows, 0 B scanned" in err and CONFIG.athena_workgroup in err
 
 
-def test_athena_results_as_a_table_show_nulls(athena, capsys, monkeypatch):
+def test_athena_results_as_a_table_show_nulls(athena, capsys):
     _register_results([("command", "varchar"), ("uses", "bigint")], [["/start", "12"], [None, "3"]])
-    code, out, _ = query_cli(capsys, monkeypatch, "top_commands")
+    code, out, _ = query_cli(capsys, "top_commands")
     assert code == 0
     assert out.splitlines() == ["command  uses", "-------  ----", "/start     12", "NULL        3"]
 
@@ -112,7 +111,7 @@ def test_a_failed_athena_query_exits_non_zero_with_athena_reason(athena, capsys,
     session.events.register("after-call.athena.GetQueryExecution", fail)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
 
-    code, out, err = query_cli(capsys, monkeypatch, "daily_active_users")
+    code, out, err = query_cli(capsys, "daily_active_users")
     assert code == 1 and out == ""
     assert "FAILED" in err and reason in err
 
@@ -125,18 +124,18 @@ def test_an_athena_query_still_running_at_the_timeout_is_cancelled(athena):
     assert execution.status == "CANCELLED"
 
 
-def test_an_unknown_query_name_lists_the_saved_ones(capsys, monkeypatch):
-    code, _, err = query_cli(capsys, monkeypatch, "busiest_hour")
+def test_an_unknown_query_name_lists_the_saved_ones(capsys):
+    code, _, err = query_cli(capsys, "busiest_hour")
     assert code == 1 and "no saved query 'busiest_hour'" in err and "daily_message_count" in err
 
 
-def test_no_query_name_is_an_error(capsys, monkeypatch):
-    code, _, err = query_cli(capsys, monkeypatch)
+def test_no_query_name_is_an_error(capsys):
+    code, _, err = query_cli(capsys)
     assert code == 1 and "--list" in err
 
 
-def test_list_shows_every_saved_query_with_its_question(capsys, monkeypatch):
-    code, out, _ = query_cli(capsys, monkeypatch, "--list", "--format", "csv")
+def test_list_shows_every_saved_query_with_its_question(capsys):
+    code, out, _ = query_cli(capsys, "--list", "--format", "csv")
     listed = [(row["name"], row["question"]) for row in csv.DictReader(io.StringIO(out))]
     assert code == 0
     assert listed == [(query.name, query.question) for query in load_queries(CONFIG.timezone)]
@@ -155,24 +154,24 @@ def _json_values(row: tuple) -> list:
     return [value.isoformat() if isinstance(value, date) else value for value in row]
 
 
-def test_local_json_is_the_duckdb_answer(lake, capsys, monkeypatch):
+def test_local_json_is_the_duckdb_answer(lake, capsys):
     columns, rows = run_local(load_query("top_questions", CONFIG.timezone), str(lake))
-    code, out, err = query_cli(capsys, monkeypatch, "top_questions", "--local", str(lake), "--format", "json")
+    code, out, err = query_cli(capsys, "top_questions", "--local", str(lake), "--format", "json")
     assert code == 0 and rows
     assert json.loads(out) == [dict(zip(columns, _json_values(row))) for row in rows]
     assert f"{len(rows)} rows from DuckDB" in err
 
 
-def test_local_csv_is_the_duckdb_answer(lake, capsys, monkeypatch):
+def test_local_csv_is_the_duckdb_answer(lake, capsys):
     columns, rows = run_local(load_query("repeated_questions", CONFIG.timezone), str(lake))
-    code, out, _ = query_cli(capsys, monkeypatch, "repeated_questions", "--local", str(lake), "--format", "csv")
+    code, out, _ = query_cli(capsys, "repeated_questions", "--local", str(lake), "--format", "csv")
     assert code == 0 and rows
     assert list(csv.reader(io.StringIO(out))) == [columns, *([str(value) for value in row] for row in rows)]
 
 
-def test_local_table_aligns_text_left_and_numbers_right(lake, capsys, monkeypatch):
+def test_local_table_aligns_text_left_and_numbers_right(lake, capsys):
     columns, rows = run_local(load_query("top_commands", CONFIG.timezone), str(lake))
-    code, out, _ = query_cli(capsys, monkeypatch, "top_commands", "--local", str(lake))
+    code, out, _ = query_cli(capsys, "top_commands", "--local", str(lake))
     header, rule, *lines = out.splitlines()
     assert code == 0 and header.split() == columns == ["command", "uses", "users"]
     assert [line.split() for line in lines] == [[str(value) for value in row] for row in rows]
@@ -200,12 +199,12 @@ def s3_endpoint(lake):
 @pytest.mark.parametrize("url", ["s3://enriched", "s3://enriched/telegram/"])
 def test_local_over_s3_answers_as_over_the_folder(lake, s3_endpoint, url, capsys, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    _, from_folder, _ = query_cli(capsys, monkeypatch, "daily_active_users", "--local", str(lake), "--format", "json")
-    code, from_s3, _ = query_cli(capsys, monkeypatch, "daily_active_users", "--local", url, "--format", "json")
+    _, from_folder, _ = query_cli(capsys, "daily_active_users", "--local", str(lake), "--format", "json")
+    code, from_s3, _ = query_cli(capsys, "daily_active_users", "--local", url, "--format", "json")
     assert code == 0 and json.loads(from_s3) == json.loads(from_folder) != []
 
 
 def test_local_over_a_missing_bucket_is_a_clear_error(s3_endpoint, capsys, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    code, _, err = query_cli(capsys, monkeypatch, "daily_active_users", "--local", "s3://no-such-bucket")
+    code, _, err = query_cli(capsys, "daily_active_users", "--local", "s3://no-such-bucket")
     assert code == 1 and "cannot read s3://no-such-bucket" in err and "NoSuchBucket" in err

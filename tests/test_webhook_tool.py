@@ -26,13 +26,6 @@ DEV = load_from_cdk_json("dev")
 STACK = DEV.stack_name("Ingestion")
 
 
-@pytest.fixture(autouse=True)
-def only_this_command(monkeypatch):
-    # TEMPORARY: the other COMMAND_MODULES do not exist yet; drop this fixture once they do, so the
-    # full `python -m tools` parser is exercised.
-    monkeypatch.setattr(tools.__main__, "COMMAND_MODULES", ("tools.webhook",))
-
-
 @pytest.fixture
 def telegram(monkeypatch):
     with FakeBotApi(token=TOKEN) as fake:

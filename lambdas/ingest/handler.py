@@ -65,7 +65,15 @@ def reset_container() -> None:
 
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle(event, now=datetime.now(timezone.utc))
+    return handle(event, now=arrival_time(event))
+
+
+def arrival_time(event: dict[str, Any]) -> datetime:
+    """When API Gateway received the request (`requestContext.requestTimeEpoch`, ms); the clock if absent."""
+    epoch_ms = (event.get("requestContext") or {}).get("requestTimeEpoch")
+    if isinstance(epoch_ms, int) and not isinstance(epoch_ms, bool):
+        return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc)
+    return datetime.now(timezone.utc)
 
 
 def handle(event: dict[str, Any], now: datetime) -> dict[str, Any]:

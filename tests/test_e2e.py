@@ -1,0 +1,273 @@
+"""End to end over real HTTP: a synthetic group chat -> the local webhook -> raw bucket -> ETL -> Parquet ->
+the saved queries on DuckDB, checked against answers computed here, in plain Python, from the input.
+
+The expected values deliberately do not reuse the pipeline's helpers (allowlist, flattening, command
+parsing): they follow the definitions written in the saved queries' headers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow.parquet as pq
+import pytest
+
+from analytics import load_queries
+from lambdas.etl.handler import EtlSettings
+from stacks.config import load_from_cdk_json
+from tools.__main__ import main as tools_main
+from tools.demo import standard_output_to
+from tools.etl_runs import local_runner
+from tools.local import LocalStack, deliver, telegram_json
+from tools.local_sql import open_lake
+from tools.synthetic import SyntheticUpdate, synthetic_chat
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = load_from_cdk_json("dev")
+ZONE = ZoneInfo(CONFIG.timezone)
+CHAT = CONFIG.allowed_chat_ids[0]
+OTHER_CHAT = -1009876543210
+START = date(2026, 11, 20)
+DAYS = 3
+PER_DAY = 110
+REDELIVER_EVERY = 20
+# The kinds of update the synthetic chat produces, and where each keeps its chat; message kinds become rows.
+CHAT_OF_KIND = {
+    "message": lambda payload: payload["chat"]["id"],
+    "edited_message": lambda payload: payload["chat"]["id"],
+    "my_chat_member": lambda payload: payload["chat"]["id"],
+    "callback_query": lambda payload: payload["message"]["chat"]["id"],
+    "poll_answer": lambda payload: None,
+}
+MESSAGE_KINDS = ("message", "edited_message")
+
+
+def kind_of(update: dict[str, Any]) -> str:
+    (kind,) = set(update) - {"update_id"}
+    assert kind in CHAT_OF_KIND, f"the synthetic chat produces {kind!r} updates: teach this test where their chat is"
+    return kind
+
+
+def chat_of(update: dict[str, Any]) -> int | None:
+    kind = kind_of(update)
+    return CHAT_OF_KIND[kind](update[kind])
+
+
+@dataclass
+class Pipeline:
+    updates: list[SyntheticUpdate]  # each once, with its first arrival
+    redelivered: list[int]
+    across_midnight: int  # redelivered after midnight: two raw objects, one row
+    rejected_id: int
+    statuses: Counter
+    rejected_status: int
+    raw_keys: list[str]
+    rows: list[dict[str, Any]]  # every Parquet row, plus the day of the file it was read from
+    answers: dict[str, list[dict[str, Any]]]
+
+    @property
+    def first_arrival_day(self) -> dict[int, date]:
+        return {item.update["update_id"]: item.arrival.astimezone(ZONE).date() for item in self.updates}
+
+    def allowed(self, *kinds: str) -> list[dict[str, Any]]:
+        return [item.update for item in self.updates if chat_of(item.update) == CHAT and kind_of(item.update) in kinds]
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    assert OTHER_CHAT not in CONFIG.allowed_chat_ids
+    updates = synthetic_chat(
+        START, DAYS, PER_DAY, chat_id=CHAT, other_chat_id=OTHER_CHAT, zone=CONFIG.timezone, seed=11
+    )
+    redelivered = [replace(item, arrival=item.arrival + timedelta(seconds=5)) for item in updates[::REDELIVER_EVERY]]
+    last_of_first_day = [
+        item for item in updates
+        if item.arrival.astimezone(ZONE).date() == START
+        and chat_of(item.update) == CHAT
+        and kind_of(item.update) == "message"
+    ][-1]
+    after_midnight = datetime.combine(START + timedelta(days=1), time(0, 0, 30), tzinfo=ZONE)
+    deliveries = [*updates, *redelivered, replace(last_of_first_day, arrival=after_midnight)]
+    rejected = {**last_of_first_day.update, "update_id": max(item.update["update_id"] for item in updates) + 1}
+
+    with LocalStack(CONFIG) as stack:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = pool.map(
+                lambda item: deliver(stack.webhook_url, stack.secret, telegram_json(item.update), arrival=item.arrival),
+                deliveries,
+            )
+            statuses = Counter(answer.status for answer in answers)
+        rejected_status = deliver(stack.webhook_url, "a-wrong-secret", telegram_json(rejected)).status
+
+        s3 = stack.client("s3")
+        raw_keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.raw_bucket)
+                    for item in page.get("Contents", [])]
+        run_day = local_runner(EtlSettings(stack.raw_bucket, stack.enriched_bucket, CONFIG.timezone, 8))
+        rows = []
+        for offset in range(DAYS):
+            day = START + timedelta(days=offset)
+            summary = run_day(day)
+            parquet = s3.get_object(Bucket=stack.enriched_bucket, Key=summary["output_key"])["Body"].read()
+            rows += [{**row, "context_date": day} for row in pq.read_table(io.BytesIO(parquet)).to_pylist()]
+        with open_lake(f"s3://{stack.enriched_bucket}") as lake:
+            query_answers = {}
+            for query in load_queries(CONFIG.timezone):
+                columns, result = lake.run(query)
+                query_answers[query.name] = [dict(zip(columns, row)) for row in result]
+
+    return Pipeline(
+        updates=updates,
+        redelivered=[item.update["update_id"] for item in redelivered],
+        across_midnight=last_of_first_day.update["update_id"],
+        rejected_id=rejected["update_id"],
+        statuses=statuses,
+        rejected_status=rejected_status,
+        raw_keys=raw_keys,
+        rows=rows,
+        answers=query_answers,
+    )
+
+
+def update_id_of(key: str) -> int:
+    return int(key.rsplit("/", 1)[1].removesuffix(".json"))
+
+
+# ---- nothing lost, nothing duplicated, nothing foreign
+
+
+def test_every_delivery_is_answered_200(pipeline):
+    assert set(pipeline.statuses) == {200}
+
+
+def test_every_allowed_update_is_stored_raw_once_per_arrival_day(pipeline):
+    expected = {update["update_id"] for update in pipeline.allowed(*CHAT_OF_KIND)}
+    stored = Counter(update_id_of(key) for key in pipeline.raw_keys)
+    assert set(stored) == expected
+    assert {update_id for update_id, copies in stored.items() if copies > 1} == {pipeline.across_midnight}
+
+
+def test_every_allowed_message_appears_exactly_once_in_the_parquet(pipeline):
+    row_ids = [row["update_id"] for row in pipeline.rows]
+    assert len(row_ids) == len(set(row_ids))
+    assert set(row_ids) == {update["update_id"] for update in pipeline.allowed(*MESSAGE_KINDS)}
+
+
+def test_rows_carry_the_messages_as_sent_on_their_first_arrival_day(pipeline):
+    sent = {update["update_id"]: update[kind_of(update)] for update in pipeline.allowed(*MESSAGE_KINDS)}
+    first_day = pipeline.first_arrival_day
+    for row in pipeline.rows:
+        message = sent[row["update_id"]]
+        assert (row["message_id"], row["user_id"], row["chat_id"], row["date"], row["text"], row["caption"]) == (
+            message["message_id"], message["from"]["id"], message["chat"]["id"], message["date"],
+            message.get("text"), message.get("caption"),
+        )
+        assert row["context_date"] == first_day[row["update_id"]]
+    assert first_day[pipeline.across_midnight] == START
+
+
+def test_updates_from_other_chats_never_reach_the_lake(pipeline):
+    others = {item.update["update_id"] for item in pipeline.updates if chat_of(item.update) == OTHER_CHAT}
+    assert others, "the synthetic chat must include another chat's traffic"
+    assert others.isdisjoint(update_id_of(key) for key in pipeline.raw_keys)
+    assert {row["chat_id"] for row in pipeline.rows} == {CHAT}
+
+
+def test_redeliveries_collapse(pipeline):
+    allowed_messages = {update["update_id"] for update in pipeline.allowed(*MESSAGE_KINDS)}
+    redelivered = [update_id for update_id in pipeline.redelivered if update_id in allowed_messages]
+    assert redelivered
+    rows = Counter(row["update_id"] for row in pipeline.rows)
+    assert all(rows[update_id] == 1 for update_id in [*redelivered, pipeline.across_midnight])
+
+
+def test_a_wrong_secret_is_rejected_and_stores_nothing(pipeline):
+    assert pipeline.rejected_status == 401
+    assert pipeline.rejected_id not in {update_id_of(key) for key in pipeline.raw_keys}
+    assert pipeline.rejected_id not in {row["update_id"] for row in pipeline.rows}
+
+
+# ---- the saved queries answer what the input says
+
+
+def people(updates: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """(update_id, message) of the updates sent by people, not bots."""
+    messages = [(update["update_id"], update[kind_of(update)]) for update in updates]
+    return [(update_id, message) for update_id, message in messages if not message["from"]["is_bot"]]
+
+
+def test_daily_message_count(pipeline):
+    day = pipeline.first_arrival_day
+    expected = Counter(day[update_id] for update_id, _ in people(pipeline.allowed("message")))
+    answer = {row["context_date"]: row["message_amount"] for row in pipeline.answers["daily_message_count"]}
+    assert answer == dict(expected) and len(answer) == DAYS
+
+
+def test_daily_active_users(pipeline):
+    day = pipeline.first_arrival_day
+    active = defaultdict(set)
+    for update_id, message in people(pipeline.allowed("message", "edited_message")):
+        active[day[update_id]].add(message["from"]["id"])
+    answer = {row["context_date"]: row["active_users"] for row in pipeline.answers["daily_active_users"]}
+    assert answer == {day_: len(users) for day_, users in active.items()}
+
+
+def leading_command(message: dict[str, Any]) -> str | None:
+    """The bot command a text or caption starts with, lower-cased, without its @bot suffix."""
+    for text_field, entities_field in (("text", "entities"), ("caption", "caption_entities")):
+        for entity in message.get(entities_field, []):
+            if entity["type"] == "bot_command" and entity["offset"] == 0:
+                return message[text_field][: entity["length"]].partition("@")[0].lower()
+    return None
+
+
+def test_top_commands(pipeline):
+    uses: Counter = Counter()
+    users = defaultdict(set)
+    for _, message in people(pipeline.allowed("message")):
+        command = leading_command(message)
+        if command:
+            uses[command] += 1
+            users[command].add(message["from"]["id"])
+    counted = [(name, count, len(users[name])) for name, count in uses.items()]
+    ranked = sorted(counted, key=lambda row: (-row[1], -row[2], row[0]))  # uses, then users, then name
+    expected = ranked[:20]  # the query's LIMIT
+    answer = [(row["command"], row["uses"], row["users"]) for row in pipeline.answers["top_commands"]]
+    assert len(expected) > 3 and answer == expected
+
+
+# ---- the demo command
+
+
+def test_demo_runs_end_to_end_writes_valid_charts_and_leaves_no_thread(tmp_path, capfd):
+    import matplotlib.image
+
+    threads_before = set(threading.enumerate())
+    exit_code = tools_main(["demo", "--out", str(tmp_path), "--days", "2", "--per-day", "60", "--start", "2026-11-20"])
+    assert exit_code == 0
+    assert set(threading.enumerate()) == threads_before
+    printed = capfd.readouterr().out
+    assert "Demo summary" in printed and "daily_message_count" in printed
+    for name in ("activity_heatmap.png", "daily_volume.png", "top_commands.png"):
+        chart = tmp_path / name
+        assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and str(chart) in printed
+        height, width, _ = matplotlib.image.imread(chart).shape  # decodes the whole image
+        assert height > 100 and width > 100
+
+
+def test_demo_sendsstandard_output_to_the_log_file_and_its_own_output_to_the_terminal(tmp_path, capfd):
+    log = tmp_path / "lambda.log"
+    with standard_output_to(log) as terminal:
+        os.write(1, b'{"message":"webhook request"}\n')  # what a handler prints, whenever it bound stdout
+        terminal.write("demo table\n")
+    os.write(1, b"after the demo\n")
+    assert log.read_text() == '{"message":"webhook request"}\n'
+    assert capfd.readouterr().out == "demo table\nafter the demo\n"

@@ -1,0 +1,331 @@
+"""The local stack (`tools.local`): moto + the webhook endpoint in front of the real ingest handler, the
+`local up` command, and polling a bot's getUpdates into the webhook (against the fake Bot API)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+
+from stacks.config import load_from_cdk_json
+from lambdas.ingest.webhook import SECRET_TOKEN_HEADER
+from tests.fake_bot_api import FakeBotApi, Reply
+from tools.cli import CommandError
+from tools.local import (
+    ARRIVAL_HEADER,
+    LocalStack,
+    deliver,
+    poll_into_webhook,
+    proxy_event,
+    telegram_json,
+)
+from tools.telegram import BotApi
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG = load_from_cdk_json("dev")
+ALLOWED_CHAT = CONFIG.allowed_chat_ids[0]
+OTHER_CHAT = -100555
+TOKEN = "123456789:AAH-local_stack_token"
+TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{32,256}$")
+
+
+def message_update(update_id: int, chat_id: int = ALLOWED_CHAT, text: str = "olá, mundo") -> dict:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": {"id": 42, "is_bot": False, "first_name": "Ana"},
+            "chat": {"id": chat_id, "type": "supergroup", "title": "Lake"},
+            "date": 1_795_000_000,
+            "text": text,
+        },
+    }
+
+
+def raw_objects(stack: LocalStack) -> dict[str, bytes]:
+    s3 = stack.client("s3")
+    listing = s3.list_objects_v2(Bucket=stack.raw_bucket).get("Contents", [])
+    return {item["Key"]: s3.get_object(Bucket=stack.raw_bucket, Key=item["Key"])["Body"].read() for item in listing}
+
+
+@pytest.fixture(scope="class")
+def stack():
+    with LocalStack(CONFIG) as local:
+        yield local
+
+
+@pytest.fixture
+def empty_raw_bucket(stack):
+    """Each test starts with an empty raw bucket in the shared stack."""
+    s3 = stack.client("s3")
+    for item in s3.list_objects_v2(Bucket=stack.raw_bucket).get("Contents", []):
+        s3.delete_object(Bucket=stack.raw_bucket, Key=item["Key"])
+    return stack
+
+
+# ---- the proxy event
+
+
+def test_proxy_event_is_what_api_gateway_builds():
+    received = datetime(2026, 11, 2, 2, 30, 15, 250_000, tzinfo=timezone.utc)
+    event = proxy_event(
+        method="POST",
+        path="/webhook",
+        headers=[("Content-Type", "application/json"), ("X-Forwarded-For", "a"), ("X-Forwarded-For", "b")],
+        body='{"update_id":1,"text":"olá"}'.encode(),
+        received_at=received,
+        source_ip="127.0.0.1",
+        stage="dev",
+    )
+    assert event["httpMethod"] == "POST" and event["path"] == "/webhook" and event["resource"] == "/webhook"
+    assert event["headers"] == {"Content-Type": "application/json", "X-Forwarded-For": "b"}
+    assert event["multiValueHeaders"]["X-Forwarded-For"] == ["a", "b"]
+    assert event["body"] == '{"update_id":1,"text":"olá"}' and event["isBase64Encoded"] is False
+    assert datetime.fromtimestamp(event["requestContext"]["requestTimeEpoch"] / 1000, timezone.utc) == received
+    assert event["requestContext"]["stage"] == "dev" and event["requestContext"]["path"] == "/dev/webhook"
+    assert event["requestContext"]["identity"]["sourceIp"] == "127.0.0.1"
+
+
+def test_proxy_event_passes_a_body_that_is_not_utf8_as_base64_and_an_empty_one_as_null():
+    common = dict(
+        method="POST", path="/webhook", headers=[], received_at=datetime.now(timezone.utc), source_ip="::1", stage="dev"
+    )
+    binary = proxy_event(body=b"\xff\xfe{}", **common)
+    assert binary["isBase64Encoded"] is True and base64.b64decode(binary["body"]) == b"\xff\xfe{}"
+    assert proxy_event(body=b"", **common)["body"] is None
+
+
+class TestRunningStack:
+    """One stack shared by the tests that only need it running (stacks cannot overlap in a process)."""
+
+    # ---- the stack's resources and environment
+
+    def test_stack_creates_buckets_and_a_telegram_compatible_secret(self, stack):
+        buckets = {bucket["Name"] for bucket in stack.client("s3").list_buckets()["Buckets"]}
+        assert {stack.raw_bucket, stack.enriched_bucket} <= buckets
+        stored = stack.client("secretsmanager").get_secret_value(SecretId=stack.secret_arn)["SecretString"]
+        assert stored == stack.secret and TELEGRAM_SECRET.match(stack.secret)
+
+    def test_stack_points_the_handlers_environment_at_itself_from_the_stage_config(self, stack):
+        assert os.environ["AWS_ENDPOINT_URL"] == stack.endpoint_url
+        assert os.environ["RAW_BUCKET"] == stack.raw_bucket and os.environ["ENRICHED_BUCKET"] == stack.enriched_bucket
+        assert os.environ["WEBHOOK_SECRET_ARN"] == stack.secret_arn
+        assert os.environ["ALLOWED_CHAT_IDS"] == ",".join(map(str, CONFIG.allowed_chat_ids))
+        assert os.environ["TIMEZONE"] == CONFIG.timezone
+
+    # ---- the webhook endpoint
+
+    def test_allowed_update_is_stored_byte_for_byte_under_its_arrival_day(self, empty_raw_bucket):
+        stack = empty_raw_bucket
+        body = telegram_json(message_update(1001))
+        # 02:30 UTC on Nov 2 is still Nov 1 in São Paulo (UTC-3): the day is the stage zone's.
+        arrival = datetime(2026, 11, 2, 2, 30, tzinfo=timezone.utc)
+        answer = deliver(stack.webhook_url, stack.secret, body, arrival=arrival)
+        assert answer.status == 200
+        assert raw_objects(stack) == {"telegram/context_date=2026-11-01/1001.json": body}
+
+    def test_wrong_or_missing_secret_is_rejected_and_nothing_is_stored(self, empty_raw_bucket):
+        stack = empty_raw_bucket
+        body = telegram_json(message_update(1002))
+        assert deliver(stack.webhook_url, "not-the-secret", body).status == 401
+        assert deliver(stack.webhook_url, None, body).status == 401
+        assert raw_objects(stack) == {}
+
+    def test_other_chat_is_answered_200_and_not_stored(self, empty_raw_bucket):
+        stack = empty_raw_bucket
+        assert deliver(stack.webhook_url, stack.secret, telegram_json(message_update(1003, OTHER_CHAT))).status == 200
+        assert raw_objects(stack) == {}
+
+    def test_only_post_to_the_webhook_route_reaches_the_handler(self, empty_raw_bucket):
+        stack = empty_raw_bucket
+        body = telegram_json(message_update(1004))
+        assert deliver(stack.webhook_url.replace("/webhook", "/other"), stack.secret, body).status == 403
+        with socket.create_connection(("127.0.0.1", urlsplit(stack.webhook_url).port)) as connection:
+            connection.sendall(b"GET /webhook HTTP/1.0\r\n\r\n")
+            assert connection.recv(64).startswith(b"HTTP/1.0 403")
+        assert raw_objects(stack) == {}
+
+    def test_malformed_arrival_header_is_refused_before_the_handler(self, empty_raw_bucket):
+        stack = empty_raw_bucket
+        request_headers = {SECRET_TOKEN_HEADER: stack.secret, ARRIVAL_HEADER: "yesterday"}
+        body = telegram_json(message_update(1005))
+        request = urllib.request.Request(stack.webhook_url, data=body, headers=request_headers)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 400 and ARRIVAL_HEADER in refused.value.read().decode()
+        assert raw_objects(stack) == {}
+
+    # ---- polling getUpdates into the webhook
+
+    def test_polling_delivers_every_update_through_the_webhook_and_confirms_it(self, empty_raw_bucket):
+        stack = empty_raw_bucket
+        updates = [message_update(5001), message_update(5002, OTHER_CHAT), message_update(5003, text="second")]
+        with FakeBotApi(token=TOKEN) as telegram:
+            telegram.add_updates(*updates)
+            delivered = poll_into_webhook(
+                BotApi(TOKEN, telegram.base_url), stack.webhook_url, stack.secret, CONFIG.allowed_updates,
+                stop=threading.Event(), max_polls=2, long_poll_seconds=0, report=lambda line: None,
+            )
+            calls = telegram.calls("getUpdates")
+        assert delivered == 3
+        allowed = list(CONFIG.allowed_updates)
+        assert calls == [
+            {"timeout": 0, "allowed_updates": allowed},
+            {"timeout": 0, "offset": 5004, "allowed_updates": allowed},
+        ]
+        stored = raw_objects(stack)
+        assert sorted(json.loads(body)["update_id"] for body in stored.values()) == [5001, 5003]
+        assert telegram_json(updates[2]) in stored.values()
+
+    def test_polling_reports_telegram_errors_and_retries_after_backing_off(self, empty_raw_bucket):
+        stack = empty_raw_bucket
+        reports: list[str] = []
+        with FakeBotApi(token=TOKEN) as telegram:
+            telegram.queue(
+                "getUpdates", Reply.error("Too Many Requests: retry later", 429), Reply.error("Bad Gateway", 502)
+            )
+            telegram.add_updates(message_update(6001))
+            delivered = poll_into_webhook(
+                BotApi(TOKEN, telegram.base_url), stack.webhook_url, stack.secret, CONFIG.allowed_updates,
+                stop=threading.Event(), max_polls=3, long_poll_seconds=0, first_backoff_seconds=0.01,
+                report=reports.append,
+            )
+        assert delivered == 1
+        assert reports[0] == "getUpdates failed: Too Many Requests: retry later (error 429); retrying in 0.01 s"
+        assert reports[1].startswith("getUpdates failed: Bad Gateway (error 502); retrying in 0.02 s")
+        assert reports[2] == "update 6001 delivered"
+        assert [json.loads(body)["update_id"] for body in raw_objects(stack).values()] == [6001]
+
+    def test_polling_leaves_an_update_unconfirmed_while_the_webhook_refuses_it(self, empty_raw_bucket):
+        stack = empty_raw_bucket
+        reports: list[str] = []
+        with FakeBotApi(token=TOKEN) as telegram:
+            telegram.add_updates(message_update(7001))
+            delivered = poll_into_webhook(
+                BotApi(TOKEN, telegram.base_url), stack.webhook_url, "wrong-secret", CONFIG.allowed_updates,
+                stop=threading.Event(), max_polls=2, long_poll_seconds=0, first_backoff_seconds=0.01,
+                report=reports.append,
+            )
+            offsets = [call.get("offset") for call in telegram.calls("getUpdates")]
+        assert delivered == 0 and offsets == [None, None]  # fetched again: never confirmed
+        assert reports[0] == "update 7001: the webhook answered 401 'wrong secret token'; fetching it again in 0.01 s"
+        assert raw_objects(stack) == {}
+
+    def test_polling_stops_with_a_clear_error_when_telegram_rejects_the_token(self, stack):
+        with FakeBotApi(token=TOKEN) as telegram:
+            bot = BotApi("999:not-this-bot", telegram.base_url)
+            with pytest.raises(CommandError, match="Telegram rejected the bot token: getUpdates failed: Unauthorized"):
+                poll_into_webhook(bot, stack.webhook_url, stack.secret, CONFIG.allowed_updates, stop=threading.Event(),
+                                  long_poll_seconds=0, report=lambda line: None)
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")  # the request failed before counting
+def test_a_handler_that_raises_answers_502_like_api_gateway(capsys):
+    with LocalStack(CONFIG, timezone="Not/A_Zone") as stack:  # the handler's settings refuse the zone
+        answer = deliver(stack.webhook_url, stack.secret, telegram_json(message_update(1006)))
+        assert answer.status == 502 and json.loads(answer.body) == {"message": "Internal server error"}
+        assert raw_objects(stack) == {}
+    assert "TIMEZONE" in capsys.readouterr().err  # the traceback is logged, as Lambda would
+
+
+# ---- lifecycle
+
+
+def test_a_second_stack_starts_fresh_and_the_handler_uses_its_secret_and_buckets():
+    body = telegram_json(message_update(2001))
+    with LocalStack(CONFIG) as first:
+        assert deliver(first.webhook_url, first.secret, body).status == 200
+        first_secret = first.secret
+    with LocalStack(CONFIG) as second:
+        assert second.secret != first_secret
+        assert raw_objects(second) == {}  # moto's state did not survive the first stack
+        assert deliver(second.webhook_url, first_secret, body).status == 401
+        arrival = datetime(2026, 11, 3, 12, tzinfo=timezone.utc)
+        assert deliver(second.webhook_url, second.secret, body, arrival=arrival).status == 200
+        assert list(raw_objects(second)) == ["telegram/context_date=2026-11-03/2001.json"]
+
+
+def test_stack_stops_every_thread_closes_its_ports_and_restores_the_environment():
+    threads_before = set(threading.enumerate())
+    environment_before = dict(os.environ)
+    with LocalStack(CONFIG) as stack:
+        assert deliver(stack.webhook_url, stack.secret, telegram_json(message_update(3001))).status == 200
+        ports = [urlsplit(url).port for url in (stack.webhook_url, stack.endpoint_url)]
+    assert set(threading.enumerate()) == threads_before
+    assert dict(os.environ) == environment_before
+    for port in ports:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+def test_stacks_cannot_overlap_in_one_process():
+    with LocalStack(CONFIG) as running:
+        with pytest.raises(RuntimeError, match="already running"):
+            with LocalStack(CONFIG):
+                pass
+        assert deliver(running.webhook_url, running.secret, telegram_json(message_update(3501))).status == 200
+
+
+def test_allowlist_and_zone_can_be_overridden():
+    with LocalStack(CONFIG, allowed_chat_ids=[OTHER_CHAT], timezone="Asia/Tokyo") as stack:
+        arrival = datetime(2026, 11, 1, 16, 0, tzinfo=timezone.utc)  # Nov 2, 01:00 in Tokyo
+        for update in (message_update(4001, OTHER_CHAT), message_update(4002, ALLOWED_CHAT)):
+            assert deliver(stack.webhook_url, stack.secret, telegram_json(update), arrival=arrival).status == 200
+        assert list(raw_objects(stack)) == ["telegram/context_date=2026-11-02/4001.json"]
+
+
+# ---- `python -m tools local up`
+
+
+def test_local_up_serves_until_interrupted_and_prints_how_to_reach_it():
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    environment.pop("TELEGRAM_BOT_TOKEN", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools", "local", "up", "--stage", "dev"],
+        cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        printed = {}
+        for line in process.stdout:
+            label, _, value = line.strip().partition("  ")
+            printed[label] = value.strip().split()[0] if value.strip() else ""
+            if label == "time zone":
+                break
+        body = telegram_json(message_update(8001))
+        assert deliver(printed["webhook URL"], printed["secret token"], body).status == 200
+        s3 = boto3.client("s3", endpoint_url=printed["S3 endpoint"])
+        keys = [item["Key"] for item in s3.list_objects_v2(Bucket=printed["raw bucket"])["Contents"]]
+        s3.close()
+        assert len(keys) == 1 and keys[0].endswith("/8001.json")
+        process.send_signal(signal.SIGINT)
+        output, errors = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, errors
+    assert "local stack stopped" in output
+
+
+def test_local_up_poll_needs_the_bot_token():
+    environment = {name: value for name, value in os.environ.items() if name != "TELEGRAM_BOT_TOKEN"}
+    finished = subprocess.run(
+        [sys.executable, "-m", "tools", "local", "up", "--poll"],
+        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=60,
+    )
+    assert finished.returncode == 1
+    assert "error: set TELEGRAM_BOT_TOKEN" in finished.stderr

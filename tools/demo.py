@@ -1,0 +1,302 @@
+"""`python -m tools demo`: the whole pipeline on this machine, from webhook deliveries to charts.
+
+1. Starts the local stack (moto S3 + Secrets Manager, the webhook endpoint, the real ingest handler).
+2. Generates a synthetic week of a group chat (plus another chat's traffic) and POSTs every update over
+   HTTP as Telegram would, a few of them twice (Telegram redelivers when it misses an answer), each
+   arriving at its synthetic time, so it lands in that day's partition.
+3. Runs the ETL handler for every day, then every saved query on DuckDB over the enriched bucket.
+4. Prints the answers and writes PNG charts to the output folder.
+
+The Lambda handlers write a JSON log line and an EMF metrics document per request to standard output,
+as CloudWatch expects: the demo sends those to `lambda.log` in the output folder, like a log group, and
+keeps the terminal for its own output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from analytics import load_queries
+from lambdas.common.layout import today
+from lambdas.common.updates import update_chat_id
+from stacks.config import StageConfig
+from tools import charts
+from tools.cli import CommandError, add_stage_argument, stage_config
+from tools.etl_runs import DayOutcome, days_between, local_runner, run_days, summary_table
+from tools.local import LocalStack, deliver, telegram_json
+from tools.local_sql import open_lake
+from tools.synthetic import SyntheticUpdate, synthetic_chat
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+DEFAULT_OUT = "demo-output"
+DEFAULT_DAYS = 7
+DEFAULT_PER_DAY = 300
+LAMBDA_LOG = "lambda.log"
+# Share of updates delivered twice, and how much later the second delivery arrives.
+REDELIVERY_SHARE = 0.02
+REDELIVERY_DELAY = timedelta(seconds=20)
+DELIVERY_THREADS = 8  # Telegram's webhook delivers in parallel too (max_connections)
+OTHER_CHAT_ID = -1009876543210
+TABLE_ROWS = 12  # rows shown per saved query; the charts and `tools query --local` show everything
+PIPED_WIDTH = 120
+CHARTS = ("activity_heatmap.png", "daily_volume.png", "top_commands.png")
+
+# A saved query's answer, by query name: column names and rows.
+Answers = dict[str, tuple[list[str], list[tuple]]]
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    updates: int
+    deliveries: int
+    allowed_deliveries: int
+    raw_objects: int
+    duplicates_dropped_by_etl: int
+    non_message_updates: int
+    parquet_rows: int
+    parquet_files: int
+    queries: int
+    charts: tuple[Path, ...]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the whole pipeline locally on a synthetic chat: webhook -> raw -> ETL -> DuckDB -> charts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_stage_argument(parser)
+    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument("--days", type=_positive, default=DEFAULT_DAYS, help=f"days of chat (default {DEFAULT_DAYS})")
+    parser.add_argument(
+        "--per-day", type=_positive, default=DEFAULT_PER_DAY,
+        help=f"average updates per day (default {DEFAULT_PER_DAY})",
+    )
+    parser.add_argument(
+        "--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
+        help="first day (default: the last --days days before today)",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the synthetic chat (default 7)")
+    parser.set_defaults(func=demo_command)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    config = stage_config(args)
+    start = args.start or today(config.timezone) - timedelta(days=args.days)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with standard_output_to(args.out / LAMBDA_LOG) as terminal:
+        # Piped or captured output gets a fixed width instead of rich's 80 columns, so the tables stay readable.
+        console = Console(file=terminal, width=None if terminal.isatty() else PIPED_WIDTH)
+        summary = run_demo(
+            config, args.out, start=start, days=args.days, per_day=args.per_day, seed=args.seed, console=console
+        )
+        console.print()
+        console.print(_summary_table(summary, args.out / LAMBDA_LOG, time.monotonic() - started))
+    return 0
+
+
+def run_demo(
+    config: StageConfig, out: Path, *, start: date, days: int, per_day: int, seed: int, console: Console
+) -> DemoSummary:
+    chat_id = config.allowed_chat_ids[0]
+    other_chat_id = _other_chat(config.allowed_chat_ids)
+    updates = synthetic_chat(
+        start, days, per_day, chat_id=chat_id, other_chat_id=other_chat_id, zone=config.timezone, seed=seed
+    )
+    deliveries = with_redeliveries(updates, random.Random(seed))
+    console.rule(f"[bold]Telegram Lake demo[/]: stage {config.stage}, {config.timezone}")
+    with LocalStack(config) as stack:
+        console.print(f"local stack: webhook {stack.webhook_url}, S3 {stack.endpoint_url}", soft_wrap=True)
+        console.print(
+            f"delivering {len(deliveries)} webhook requests ({len(updates)} updates, "
+            f"{len(deliveries) - len(updates)} redelivered) for chat {chat_id} and chat {other_chat_id} ..."
+        )
+        deliver_all(stack, deliveries)
+        raw_objects = _count_objects(stack, stack.raw_bucket)
+        outcomes = compact_days(stack, config, days_between(start, start + timedelta(days=days - 1)), console)
+        answers = run_saved_queries(stack, config.timezone, console)
+    charts = draw_charts(answers, config.timezone, out)
+    console.print()
+    for path in charts:
+        console.print(f"wrote {path}", soft_wrap=True)
+    etl = [outcome.summary or {} for outcome in outcomes]
+    return DemoSummary(
+        updates=len(updates),
+        deliveries=len(deliveries),
+        allowed_deliveries=sum(1 for item in deliveries if update_chat_id(item.update) in config.allowed_chat_ids),
+        raw_objects=raw_objects,
+        duplicates_dropped_by_etl=sum(day.get("duplicates", 0) for day in etl),
+        non_message_updates=sum(day.get("skipped", 0) for day in etl),
+        parquet_rows=sum(day.get("rows_written", 0) for day in etl),
+        parquet_files=sum(1 for day in etl if day.get("output_key")),
+        queries=len(answers),
+        charts=tuple(charts),
+    )
+
+
+def with_redeliveries(updates: Sequence[SyntheticUpdate], rng: random.Random) -> list[SyntheticUpdate]:
+    """Every update once, plus a few delivered again `REDELIVERY_DELAY` later, in arrival order.
+
+    A redelivery of an update that arrived just before midnight lands in the next day's partition: the
+    ETL, not the ingest, collapses that one.
+    """
+    again = rng.sample(list(updates), max(1, round(len(updates) * REDELIVERY_SHARE)))
+    repeats = [replace(item, arrival=item.arrival + REDELIVERY_DELAY) for item in again]
+    return sorted([*updates, *repeats], key=lambda item: item.arrival)
+
+
+def deliver_all(stack: LocalStack, deliveries: Sequence[SyntheticUpdate]) -> None:
+    """POST every update to the webhook as Telegram would; any answer but 200 fails the demo."""
+
+    def send(item: SyntheticUpdate) -> tuple[int, int, str]:
+        answer = deliver(stack.webhook_url, stack.secret, telegram_json(item.update), arrival=item.arrival)
+        return item.update["update_id"], answer.status, answer.body
+
+    with ThreadPoolExecutor(max_workers=DELIVERY_THREADS, thread_name_prefix="telegram-delivery") as pool:
+        failed = [(update_id, status, body) for update_id, status, body in pool.map(send, deliveries) if status != 200]
+    if failed:
+        update_id, status, body = failed[0]
+        raise CommandError(f"{len(failed)} deliveries failed; first: update {update_id} got HTTP {status} {body!r}")
+
+
+def compact_days(stack: LocalStack, config: StageConfig, days: Sequence[date], console: Console) -> list[DayOutcome]:
+    """The ETL handler's code for each day, as `etl run --local` runs it; a failed day fails the demo."""
+    from lambdas.etl.handler import EtlSettings
+
+    settings = EtlSettings(stack.raw_bucket, stack.enriched_bucket, config.timezone, config.etl_read_concurrency)
+    outcomes = run_days(days, local_runner(settings), console)
+    console.print(summary_table(outcomes))
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    if failed:
+        raise CommandError(f"the ETL failed for {len(failed)} day(s), first {failed[0].day}: {failed[0].error}")
+    return outcomes
+
+
+def run_saved_queries(stack: LocalStack, zone: str, console: Console) -> Answers:
+    """Every saved query on DuckDB over the enriched bucket, printed as a table; answers by query name."""
+    answers: Answers = {}
+    with open_lake(f"s3://{stack.enriched_bucket}") as lake:
+        for query in load_queries(zone):
+            columns, rows = lake.run(query)
+            answers[query.name] = (columns, rows)
+            console.print(f"\n[bold]{query.name}[/]: {query.question}")
+            console.print(_answer_table(columns, rows))
+    return answers
+
+
+def draw_charts(answers: Answers, zone: str, out: Path) -> list[Path]:
+    """The three charts, each drawn from the saved query that answers its question."""
+    heatmap_file, volume_file, commands_file = (out / name for name in CHARTS)
+    by_hour = _records(answers, "messages_by_local_hour_weekday")
+    daily = _records(answers, "daily_message_count")
+    commands = _records(answers, "top_commands")
+    return [
+        charts.hour_weekday_heatmap(
+            {(row["weekday"], row["hour_of_day"]): row["message_amount"] for row in by_hour}, zone, heatmap_file
+        ),
+        charts.daily_volume([(row["context_date"], row["message_amount"]) for row in daily], volume_file),
+        charts.top_commands([(row["command"], row["uses"]) for row in commands], commands_file),
+    ]
+
+
+def _records(answers: Answers, name: str) -> list[dict[str, Any]]:
+    if name not in answers:
+        raise CommandError(f"the charts need the saved query {name!r}, which analytics/ no longer has")
+    columns, rows = answers[name]
+    return [dict(zip(columns, row)) for row in rows]
+
+
+def _count_objects(stack: LocalStack, bucket: str) -> int:
+    pages = stack.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return sum(page.get("KeyCount", 0) for page in pages)
+
+
+def _other_chat(allowed: Sequence[int]) -> int:
+    """A chat the stage does not allow: its traffic must reach the webhook and never the lake."""
+    other = OTHER_CHAT_ID
+    while other in allowed:
+        other -= 1
+    return other
+
+
+def _answer_table(columns: Sequence[str], rows: Sequence[tuple]) -> Any:
+    from rich.table import Table
+
+    shown = rows[:TABLE_ROWS]
+    more = f"... and {len(rows) - len(shown)} more rows" if len(rows) > len(shown) else None
+    table = Table(caption=more, caption_justify="left")
+    for index, column in enumerate(columns):
+        numeric = bool(rows) and all(isinstance(row[index], (int, float)) or row[index] is None for row in rows)
+        table.add_column(column, justify="right" if numeric else "left")
+    for row in shown:
+        table.add_row(*("NULL" if value is None else str(value) for value in row))
+    return table
+
+
+def _summary_table(summary: DemoSummary, log: Path, seconds: float) -> Any:
+    from rich.table import Table
+
+    table = Table(title="[bold]Demo summary[/]", show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(justify="right")
+    for label, value in (
+        ("updates generated", summary.updates),
+        ("webhook deliveries", summary.deliveries),
+        ("  not for the allowed chat (200, not stored)", summary.deliveries - summary.allowed_deliveries),
+        ("raw objects stored", summary.raw_objects),
+        ("  redeliveries collapsed by the ingest", summary.allowed_deliveries - summary.raw_objects),
+        ("  redeliveries across midnight, dropped by the ETL", summary.duplicates_dropped_by_etl),
+        ("  non-message updates skipped by the ETL", summary.non_message_updates),
+        ("Parquet rows", f"{summary.parquet_rows} in {summary.parquet_files} daily files"),
+        ("saved queries run on DuckDB", summary.queries),
+        ("charts written", f"{len(summary.charts)} in {summary.charts[0].parent}"),
+        ("Lambda logs", str(log)),
+        ("wall time", f"{seconds:.1f} s"),
+    ):
+        table.add_row(label, str(value))
+    return table
+
+
+@contextmanager
+def standard_output_to(path: Path) -> Iterator[TextIO]:
+    """Point this process's standard output (file descriptor 1) at `path`; yield a stream to the original.
+
+    At the descriptor level, so it catches every writer, whenever it bound `sys.stdout` (Powertools'
+    logger binds it at import).
+    """
+    sys.stdout.flush()
+    original = os.dup(1)
+    try:
+        with path.open("w", encoding="utf-8") as log, open(original, "w", encoding="utf-8", closefd=False) as terminal:
+            os.dup2(log.fileno(), 1)
+            try:
+                yield terminal
+            finally:
+                sys.stdout.flush()
+                os.dup2(original, 1)
+    finally:
+        os.close(original)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
