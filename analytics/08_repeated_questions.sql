@@ -13,7 +13,7 @@ WITH questions AS (
         user_id,
         context_date,
         "date" AS asked_at,
-        trim(regexp_replace(lower(coalesce(text, caption)), '\s+', ' ')) AS question
+        trim(BOTH ' ' FROM regexp_replace(lower(coalesce(text, caption)), '[ \t\n\f\r]+', ' ')) AS question
     FROM telegram
     WHERE update_type = 'message'
       AND user_is_bot = false
@@ -25,7 +25,7 @@ askings AS (
         asked_at - lag(asked_at) OVER (PARTITION BY user_id, question ORDER BY asked_at) AS seconds_since_asked
     FROM questions
     WHERE question LIKE '%?'
-      AND trim(replace(question, '?', '')) <> ''
+      AND trim(BOTH ' ' FROM replace(question, '?', '')) <> ''
 ),
 daily AS (
     SELECT

@@ -28,6 +28,8 @@ ARCHITECTURES = ("arm64", "x86_64")
 REMOVAL_POLICIES = ("retain", "destroy")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _LOCAL_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# Plausible, not RFC 5322: one @, no spaces, a dotted domain. SNS sends a confirmation mail anyway.
+_EMAIL = re.compile(r"[^@\s]+@([^@\s.]+\.)+[^@\s.]+")
 
 
 class ConfigError(ValueError):
@@ -56,6 +58,7 @@ class StageConfig:
     etl_memory_mb: int
     etl_timeout_minutes: int
     etl_read_concurrency: int
+    alarm_email: str | None  # subscribed to the ETL alarms' topic when set
     analytics_start_date: str
     athena_results_expiration_days: int
     athena_bytes_scanned_cutoff: int
@@ -148,6 +151,12 @@ class _Parser:
             raise self.fail(key, f"must be a non-empty string when set, got {value!r}")
         return value
 
+    def optional_email(self, key: str) -> str | None:
+        value = self.optional_string(key)
+        if value is not None and not _EMAIL.fullmatch(value):
+            raise self.fail(key, f"must be an email address when set, got {value!r}")
+        return value
+
     def chat_ids(self) -> tuple[int, ...]:
         value = self.get("allowed_chat_ids")
         if not isinstance(value, list) or not value:
@@ -230,6 +239,7 @@ class _Parser:
             etl_memory_mb=self.integer("etl_memory_mb", 1024, minimum=128, maximum=10240),
             etl_timeout_minutes=self.integer("etl_timeout_minutes", 15, minimum=1, maximum=15),
             etl_read_concurrency=self.integer("etl_read_concurrency", 32, minimum=1, maximum=256),
+            alarm_email=self.optional_email("alarm_email"),
             analytics_start_date=self.iso_date("analytics_start_date", "2026-01-01"),
             athena_results_expiration_days=self.integer("athena_results_expiration_days", 30, minimum=1),
             athena_bytes_scanned_cutoff=self.integer("athena_bytes_scanned_cutoff", 1_073_741_824, minimum=10_485_760),

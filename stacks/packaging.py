@@ -25,7 +25,7 @@ from stacks.config import PROJECT_ROOT, StageConfig
 from stacks.limits import LAYER_BUDGET_METADATA, PYARROW_LAYER_BUDGET_BYTES
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
-PYTHON_VERSION = "3.14"  # must match RUNTIME: pip selects the wheels' ABI with it
+PYTHON_VERSION = RUNTIME.name.removeprefix("python")  # pip selects the wheels' ABI with it
 LAMBDAS_DIR = PROJECT_ROOT / "lambdas"
 # Shared by every function: the package marker and the modules all handlers import.
 SHARED_CODE = ("__init__.py", "common")

@@ -15,13 +15,14 @@ from constructs import Construct
 from analytics import load_queries
 from lambdas.common.layout import PARTITION_KEY, PREFIX
 from lambdas.etl import schema
+from stacks import outputs
 from stacks.config import TABLE, StageConfig
-from stacks.etl import ENRICHED_BUCKET_OUTPUT
 from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output
 
 PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+ATHENA_ENGINE = "Athena engine version 3"
 
 
 class PresentationStack(cdk.Stack):
@@ -29,7 +30,9 @@ class PresentationStack(cdk.Stack):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, etl: cdk.Stack, **kwargs):
         super().__init__(scope, construct_id, **kwargs)
-        enriched_bucket = bucket_from_output(self, "EnrichedBucket", producer=etl, output_id=ENRICHED_BUCKET_OUTPUT)
+        enriched_bucket = bucket_from_output(
+            self, "EnrichedBucket", producer=etl, output_id=outputs.ENRICHED_BUCKET_NAME
+        )
         database = glue.CfnDatabase(
             self,
             "Database",
@@ -52,6 +55,8 @@ class PresentationStack(cdk.Stack):
             "ResultsBucket",
             config=config,
             access_logs=access_logs,
+            # Results hold message text: once expired they must be gone, not kept as noncurrent versions.
+            versioned=False,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="ExpireQueryResults",
@@ -68,6 +73,8 @@ class PresentationStack(cdk.Stack):
             # Deleting the workgroup also deletes queries analysts saved in it: only where data is not kept.
             recursive_delete_option=not config.retain_data,
             work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                # Pinned, not AUTO: the saved SQL is written and tested for Trino's semantics (engine 3).
+                engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version=ATHENA_ENGINE),
                 enforce_work_group_configuration=True,
                 publish_cloud_watch_metrics_enabled=True,
                 bytes_scanned_cutoff_per_query=config.athena_bytes_scanned_cutoff,
@@ -90,10 +97,16 @@ class PresentationStack(cdk.Stack):
                 work_group=workgroup.ref,
             )
 
-        cdk.CfnOutput(self, "WorkgroupName", value=workgroup.ref, description="Athena workgroup (enforced settings)")
-        cdk.CfnOutput(self, "DatabaseName", value=database.ref, description="Glue database")
-        cdk.CfnOutput(self, "TableName", value=TABLE, description="Enriched table, partitioned by context_date")
-        cdk.CfnOutput(self, "ResultsBucketName", value=results.bucket_name, description="Athena query results")
+        cdk.CfnOutput(
+            self, outputs.WORKGROUP_NAME, value=workgroup.ref, description="Athena workgroup (enforced settings)"
+        )
+        cdk.CfnOutput(self, outputs.DATABASE_NAME, value=database.ref, description="Glue database")
+        cdk.CfnOutput(
+            self, outputs.TABLE_NAME, value=TABLE, description="Enriched table, partitioned by context_date"
+        )
+        cdk.CfnOutput(
+            self, outputs.RESULTS_BUCKET_NAME, value=results.bucket_name, description="Athena query results"
+        )
 
 
 def _table_input(config: StageConfig, location: str) -> glue.CfnTable.TableInputProperty:

@@ -1,8 +1,9 @@
 """Buckets with the lake's secure defaults: the raw, enriched and query-results buckets and their access logs.
 
 Every bucket: SSE-S3 encryption, all public access blocked, a TLS-only bucket policy, owner-enforced
-object ownership (no ACLs), and the stage's removal policy. Data buckets are also versioned (bounded by
-a noncurrent-version expiry) and write server access logs to the stack's access-log bucket.
+object ownership (no ACLs), and the stage's removal policy. Data buckets write server access logs to the
+stack's access-log bucket and are versioned (bounded by a noncurrent-version expiry) unless their content
+must be gone when it expires, like Athena's query results.
 
 `removal_policy="destroy"` removes a bucket only once it is empty: there is deliberately no
 `auto_delete_objects`, whose custom-resource Lambda could empty a data bucket by accident, and which
@@ -54,10 +55,13 @@ class AccessLogBucket(s3.Bucket):
 
 
 class SecureBucket(s3.Bucket):
-    """A versioned data bucket with the secure defaults, logging its access to `access_logs`.
+    """A data bucket with the secure defaults, logging its access to `access_logs`.
 
-    `lifecycle_rules` come on top of the rule every data bucket has: noncurrent versions expire after
-    NONCURRENT_VERSION_DAYS and abandoned multipart uploads after INCOMPLETE_UPLOAD_DAYS.
+    Versioned by default, so an overwritten or deleted object stays recoverable for NONCURRENT_VERSION_DAYS.
+    `versioned=False` is for content that must really disappear when a lifecycle rule expires it: in a
+    versioned bucket, an expiry only adds a delete marker and the data lingers as a noncurrent version.
+    `lifecycle_rules` come on top of the rule every data bucket has: abandoned multipart uploads are
+    aborted after INCOMPLETE_UPLOAD_DAYS (and, when versioned, noncurrent versions expire).
     """
 
     def __init__(
@@ -67,24 +71,30 @@ class SecureBucket(s3.Bucket):
         *,
         config: StageConfig,
         access_logs: s3.IBucket,
+        versioned: bool = True,
         lifecycle_rules: Sequence[s3.LifecycleRule] = (),
     ):
         super().__init__(
             scope,
             construct_id,
             **_secure_defaults(config),
-            versioned=True,
+            versioned=versioned,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix=f"{construct_id}/",
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="ExpireOldVersions",
-                    noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_VERSION_DAYS),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(INCOMPLETE_UPLOAD_DAYS),
-                ),
-                *lifecycle_rules,
-            ],
+            lifecycle_rules=[_housekeeping_rule(versioned), *lifecycle_rules],
         )
+
+
+def _housekeeping_rule(versioned: bool) -> s3.LifecycleRule:
+    """Abandoned multipart uploads cost storage until aborted; noncurrent versions until they expire."""
+    abort_uploads = cdk.Duration.days(INCOMPLETE_UPLOAD_DAYS)
+    if not versioned:
+        return s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=abort_uploads)
+    return s3.LifecycleRule(
+        id="ExpireOldVersions",
+        noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_VERSION_DAYS),
+        abort_incomplete_multipart_upload_after=abort_uploads,
+    )
 
 
 def bucket_from_output(consumer: cdk.Stack, construct_id: str, *, producer: cdk.Stack, output_id: str) -> s3.IBucket:

@@ -4,7 +4,8 @@ Rows are plain dicts with the enriched columns plus `context_date`, so the tests
 answer from them in plain Python. Besides seeded random traffic, the chat holds the cases the SQL has to
 get right: messages one second either side of local midnight, a local Saturday night that is Sunday in
 UTC, a local Sunday, averages of exactly .5, a rename, edits arriving a day later, bots, a channel post,
-bare `?`, questions repeated within and after 24 hours, and commands with a @botname.
+bare `?`, questions repeated within and after 24 hours, a question spaced with a tab and a non-breaking
+space, and commands with a @botname.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from lambdas.etl.schema import COLUMN_NAMES, arrow_schema
 CHAT_ID = -1001234567890
 PEOPLE = {101: "Ana", 102: "Bruno", 103: "Carla", 104: "Davi", 105: "Érica"}
 HALF_UP_USER = (106, "Meio")
+SPACING_USER = (107, "Nara")
 BOT = (900, "HelperBot")
 ANONYMOUS_ADMIN = (1087968824, "Group")  # Telegram's GroupAnonymousBot: a person posting as the group
 CHAT_TEXTS = ("bom dia", "obrigado!", "ok", "alguém aí", "valeu 👍", "até amanhã", "funcionou, obrigada")
@@ -178,6 +180,10 @@ def _edge_cases(chat: _Chat, days: list[date]) -> None:
     asked = chat.at(first, 8)
     for later in (0, DAY, 2 * DAY + 1):
         chat.message(asked + later, carla, text="Tem reunião hoje?")
+    # A tab is whitespace to the SQL, a non-breaking space is text (in Athena and DuckDB alike): these are
+    # two questions, not a repeat. `str.split()` would take them for one.
+    chat.message(chat.at(third, 14), SPACING_USER, text="Aceita cartão de crédito?")
+    chat.message(chat.at(third, 14, 10), SPACING_USER, text="aceita\u00a0cartão\tde crédito?")
     # An edit that arrives the next day is activity on that day, not a new message.
     late = chat.message(chat.at(first, 23), carla, text="até já")
     chat.edit(late, chat.at(second, 1), "até já!")

@@ -36,8 +36,8 @@ def test_only_the_chat_allowlist_is_required_everything_else_has_safe_defaults()
         log_retention_days=30, api_throttle_rate=50.0, api_throttle_burst=100,
         allowed_updates=("message", "edited_message", "channel_post", "edited_channel_post"),
         webhook_max_connections=40, etl_schedule_local_time="01:00", etl_memory_mb=1024, etl_timeout_minutes=15,
-        etl_read_concurrency=32, analytics_start_date="2026-01-01", athena_results_expiration_days=30,
-        athena_bytes_scanned_cutoff=1_073_741_824,
+        etl_read_concurrency=32, alarm_email=None, analytics_start_date="2026-01-01",
+        athena_results_expiration_days=30, athena_bytes_scanned_cutoff=1_073_741_824,
     )
     assert (config.etl_schedule_hour, config.etl_schedule_minute) == (1, 0)
 
@@ -73,6 +73,14 @@ def test_an_unknown_stage_names_it_and_the_configured_ones():
         ("dev", {"etl_timeout_minutes": 16}, "etl_timeout_minutes", "must be <= 15"),
         ("dev", {"analytics_start_date": "2026-13-01"}, "analytics_start_date", "date YYYY-MM-DD"),
         ("dev", {"account": ""}, "account", "non-empty string"),
+        ("dev", {"alarm_email": ""}, "alarm_email", "non-empty string"),
+        ("dev", {"alarm_email": ["ops@example.com"]}, "alarm_email", "non-empty string"),
+        ("dev", {"alarm_email": "ops.example.com"}, "alarm_email", "must be an email address"),
+        ("dev", {"alarm_email": "ops@example"}, "alarm_email", "must be an email address"),
+        ("dev", {"alarm_email": "ops team@example.com"}, "alarm_email", "must be an email address"),
+        ("dev", {"alarm_email": "ops@@example.com"}, "alarm_email", "must be an email address"),
+        ("dev", {"alarm_email": "ops@example..com"}, "alarm_email", "must be an email address"),
+        ("dev", {"alarm_email": "ops@example.com\n"}, "alarm_email", "must be an email address"),
     ],
 )
 def test_an_invalid_setting_fails_naming_the_stage_and_the_key(stage, overrides, key, problem):
@@ -83,6 +91,12 @@ def test_an_invalid_setting_fails_naming_the_stage_and_the_key(stage, overrides,
     assert f"stage {stage!r}" in message
     assert f"key {key!r}" in message
     assert problem in message
+
+
+@pytest.mark.parametrize("address", ["ops@example.com", "first.last+etl@mail.example.co.uk"])
+def test_an_alarm_email_is_optional_and_kept_as_given(address):
+    assert load_stage(STAGES, "dev").alarm_email is None
+    assert load_stage(stages_with("dev", alarm_email=address), "dev").alarm_email == address
 
 
 def test_a_misspelled_key_is_rejected_not_ignored():

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 
+import pyarrow.parquet as pq
 import pytest
 
 from analytics import QUERY_DIR, load_queries
 from lambdas.common.layout import day_prefix
 from lambdas.etl import schema
+from lambdas.etl.compact import write_parquet
+from stacks import outputs
 from tests.cdk_support import ref, resources, stage_fixture, the_resource
-from tools.cli import PRESENTATION_OUTPUTS
 
 ARROW_TO_GLUE = {"int64": "bigint", "bool": "boolean", "string": "string"}
 
@@ -30,7 +32,7 @@ def table(template):
 
 def enriched_bucket(config) -> dict:
     """The enriched bucket's name as the presentation stack reads it from the ETL stack's output."""
-    return {"Fn::GetStackOutput": {"StackName": config.stack_name("Etl"), "OutputName": "EnrichedBucketName"}}
+    return {"Fn::GetStackOutput": {"StackName": config.stack_name("Etl"), "OutputName": outputs.ENRICHED_BUCKET_NAME}}
 
 
 def test_database_is_the_stages(dev, template):
@@ -40,12 +42,16 @@ def test_database_is_the_stages(dev, template):
     assert database["CatalogId"] == {"Ref": "AWS::AccountId"}
 
 
-def test_table_columns_are_exactly_the_parquet_schema_the_etl_writes(table):
-    """The schema-agreement test: names, order and types of the Glue columns equal the Arrow schema."""
+def test_table_columns_are_exactly_the_parquet_schema_the_etl_writes(table, tmp_path):
+    """The schema-agreement test: names, order and types of the Glue columns equal the Arrow schema, and
+    the schema of a Parquet file written by the ETL's own writer, as a reader finds it in the file."""
     columns = [(column["Name"], column["Type"]) for column in table["TableInput"]["StorageDescriptor"]["Columns"]]
-    parquet = [(field.name, ARROW_TO_GLUE[str(field.type)]) for field in schema.arrow_schema()]
+    declared = [(field.name, ARROW_TO_GLUE[str(field.type)]) for field in schema.arrow_schema()]
+    path = tmp_path / "telegram.parquet"
+    assert write_parquet(path, [{"update_id": 1}], batch_rows=1) == 1
+    written = [(field.name, ARROW_TO_GLUE[str(field.type)]) for field in pq.ParquetFile(path).schema_arrow]
 
-    assert columns == parquet
+    assert columns == declared == written
     comments = [column["Comment"] for column in table["TableInput"]["StorageDescriptor"]["Columns"]]
     assert comments == [column.comment for column in schema.COLUMNS]
 
@@ -91,6 +97,7 @@ def test_workgroup_enforces_its_encrypted_results_location_and_the_scan_cutoff(d
 
     assert workgroup["Name"] == dev.config.athena_workgroup == "telegram-lake-dev"
     assert configuration["EnforceWorkGroupConfiguration"] is True
+    assert configuration["EngineVersion"] == {"SelectedEngineVersion": "Athena engine version 3"}
     assert configuration["PublishCloudWatchMetricsEnabled"] is True
     assert configuration["BytesScannedCutoffPerQuery"] == dev.config.athena_bytes_scanned_cutoff
     assert configuration["ResultConfiguration"] == {
@@ -107,12 +114,24 @@ def test_prod_workgroup_keeps_saved_queries_and_uses_its_own_cutoff(prod):
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_query_results_expire_after_the_configured_days(stage, dev, prod):
+def test_query_results_are_gone_after_the_configured_days(stage, dev, prod):
+    """Unversioned: in a versioned bucket, expiry would only add a delete marker and keep the results
+    (message text) as a noncurrent version."""
     stage_app = {"dev": dev, "prod": prod}[stage]
     results = stage_app.template("Presentation")["Resources"][stage_app.logical_id("Presentation", "ResultsBucket")]
     rules = {rule["Id"]: rule for rule in results["Properties"]["LifecycleConfiguration"]["Rules"]}
 
-    assert rules["ExpireQueryResults"]["ExpirationInDays"] == stage_app.config.athena_results_expiration_days
+    assert "VersioningConfiguration" not in results["Properties"]
+    assert rules == {
+        "AbortIncompleteUploads": {
+            "Id": "AbortIncompleteUploads", "Status": "Enabled",
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+        },
+        "ExpireQueryResults": {
+            "Id": "ExpireQueryResults", "Status": "Enabled",
+            "ExpirationInDays": stage_app.config.athena_results_expiration_days,
+        },
+    }
     access_logs = ref(stage_app.logical_id("Presentation", "AccessLogs"))
     assert results["Properties"]["LoggingConfiguration"]["DestinationBucketName"] == access_logs
 
@@ -136,11 +155,13 @@ def test_no_permissions_are_created_analysts_use_their_own(template):
 
 
 def test_outputs_name_the_workgroup_database_table_and_results_bucket(dev, template):
-    outputs = template["Outputs"]
+    declared = template["Outputs"]
 
-    assert outputs.keys() == set(PRESENTATION_OUTPUTS)
-    assert outputs["WorkgroupName"]["Value"] == ref(dev.logical_id("Presentation", "Workgroup"))
-    assert outputs["DatabaseName"]["Value"] == ref(dev.logical_id("Presentation", "Database"))
-    assert outputs["TableName"]["Value"] == "telegram"
-    assert outputs["ResultsBucketName"]["Value"] == ref(dev.logical_id("Presentation", "ResultsBucket"))
+    assert declared.keys() == {
+        outputs.WORKGROUP_NAME, outputs.DATABASE_NAME, outputs.TABLE_NAME, outputs.RESULTS_BUCKET_NAME
+    }
+    assert declared[outputs.WORKGROUP_NAME]["Value"] == ref(dev.logical_id("Presentation", "Workgroup"))
+    assert declared[outputs.DATABASE_NAME]["Value"] == ref(dev.logical_id("Presentation", "Database"))
+    assert declared[outputs.TABLE_NAME]["Value"] == "telegram"
+    assert declared[outputs.RESULTS_BUCKET_NAME]["Value"] == ref(dev.logical_id("Presentation", "ResultsBucket"))
     assert dev.stacks["Etl"] in dev.stacks["Presentation"].dependencies
