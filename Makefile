@@ -45,11 +45,12 @@ synth-all: setup ## Synthesize every configured stage with the pinned CDK CLI (c
 	  $(OFFLINE_AWS) $(CDK) synth --quiet -c stage=$$stage -o cdk.out/$$stage || exit 1; \
 	done
 
+# Only the configured stages' folders: cdk.out may still hold a removed stage's stale templates.
 lint-templates: synth-all ## cfn-lint every synthesized template (W3005 is CDK's redundant DependsOn)
-	$(BIN)/cfn-lint -i W3005 -- cdk.out/*/*.template.json
+	$(BIN)/cfn-lint -i W3005 -- $(STAGES:%=cdk.out/%/*.template.json)
 
 check-layers: synth-all ## Fail if a bundled Lambda layer outgrows its budget
-	$(BIN)/python -m tools check-layers cdk.out/*
+	$(BIN)/python -m tools check-layers $(STAGES:%=cdk.out/%)
 
 synth: setup ## cdk synth STAGE=dev
 	$(CDK) synth -c stage=$(STAGE) -o cdk.out/$(STAGE)

@@ -13,14 +13,15 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.common.layout import PREFIX
+from stacks import outputs
+from stacks.alarms import AlarmTopic
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
 from stacks.functions import lake_function
-from stacks.ingestion import RAW_BUCKET_OUTPUT
 from stacks.packaging import pyarrow_layer, runtime_layer
 from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output
 
-ENRICHED_BUCKET_OUTPUT = "EnrichedBucketName"
 # A failed day is retried twice (the ETL is idempotent: a re-run replaces the day's file), then its event
 # lands in the dead-letter queue, which keeps it for SQS's maximum of 14 days.
 RETRY_ATTEMPTS = 2
@@ -33,7 +34,7 @@ class EtlStack(cdk.Stack):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, ingestion: cdk.Stack, **kwargs):
         super().__init__(scope, construct_id, **kwargs)
-        raw_bucket = bucket_from_output(self, "RawBucket", producer=ingestion, output_id=RAW_BUCKET_OUTPUT)
+        raw_bucket = bucket_from_output(self, "RawBucket", producer=ingestion, output_id=outputs.RAW_BUCKET_NAME)
         access_logs = AccessLogBucket(self, "AccessLogs", config=config)
         enriched_bucket = SecureBucket(self, "EnrichedBucket", config=config, access_logs=access_logs)
         failed_runs = sqs.Queue(
@@ -69,30 +70,46 @@ class EtlStack(cdk.Stack):
             max_event_age=MAX_EVENT_AGE,
             on_failure=destinations.SqsDestination(failed_runs),
         )
-        raw_bucket.grant_read(function)
-        enriched_bucket.grant_read_write(function)
-        self._acknowledge_bucket_grants(function.role, raw_bucket, enriched_bucket)
+        # The ETL lists and reads raw days, and replaces (puts, or deletes when stale) the enriched day's
+        # file and rejects report: it never reads the enriched bucket. Both grants stop at the lake's prefix.
+        lake_objects = f"{PREFIX}*"
+        raw_bucket.grant_read(function, lake_objects)
+        enriched_bucket.grant_put(function, lake_objects)
+        enriched_bucket.grant_delete(function, lake_objects)
+        self._acknowledge_bucket_grants(function.role, raw_bucket, enriched_bucket, lake_objects)
         self._schedule(config, function, failed_runs)
-        self._alarms(function, failed_runs)
+        alarm_topic = AlarmTopic(self, "AlarmTopic", config=config, subject="Etl")
+        self._alarms(function, failed_runs, alarm_topic)
 
-        cdk.CfnOutput(self, "EtlFunctionName", value=function.function_name, description="Invoke for a backfill")
         cdk.CfnOutput(
-            self, ENRICHED_BUCKET_OUTPUT, value=enriched_bucket.bucket_name, description="Daily Parquet files"
+            self, outputs.ETL_FUNCTION_NAME, value=function.function_name, description="Invoke for a backfill"
+        )
+        cdk.CfnOutput(
+            self, outputs.ENRICHED_BUCKET_NAME, value=enriched_bucket.bucket_name, description="Daily Parquet files"
+        )
+        cdk.CfnOutput(
+            self,
+            outputs.ALARM_TOPIC_ARN,
+            value=alarm_topic.topic.topic_arn,
+            description="The ETL alarms' topic: subscribe to hear of failed runs",
         )
 
-    def _acknowledge_bucket_grants(self, role: iam.IRole, raw_bucket: s3.IBucket, enriched_bucket: s3.IBucket) -> None:
-        """The wildcards of `grant_read` (raw) and `grant_read_write` (enriched): object keys are per day."""
-        for bucket, access in ((raw_bucket, "reads every update"), (enriched_bucket, "writes each day's file")):
+    def _acknowledge_bucket_grants(
+        self, role: iam.IRole, raw_bucket: s3.IBucket, enriched_bucket: s3.IBucket, objects: str
+    ) -> None:
+        """The wildcards of the bucket grants: keys under `objects` are named by day, only known at run time."""
+        for bucket, access in ((raw_bucket, "reads every update"), (enriched_bucket, "replaces each day's file")):
             acknowledge(
                 role,
-                f"AwsSolutions-IAM5[Resource::{nag_resource(self, bucket.arn_for_objects('*'))}]",
-                f"The ETL {access} under keys named by day, only known at run time; no other bucket is granted.",
+                f"AwsSolutions-IAM5[Resource::{nag_resource(self, bucket.arn_for_objects(objects))}]",
+                f"The ETL {access} under `{objects}`, in keys named by day; no other bucket or prefix is granted.",
             )
         for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
             acknowledge(
                 role,
                 f"AwsSolutions-IAM5[Action::{action}]",
-                "The action groups of Bucket.grant_read / grant_read_write, limited to the two lake buckets.",
+                "The action groups of Bucket.grant_read (raw) and grant_put / grant_delete (enriched), on the "
+                "lake's prefix of those two buckets only.",
             )
 
     def _schedule(self, config: StageConfig, function: lambda_.IFunction, failed_runs: sqs.IQueue) -> None:
@@ -137,21 +154,23 @@ class EtlStack(cdk.Stack):
             "Granted by LambdaInvoke: invoking this one function, any of its versions or aliases.",
         )
 
-    def _alarms(self, function: lambda_.IFunction, failed_runs: sqs.IQueue) -> None:
-        """Any failed attempt, and any run given up on, sets an alarm."""
+    def _alarms(self, function: lambda_.IFunction, failed_runs: sqs.IQueue, topic: AlarmTopic) -> None:
+        """Any failed attempt, and any run given up on, sets an alarm that notifies the topic."""
         common = {
             "threshold": 1,
             "evaluation_periods": 1,
             "comparison_operator": cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             "treat_missing_data": cloudwatch.TreatMissingData.NOT_BREACHING,
         }
-        function.metric_errors(period=ALARM_PERIOD, statistic="Sum").create_alarm(
+        errors = function.metric_errors(period=ALARM_PERIOD, statistic="Sum").create_alarm(
             self, "EtlErrors", alarm_description="An ETL run raised an error; Lambda retries it", **common
         )
         waiting = failed_runs.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD, statistic="Maximum")
-        waiting.create_alarm(
+        given_up = waiting.create_alarm(
             self,
             "FailedRunsWaiting",
             alarm_description="An ETL run failed after its retries; re-run the day with `python -m tools etl run`",
             **common,
         )
+        for alarm in (errors, given_up):
+            topic.notify(alarm)

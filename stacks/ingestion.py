@@ -10,17 +10,16 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from lambdas.common.layout import PREFIX
+from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, WEBHOOK_PATH
+from stacks import outputs
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
 from stacks.functions import lake_function, log_group
 from stacks.packaging import runtime_layer
 from stacks.storage import AccessLogBucket, SecureBucket, removal_policy
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-WEBHOOK_PATH = "webhook"
 # Telegram accepts 1-256 characters of A-Z a-z 0-9 _ - as secret_token; letters and digits are a subset.
 SECRET_LENGTH = 64
-RAW_BUCKET_OUTPUT = "RawBucketName"
 API_GATEWAY_LOGGING_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 
 
@@ -78,9 +77,15 @@ class IngestionStack(cdk.Stack):
         )
         api = WebhookApi(self, "WebhookApi", config=config, handler=function)
 
-        cdk.CfnOutput(self, "WebhookUrl", value=api.webhook_url, description="POST URL for Telegram's setWebhook")
-        cdk.CfnOutput(self, "WebhookSecretArn", value=secret.secret_arn, description="The webhook's secret_token")
-        cdk.CfnOutput(self, RAW_BUCKET_OUTPUT, value=raw_bucket.bucket_name, description="Raw updates, one object each")
+        cdk.CfnOutput(
+            self, outputs.WEBHOOK_URL, value=api.webhook_url, description="POST URL for Telegram's setWebhook"
+        )
+        cdk.CfnOutput(
+            self, outputs.WEBHOOK_SECRET_ARN, value=secret.secret_arn, description="The webhook's secret_token"
+        )
+        cdk.CfnOutput(
+            self, outputs.RAW_BUCKET_NAME, value=raw_bucket.bucket_name, description="Raw updates, one object each"
+        )
 
 
 def _raw_lifecycle(config: StageConfig) -> s3.LifecycleRule:
@@ -105,9 +110,9 @@ def _raw_lifecycle(config: StageConfig) -> s3.LifecycleRule:
 class WebhookApi(Construct):
     """A regional REST API with one route, `POST /webhook`, proxied to the ingest function.
 
-    API Gateway itself rejects requests without the secret-token header (401) and bodies that are not a
-    JSON object with an integer `update_id` (400), so scanners never reach the function; the function
-    still compares the token in constant time.
+    API Gateway itself rejects requests without the secret-token header (401) and bodies, whatever their
+    Content-Type, that are not a JSON object with an integer `update_id` (400), so scanners never reach the
+    function; the function still compares the token in constant time.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, handler: lambda_.IFunction):
@@ -157,13 +162,14 @@ class WebhookApi(Construct):
         validator = api.add_request_validator(
             "HeaderAndBody", validate_request_parameters=True, validate_request_body=True
         )
-        resource = api.root.add_resource(WEBHOOK_PATH)
+        resource = api.root.resource_for_path(WEBHOOK_PATH)
         method = resource.add_method(
             "POST",
             apigw.LambdaIntegration(handler, allow_test_invoke=False),
-            request_parameters={f"method.request.header.{SECRET_HEADER}": True},
+            request_parameters={f"method.request.header.{SECRET_TOKEN_HEADER}": True},
             request_validator=validator,
-            request_models={"application/json": update_model},
+            # Whatever the Content-Type: a model mapped to one media type leaves every other one unvalidated.
+            request_models={"$default": update_model},
         )
         self.webhook_url = api.url_for_path(resource.path)
 
@@ -178,7 +184,7 @@ class WebhookApi(Construct):
                 method,
                 rule,
                 "Telegram cannot send IAM signatures, Cognito tokens or custom credentials: it sends only the "
-                f"{SECRET_HEADER} header, which API Gateway requires and the function verifies.",
+                f"{SECRET_TOKEN_HEADER} header, which API Gateway requires and the function verifies.",
             )
         acknowledge(
             api.node.find_child("CloudWatchRole"),

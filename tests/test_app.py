@@ -8,7 +8,7 @@ import pytest
 from stacks.app import build_app
 from stacks.config import ConfigError
 from tests.cdk_support import PARTS, build, resources, stage_fixture
-from tests.stage_settings import CDK_CONTEXT, stages_with
+from tests.stage_settings import CDK_CONTEXT
 
 TLS_ONLY = {
     "Action": "s3:*",
@@ -27,6 +27,13 @@ DATA_RESOURCES = ("AWS::S3::Bucket", "AWS::Logs::LogGroup", "AWS::SecretsManager
 
 dev = stage_fixture("dev")
 prod = stage_fixture("prod")
+pinned = stage_fixture("dev", name="pinned", account="123456789012", region="eu-west-1")
+
+
+@pytest.fixture(scope="module")
+def stacks_without_a_stage() -> list[cdk.Stack]:
+    """The app as `cdk synth` builds it when no `-c stage=...` is given (cdk.json sets no stage)."""
+    return build_app(cdk.App(context={**CDK_CONTEXT, "aws:cdk:bundling-stacks": []}), nag=False)
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -43,18 +50,14 @@ def test_stack_names_carry_the_stage_and_deploy_in_order(stage_app):
     assert presentation.dependencies == [etl]
 
 
-def test_stacks_are_environment_agnostic_unless_the_stage_sets_account_and_region(dev):
-    _, pinned = build("dev", stages=stages_with("dev", account="123456789012", region="eu-west-1"))
-
+def test_stacks_are_environment_agnostic_unless_the_stage_sets_account_and_region(dev, pinned):
     for stack in dev.stacks.values():
         assert cdk.Token.is_unresolved(stack.account) and cdk.Token.is_unresolved(stack.region)
-    assert {(stack.account, stack.region) for stack in pinned} == {("123456789012", "eu-west-1")}
+    assert {(stack.account, stack.region) for stack in pinned.stacks.values()} == {("123456789012", "eu-west-1")}
 
 
-def test_the_stage_comes_from_the_context_and_defaults_to_dev():
-    app = cdk.App(context={**CDK_CONTEXT, "aws:cdk:bundling-stacks": []})  # cdk.json sets no stage
-
-    assert [stack.stack_name for stack in build_app(app, nag=False)] == [f"TelegramLake-dev-{part}" for part in PARTS]
+def test_the_stage_comes_from_the_context_and_defaults_to_dev(stacks_without_a_stage):
+    assert [stack.stack_name for stack in stacks_without_a_stage] == [f"TelegramLake-dev-{part}" for part in PARTS]
 
 
 def test_an_unknown_stage_or_missing_stages_fail_the_synth_with_a_clear_message():

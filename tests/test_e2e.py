@@ -8,6 +8,7 @@ parsing): they follow the definitions written in the saved queries' headers.
 from __future__ import annotations
 
 import io
+import json
 import os
 import threading
 from collections import Counter, defaultdict
@@ -211,6 +212,40 @@ def test_daily_message_count(pipeline):
     assert answer == dict(expected) and len(answer) == DAYS
 
 
+def test_messages_per_user_per_day(pipeline):
+    """Per user id and arrival day, people's new messages; the name is the one on the day's latest message."""
+    day = pipeline.first_arrival_day
+    counts: Counter = Counter()
+    latest_name = {}
+    for update_id, message in sorted(people(pipeline.allowed("message")), key=lambda sent: sent[0]):
+        user_day = (message["from"]["id"], day[update_id])
+        counts[user_day] += 1
+        latest_name[user_day] = message["from"]["first_name"]
+    rows = [(user, latest_name[user, day_], day_, count) for (user, day_), count in counts.items()]
+    expected = sorted(rows, key=lambda row: (-row[2].toordinal(), -row[3], row[0]))  # newest day, busiest, id
+    answer = [
+        (row["user_id"], row["user_first_name"], row["context_date"], row["message_amount"])
+        for row in pipeline.answers["messages_per_user_per_day"]
+    ]
+    assert len({user for user, _ in counts}) > 3 and answer == expected
+
+
+def test_messages_by_local_hour_weekday(pipeline):
+    """People's new messages by the wall-clock time they were sent in the stage's zone; 1 = Monday ... 7 = Sunday."""
+    sent: Counter = Counter()
+    for _, message in people(pipeline.allowed("message")):
+        local = datetime.fromtimestamp(message["date"], ZONE)
+        sent[local.isoweekday(), local.hour] += 1
+    rows = [(weekday, hour, count) for (weekday, hour), count in sent.items()]
+    expected = sorted(rows, key=lambda row: (-row[2], row[0], row[1]))  # busiest first, then weekday and hour
+    answer = [
+        (row["weekday"], row["hour_of_day"], row["message_amount"])
+        for row in pipeline.answers["messages_by_local_hour_weekday"]
+    ]
+    assert {weekday for weekday, _ in sent} == {5, 6, 7}  # Friday to Sunday: Sunday must be 7, not DuckDB's 0
+    assert answer == expected
+
+
 def test_daily_active_users(pipeline):
     day = pipeline.first_arrival_day
     active = defaultdict(set)
@@ -262,8 +297,23 @@ def test_demo_runs_end_to_end_writes_valid_charts_and_leaves_no_thread(tmp_path,
         height, width, _ = matplotlib.image.imread(chart).shape  # decodes the whole image
         assert height > 100 and width > 100
 
+    # The enriched Parquet outlives the local stack, for `query --local OUT/enriched` (the README's example).
+    enriched = tmp_path / "enriched"
+    files = sorted(enriched.glob("telegram/context_date=*/telegram.parquet"))
+    assert [file.parent.name for file in files] == ["context_date=2026-11-20", "context_date=2026-11-21"]
+    assert f"copied 2 daily Parquet files to {enriched}" in printed
+    rows_by_day = {file.parent.name.removeprefix("context_date="): pq.read_table(file).to_pylist() for file in files}
+    expected = {
+        day: sum(1 for row in rows if row["update_type"] == "message" and not row["user_is_bot"])
+        for day, rows in rows_by_day.items()
+    }
 
-def test_demo_sendsstandard_output_to_the_log_file_and_its_own_output_to_the_terminal(tmp_path, capfd):
+    assert tools_main(["query", "daily_message_count", "--local", str(enriched), "--format", "json"]) == 0
+    answer = json.loads(capfd.readouterr().out)
+    assert {row["context_date"]: row["message_amount"] for row in answer} == expected
+
+
+def test_demo_sends_standard_output_to_the_log_file_and_its_own_output_to_the_terminal(tmp_path, capfd):
     log = tmp_path / "lambda.log"
     with standard_output_to(log) as terminal:
         os.write(1, b'{"message":"webhook request"}\n')  # what a handler prints, whenever it bound stdout

@@ -21,6 +21,7 @@ import tools.etl_runs as etl_runs
 from lambdas.common.layout import local_day, raw_key
 from lambdas.etl.day import enriched_key
 from lambdas.etl.flatten import is_message_update
+from stacks import outputs
 from stacks.config import load_from_cdk_json
 from tools.cli import CommandError
 from tools.etl_runs import days_between, lambda_runner, register, run_days
@@ -105,7 +106,9 @@ def test_etl_run_invokes_the_function_named_by_the_etl_stack(monkeypatch, capsys
     monkeypatch.setattr(etl_runs, "lambda_client", lambda config: client)
     template = {
         "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
-        "Outputs": {"EtlFunctionName": {"Value": FUNCTION}, "EnrichedBucketName": {"Value": "enriched"}},
+        "Outputs": {
+            outputs.ETL_FUNCTION_NAME: {"Value": FUNCTION}, outputs.ENRICHED_BUCKET_NAME: {"Value": "enriched"}
+        },
     }
     with mock_aws():
         boto3.client("cloudformation").create_stack(StackName="TelegramLake-dev-Etl", TemplateBody=json.dumps(template))

@@ -6,12 +6,13 @@ import shutil
 
 import pytest
 
-from stacks import packaging
+from stacks import outputs, packaging
 from stacks.limits import LAYER_BUDGET_METADATA, PYARROW_LAYER_BUDGET_BYTES
 from tests.cdk_support import arn, normalized, policy_statements, ref, resources, stage_fixture, the_resource
-from tools.cli import ETL_OUTPUTS
 
 dev = stage_fixture("dev")
+# The same stage with someone to mail the alarms to.
+dev_mailed = stage_fixture("dev", name="dev_mailed", alarm_email="oncall@example.org")
 # A stage on x86_64 whose ETL runs at 23:45 Berlin time.
 berlin_x86 = stage_fixture(
     "dev", name="berlin_x86", lambda_architecture="x86_64", etl_schedule_local_time="23:45", timezone="Europe/Berlin"
@@ -25,7 +26,7 @@ def template(dev):
 
 def raw_bucket_name(config) -> dict:
     """The raw bucket's name, read from the Ingestion stack's output."""
-    return {"Fn::GetStackOutput": {"StackName": config.stack_name("Ingestion"), "OutputName": "RawBucketName"}}
+    return {"Fn::GetStackOutput": {"StackName": config.stack_name("Ingestion"), "OutputName": outputs.RAW_BUCKET_NAME}}
 
 
 def raw_bucket_arn(config) -> dict:
@@ -110,6 +111,7 @@ def test_a_failing_run_is_retried_by_lambda_then_sent_to_the_dead_letter_queue(d
 
     assert invoke_config["FunctionName"] == ref(dev.logical_id("Etl", "Etl"))
     assert invoke_config["MaximumRetryAttempts"] == 2
+    assert invoke_config["MaximumEventAgeInSeconds"] == 6 * 3600
     failed_runs = arn(dev.logical_id("Etl", "FailedRuns"))
     assert invoke_config["DestinationConfig"] == {"OnFailure": {"Destination": failed_runs}}
 
@@ -150,21 +152,89 @@ def test_alarms_on_function_errors_and_on_runs_waiting_in_the_dead_letter_queue(
         assert alarm["TreatMissingData"] == "notBreaching"
 
 
-def test_etl_role_reads_raw_reads_and_writes_enriched_and_reports_failures_nothing_else(dev, template):
+def test_both_alarms_notify_the_alarm_topic_when_raised_and_when_cleared(dev, template):
+    topic = ref(dev.logical_id("Etl", "AlarmTopic", "Topic"))
+    alarms = [alarm["Properties"] for alarm in resources(template, "AWS::CloudWatch::Alarm").values()]
+
+    assert len(alarms) == 2
+    for alarm in alarms:
+        assert (alarm["AlarmActions"], alarm["OKActions"]) == ([topic], [topic])
+
+
+def test_alarm_topic_is_tls_only_and_encrypted_with_a_rotated_key_cloudwatch_may_use(dev, template):
+    """Not the AWS managed alias/aws/sns key: CloudWatch cannot use it, and alarm actions would fail."""
+    key_id = dev.logical_id("Etl", "AlarmTopic", "Key")
+    topic_id = dev.logical_id("Etl", "AlarmTopic", "Topic")
+    topic = the_resource(template, "AWS::SNS::Topic")["Properties"]
+    key = the_resource(template, "AWS::KMS::Key")["Properties"]
+    topic_policy = the_resource(template, "AWS::SNS::TopicPolicy")["Properties"]
+
+    assert topic["KmsMasterKeyId"] == arn(key_id)
+    assert key["EnableKeyRotation"] is True
+    cloudwatch = {"Service": "cloudwatch.amazonaws.com"}
+    assert [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == cloudwatch] == [
+        {"Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Effect": "Allow", "Principal": cloudwatch, "Resource": "*"}
+    ]
+    assert topic_policy["Topics"] == [ref(topic_id)]
+    this_accounts_alarms = {
+        "Fn::Join": [
+            "",
+            ["arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:", {"Ref": "AWS::Region"}, ":",
+             {"Ref": "AWS::AccountId"}, ":alarm:*"],
+        ]
+    }
+    assert sorted(topic_policy["PolicyDocument"]["Statement"], key=lambda s: s["Effect"]) == [
+        {
+            "Action": "sns:Publish",
+            "Condition": {"ArnLike": {"aws:SourceArn": this_accounts_alarms}},
+            "Effect": "Allow",
+            "Principal": cloudwatch,
+            "Resource": ref(topic_id),
+            "Sid": "AllowThisAccountsAlarms",
+        },
+        {
+            "Action": "sns:Publish",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": "*",
+            "Resource": ref(topic_id),
+            "Sid": "AllowPublishThroughSSLOnly",
+        },
+    ]
+
+
+def test_alarm_topic_mails_the_configured_address_and_nobody_otherwise(dev_mailed, template):
+    subscription = the_resource(dev_mailed.template("Etl"), "AWS::SNS::Subscription")["Properties"]
+
+    assert subscription == {
+        "Protocol": "email",
+        "Endpoint": "oncall@example.org",
+        "TopicArn": ref(dev_mailed.logical_id("Etl", "AlarmTopic", "Topic")),
+    }
+    assert not resources(template, "AWS::SNS::Subscription")  # dev configures no alarm_email
+
+
+def test_etl_role_lists_and_reads_raw_replaces_enriched_files_under_the_prefix_and_nothing_else(dev, template):
+    """Listing is granted on the raw bucket itself (the ETL lists a day's prefix and the day before's),
+    objects only under `telegram/`; the enriched bucket is written and pruned, never read or listed."""
     enriched = dev.logical_id("Etl", "EnrichedBucket")
     raw = raw_bucket_arn(dev.config)
     statements = policy_statements(template, dev.logical_id("Etl", "EtlRole"))
     read = ["s3:GetBucket*", "s3:GetObject*", "s3:List*"]
-    write = ["s3:Abort*", "s3:DeleteObject*", "s3:PutObject", "s3:PutObjectLegalHold", "s3:PutObjectRetention",
-             "s3:PutObjectTagging", "s3:PutObjectVersionTagging"]
+    replace = ["s3:Abort*", "s3:DeleteObject*", "s3:PutObject", "s3:PutObjectLegalHold", "s3:PutObjectRetention",
+               "s3:PutObjectTagging", "s3:PutObjectVersionTagging"]
 
     assert normalized(statements) == normalized(
         [
-            {"Effect": "Allow", "Action": read, "Resource": [raw, {"Fn::Join": ["", [*raw["Fn::Join"][1], "/*"]]}]},
             {
                 "Effect": "Allow",
-                "Action": read + write,
-                "Resource": [arn(enriched), {"Fn::Join": ["", [arn(enriched), "/*"]]}],
+                "Action": read,
+                "Resource": [raw, {"Fn::Join": ["", [*raw["Fn::Join"][1], "/telegram/*"]]}],
+            },
+            {
+                "Effect": "Allow",
+                "Action": replace,
+                "Resource": {"Fn::Join": ["", [arn(enriched), "/telegram/*"]]},
             },
             {
                 "Effect": "Allow",
@@ -201,11 +271,12 @@ def test_schedule_role_may_only_invoke_the_etl_and_feed_its_dead_letter_queue(de
 
 
 def test_outputs_and_the_dependency_on_the_ingestion_stack(dev, template):
-    outputs = template["Outputs"]
+    declared = template["Outputs"]
 
-    assert outputs.keys() == set(ETL_OUTPUTS)
-    assert outputs["EtlFunctionName"]["Value"] == ref(dev.logical_id("Etl", "Etl"))
-    assert outputs["EnrichedBucketName"]["Value"] == ref(dev.logical_id("Etl", "EnrichedBucket"))
+    assert declared.keys() == {outputs.ETL_FUNCTION_NAME, outputs.ENRICHED_BUCKET_NAME, outputs.ALARM_TOPIC_ARN}
+    assert declared[outputs.ALARM_TOPIC_ARN]["Value"] == ref(dev.logical_id("Etl", "AlarmTopic", "Topic"))
+    assert declared[outputs.ETL_FUNCTION_NAME]["Value"] == ref(dev.logical_id("Etl", "Etl"))
+    assert declared[outputs.ENRICHED_BUCKET_NAME]["Value"] == ref(dev.logical_id("Etl", "EnrichedBucket"))
     assert dev.stacks["Ingestion"] in dev.stacks["Etl"].dependencies
 
 

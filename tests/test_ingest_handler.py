@@ -384,6 +384,22 @@ def test_storage_failure_is_5xx_and_logged_loudly_without_text(lake, stdout, mon
     assert output.counts() == {"Failed": 1}
 
 
+def test_unreadable_secret_is_5xx_logged_loudly_and_counted_and_stores_nothing(lake, stdout, monkeypatch):
+    deleted = lake.secrets.create_secret(Name="deleted-webhook-secret", SecretString=SECRET)["ARN"]
+    lake.secrets.delete_secret(SecretId=deleted, ForceDeleteWithoutRecovery=True)
+    monkeypatch.setenv("WEBHOOK_SECRET_ARN", deleted)
+
+    response = invoke(webhook_event(update_body(update_id=4343)))
+
+    assert (response["statusCode"], response["body"]) == (500, "secret unavailable")  # Telegram retries
+    assert lake.keys() == []
+    output = stdout()
+    (line,) = output.logs
+    assert (line["level"], line["outcome"], line["status"]) == ("ERROR", "failed", 500)
+    assert "ResourceNotFoundException" in line["exception"]
+    assert output.counts() == {"Failed": 1}
+
+
 # --- observability ----------------------------------------------------------------------------------------
 
 def test_one_structured_log_line_per_request_without_text_or_secret(lake, stdout):

@@ -6,14 +6,17 @@ from __future__ import annotations
 import base64
 import json
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,13 +30,14 @@ from tests.fake_bot_api import FakeBotApi, Reply
 from tools.cli import CommandError
 from tools.local import (
     ARRIVAL_HEADER,
+    LONG_POLL_SECONDS,
     LocalStack,
     deliver,
     poll_into_webhook,
     proxy_event,
     telegram_json,
 )
-from tools.telegram import BotApi
+from tools.telegram import API_BASE_ENV, TOKEN_ENV, BotApi
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG = load_from_cdk_json("dev")
@@ -280,6 +284,11 @@ def test_stacks_cannot_overlap_in_one_process():
         assert deliver(running.webhook_url, running.secret, telegram_json(message_update(3501))).status == 200
 
 
+def test_an_empty_allowlist_is_refused_rather_than_replaced_by_the_stages():
+    with pytest.raises(ValueError, match="allowed_chat_ids must name at least one chat"):
+        LocalStack(CONFIG, allowed_chat_ids=[])
+
+
 def test_allowlist_and_zone_can_be_overridden():
     with LocalStack(CONFIG, allowed_chat_ids=[OTHER_CHAT], timezone="Asia/Tokyo") as stack:
         arrival = datetime(2026, 11, 1, 16, 0, tzinfo=timezone.utc)  # Nov 2, 01:00 in Tokyo
@@ -290,35 +299,117 @@ def test_allowlist_and_zone_can_be_overridden():
 
 # ---- `python -m tools local up`
 
+# Waits on the subprocess are bounded by these, so a broken command fails the test instead of hanging it.
+START_SECONDS = 60
+# Less than one long poll: a stop signal must end the wait for Telegram's answer, not wait it out.
+STOP_SECONDS = LONG_POLL_SECONDS / 2
+
+
+class LocalUp:
+    """`python -m tools local up ARGS` in a subprocess; its output (stdout and stderr) read in the background."""
+
+    def __init__(self, *args: str, environment: dict[str, str]):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tools", "local", "up", "--stage", "dev", *args],
+            cwd=PROJECT_ROOT, env={**environment, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.output: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name="local-up-output")
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)  # the process closed its output
+
+    def read_until(self, last: Callable[[str], bool]) -> list[str]:
+        """The lines printed up to the first one `last` accepts (failing after START_SECONDS)."""
+        deadline = time.monotonic() + START_SECONDS
+        read: list[str] = []
+        while True:
+            try:
+                line = self._lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                pytest.fail(f"local up did not print the line within {START_SECONDS} s:\n" + "\n".join(self.output))
+            assert line is not None, "local up ended early:\n" + "\n".join(self.output)
+            self.output.append(line)
+            read.append(line)
+            if last(line):
+                return read
+
+    def banner(self) -> dict[str, str]:
+        """The stack's description, by label: `webhook URL`, `secret token`, `S3 endpoint`, `raw bucket`, ..."""
+        described = {}
+        for line in self.read_until(lambda line: line.strip().startswith("time zone")):
+            label, _, value = line.strip().partition("  ")
+            described[label] = value.split()[0] if value.strip() else ""
+        return described
+
+    def stop(self, signal_number: int) -> int:
+        """Send the signal; the exit code, which must come within STOP_SECONDS (the rest is read into `output`)."""
+        self.process.send_signal(signal_number)
+        code = self.process.wait(timeout=STOP_SECONDS)
+        self._reader.join()
+        self.output.extend(iter(self._lines.get_nowait, None))
+        return code
+
+    def __enter__(self) -> LocalUp:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join()
+        self.process.stdout.close()
+
+
+def raw_keys_at(described: dict[str, str]) -> list[str]:
+    """The raw bucket's keys, read through the S3 endpoint `local up` printed."""
+    s3 = boto3.client("s3", endpoint_url=described["S3 endpoint"])
+    try:
+        return [item["Key"] for item in s3.list_objects_v2(Bucket=described["raw bucket"]).get("Contents", [])]
+    finally:
+        s3.close()
+
+
+def wait_for(found: Callable[[], list]) -> list:
+    """What `found` returns once it is not empty, checked every 50 ms for up to START_SECONDS."""
+    deadline = time.monotonic() + START_SECONDS
+    while not (result := found()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return result
+
 
 def test_local_up_serves_until_interrupted_and_prints_how_to_reach_it():
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    environment.pop("TELEGRAM_BOT_TOKEN", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tools", "local", "up", "--stage", "dev"],
-        cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        printed = {}
-        for line in process.stdout:
-            label, _, value = line.strip().partition("  ")
-            printed[label] = value.strip().split()[0] if value.strip() else ""
-            if label == "time zone":
-                break
+    environment = {name: value for name, value in os.environ.items() if name != TOKEN_ENV}
+    with LocalUp(environment=environment) as local_up:
+        described = local_up.banner()
         body = telegram_json(message_update(8001))
-        assert deliver(printed["webhook URL"], printed["secret token"], body).status == 200
-        s3 = boto3.client("s3", endpoint_url=printed["S3 endpoint"])
-        keys = [item["Key"] for item in s3.list_objects_v2(Bucket=printed["raw bucket"])["Contents"]]
-        s3.close()
+        assert deliver(described["webhook URL"], described["secret token"], body).status == 200
+        keys = raw_keys_at(described)
         assert len(keys) == 1 and keys[0].endswith("/8001.json")
-        process.send_signal(signal.SIGINT)
-        output, errors = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, errors
-    assert "local stack stopped" in output
+        assert local_up.stop(signal.SIGINT) == 0, "\n".join(local_up.output)
+    assert "local stack stopped" in local_up.output
+
+
+def test_local_up_poll_feeds_the_bots_updates_through_the_webhook_and_stops_on_sigterm_mid_poll():
+    with FakeBotApi(token=TOKEN) as telegram:
+        telegram.add_updates(message_update(9001))
+        environment = {**os.environ, TOKEN_ENV: TOKEN, API_BASE_ENV: telegram.base_url}
+        with LocalUp("--poll", environment=environment) as local_up:
+            described = local_up.banner()
+            local_up.read_until(lambda line: line == "update 9001 delivered")
+            keys = raw_keys_at(described)
+            assert len(keys) == 1 and keys[0].endswith("/9001.json")
+            confirming = wait_for(lambda: [call for call in telegram.calls("getUpdates") if call.get("offset") == 9002])
+            assert confirming[0]["timeout"] == LONG_POLL_SECONDS  # the stack is now waiting in a long poll
+            assert local_up.stop(signal.SIGTERM) == 0, "\n".join(local_up.output)
+    assert f"polling getUpdates at {telegram.base_url} for {', '.join(CONFIG.allowed_updates)} ..." in local_up.output
+    assert "local stack stopped" in local_up.output
 
 
 def test_local_up_poll_needs_the_bot_token():

@@ -13,8 +13,10 @@ from datetime import datetime, timezone
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core import set_initial_no_auth_action_count
 
 import tools.__main__
+from stacks import outputs
 from stacks.config import load_from_cdk_json
 from tests.fake_bot_api import FakeBotApi, Reply
 from tools.telegram import API_BASE_ENV, TOKEN_ENV
@@ -45,18 +47,18 @@ def secret_arn(aws):
     return boto3.client("secretsmanager").create_secret(Name="TelegramLake-dev-webhook", SecretString=SECRET)["ARN"]
 
 
-def deploy_ingestion_stack(outputs: dict[str, str]) -> None:
-    """A stand-in for the deployed Ingestion stack in moto: one resource, the given outputs."""
+def deploy_ingestion_stack(values: dict[str, str]) -> None:
+    """A stand-in for the deployed Ingestion stack in moto: one resource, outputs with the given values."""
     template = {
         "Resources": {"RawBucket": {"Type": "AWS::S3::Bucket"}},
-        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+        "Outputs": {key: {"Value": value} for key, value in values.items()},
     }
     boto3.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
 
 
 @pytest.fixture
 def deployed(secret_arn):
-    deploy_ingestion_stack({"WebhookUrl": WEBHOOK_URL, "WebhookSecretArn": secret_arn})
+    deploy_ingestion_stack({outputs.WEBHOOK_URL: WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN: secret_arn})
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -200,11 +202,11 @@ def test_stack_not_deployed(telegram, aws, capsys):
     assert telegram.requests == []
 
 
-@pytest.mark.parametrize("missing", ["WebhookUrl", "WebhookSecretArn"])
+@pytest.mark.parametrize("missing", [outputs.WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN])
 def test_stack_output_missing(telegram, secret_arn, missing, capsys):
-    outputs = {"WebhookUrl": WEBHOOK_URL, "WebhookSecretArn": secret_arn}
-    del outputs[missing]
-    deploy_ingestion_stack(outputs)
+    values = {outputs.WEBHOOK_URL: WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN: secret_arn}
+    del values[missing]
+    deploy_ingestion_stack(values)
 
     code, _, err = run(capsys, "set")
 
@@ -216,7 +218,7 @@ def test_stack_output_missing(telegram, secret_arn, missing, capsys):
 def test_secret_that_is_not_a_telegram_token_is_refused_without_printing_it(telegram, aws, capsys):
     wrapped = json.dumps({"token": SECRET})  # a JSON wrapper instead of the plain token string
     arn = boto3.client("secretsmanager").create_secret(Name="wrapped", SecretString=wrapped)["ARN"]
-    deploy_ingestion_stack({"WebhookUrl": WEBHOOK_URL, "WebhookSecretArn": arn})
+    deploy_ingestion_stack({outputs.WEBHOOK_URL: WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN: arn})
 
     code, _, err = run(capsys, "set")
 
@@ -224,6 +226,27 @@ def test_secret_that_is_not_a_telegram_token_is_refused_without_printing_it(tele
     assert err == (
         f"error: the webhook secret {arn} is not a Telegram secret token (1-256 characters of A-Z a-z 0-9 _ -)\n"
     )
+    assert telegram.requests == []
+
+
+def test_deleted_secret_is_a_clear_error(telegram, deployed, secret_arn, capsys):
+    boto3.client("secretsmanager").delete_secret(SecretId=secret_arn, ForceDeleteWithoutRecovery=True)
+
+    code, _, err = run(capsys, "set")
+
+    assert code == 1
+    assert err.startswith(
+        f"error: cannot read the webhook secret {secret_arn}: An error occurred (ResourceNotFoundException)"
+    )
+    assert telegram.requests == []
+
+
+def test_credentials_aws_refuses_are_a_clear_error(telegram, deployed, capsys):
+    # moto checking every request's credentials: it knows no dummy key, as AWS knows no revoked one.
+    code, _, err = set_initial_no_auth_action_count(0)(run)(capsys, "set")
+
+    assert code == 1
+    assert err.startswith(f"error: cannot read stack {STACK}: An error occurred (InvalidClientTokenId)")
     assert telegram.requests == []
 
 
@@ -258,3 +281,17 @@ def test_connection_refused(telegram, deployed, refusing_port, monkeypatch, argv
     assert code == 1
     assert err.startswith("error: ")
     assert f"cannot reach the Bot API at {base}: [Errno 111] Connection refused" in err
+
+
+def test_unreachable_aws_endpoint_is_a_clear_error(telegram, refusing_port, monkeypatch, capsys):
+    endpoint = f"http://127.0.0.1:{refusing_port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # no retries: the refusal is final at once
+
+    code, _, err = run(capsys, "set")
+
+    assert code == 1
+    assert err == (
+        f'error: cannot reach CloudFormation for {STACK}: Could not connect to the endpoint URL: "{endpoint}/"\n'
+    )
+    assert telegram.requests == []

@@ -7,11 +7,6 @@ from typing import Any
 
 from stacks.config import DEFAULT_STAGE, ConfigError, StageConfig, load_from_cdk_json
 
-# CloudFormation output keys, by stack part. The stacks declare them with these exact ids.
-INGESTION_OUTPUTS = ("WebhookUrl", "WebhookSecretArn", "RawBucketName")
-ETL_OUTPUTS = ("EtlFunctionName", "EnrichedBucketName")
-PRESENTATION_OUTPUTS = ("WorkgroupName", "DatabaseName", "TableName", "ResultsBucketName")
-
 
 class CommandError(Exception):
     """A user-facing failure: printed as `error: ...` with exit code 1, no traceback."""

@@ -4,7 +4,9 @@
 2. Generates a synthetic week of a group chat (plus another chat's traffic) and POSTs every update over
    HTTP as Telegram would, a few of them twice (Telegram redelivers when it misses an answer), each
    arriving at its synthetic time, so it lands in that day's partition.
-3. Runs the ETL handler for every day, then every saved query on DuckDB over the enriched bucket.
+3. Runs the ETL handler for every day and copies the enriched bucket's Parquet files to `enriched/` in the
+   output folder before the local stack goes away, so `python -m tools query NAME --local OUT/enriched`
+   works afterwards; then runs every saved query on DuckDB over that copy.
 4. Prints the answers and writes PNG charts to the output folder.
 
 The Lambda handlers write a JSON log line and an EMF metrics document per request to standard output,
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -35,7 +38,7 @@ from tools import charts
 from tools.cli import CommandError, add_stage_argument, stage_config
 from tools.etl_runs import DayOutcome, days_between, local_runner, run_days, summary_table
 from tools.local import LocalStack, deliver, telegram_json
-from tools.local_sql import open_lake
+from tools.local_sql import download_lake, open_lake
 from tools.synthetic import SyntheticUpdate, synthetic_chat
 
 if TYPE_CHECKING:
@@ -45,6 +48,7 @@ DEFAULT_OUT = "demo-output"
 DEFAULT_DAYS = 7
 DEFAULT_PER_DAY = 300
 LAMBDA_LOG = "lambda.log"
+ENRICHED_COPY = "enriched"  # the enriched bucket's layout: telegram/context_date=DAY/telegram.parquet
 # Share of updates delivered twice, and how much later the second delivery arrives.
 REDELIVERY_SHARE = 0.02
 REDELIVERY_DELAY = timedelta(seconds=20)
@@ -69,6 +73,7 @@ class DemoSummary:
     parquet_rows: int
     parquet_files: int
     queries: int
+    enriched_copy: Path
     charts: tuple[Path, ...]
 
 
@@ -131,10 +136,11 @@ def run_demo(
         deliver_all(stack, deliveries)
         raw_objects = _count_objects(stack, stack.raw_bucket)
         outcomes = compact_days(stack, config, days_between(start, start + timedelta(days=days - 1)), console)
-        answers = run_saved_queries(stack, config.timezone, console)
-    charts = draw_charts(answers, config.timezone, out)
+        enriched = copy_enriched(stack, out / ENRICHED_COPY, console)
+    answers = run_saved_queries(enriched, config.timezone, console)
+    chart_files = draw_charts(answers, config.timezone, out)
     console.print()
-    for path in charts:
+    for path in chart_files:
         console.print(f"wrote {path}", soft_wrap=True)
     etl = [outcome.summary or {} for outcome in outcomes]
     return DemoSummary(
@@ -147,7 +153,8 @@ def run_demo(
         parquet_rows=sum(day.get("rows_written", 0) for day in etl),
         parquet_files=sum(1 for day in etl if day.get("output_key")),
         queries=len(answers),
-        charts=tuple(charts),
+        enriched_copy=enriched,
+        charts=tuple(chart_files),
     )
 
 
@@ -189,10 +196,24 @@ def compact_days(stack: LocalStack, config: StageConfig, days: Sequence[date], c
     return outcomes
 
 
-def run_saved_queries(stack: LocalStack, zone: str, console: Console) -> Answers:
-    """Every saved query on DuckDB over the enriched bucket, printed as a table; answers by query name."""
+def copy_enriched(stack: LocalStack, folder: Path, console: Console) -> Path:
+    """The enriched bucket's Parquet files, copied to `folder` with the bucket's layout while the local S3 is
+    still up. The folder is the demo's own: a previous run's copy is replaced, so it holds this run's days only.
+    """
+    if folder.exists():
+        shutil.rmtree(folder)
+    files = download_lake(f"s3://{stack.enriched_bucket}", folder)
+    console.print(
+        f"copied {len(files)} daily Parquet files to {folder} (`python -m tools query NAME --local {folder}`)",
+        soft_wrap=True,
+    )
+    return folder
+
+
+def run_saved_queries(enriched: Path, zone: str, console: Console) -> Answers:
+    """Every saved query on DuckDB over the enriched Parquet, printed as a table; answers by query name."""
     answers: Answers = {}
-    with open_lake(f"s3://{stack.enriched_bucket}") as lake:
+    with open_lake(str(enriched)) as lake:
         for query in load_queries(zone):
             columns, rows = lake.run(query)
             answers[query.name] = (columns, rows)
@@ -266,6 +287,7 @@ def _summary_table(summary: DemoSummary, log: Path, seconds: float) -> Any:
         ("  non-message updates skipped by the ETL", summary.non_message_updates),
         ("Parquet rows", f"{summary.parquet_rows} in {summary.parquet_files} daily files"),
         ("saved queries run on DuckDB", summary.queries),
+        ("enriched Parquet copied to", str(summary.enriched_copy)),
         ("charts written", f"{len(summary.charts)} in {summary.charts[0].parent}"),
         ("Lambda logs", str(log)),
         ("wall time", f"{seconds:.1f} s"),

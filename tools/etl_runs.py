@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from stacks import outputs
 from tools.cli import CommandError, add_stage_argument, require_output, stack_outputs, stage_config
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise CommandError("--raw-bucket and --enriched-bucket only apply with --local")
     else:
         stack = config.stack_name("Etl")
-        function_name = require_output(stack_outputs(config, "Etl"), "EtlFunctionName", stack)
+        function_name = require_output(stack_outputs(config, "Etl"), outputs.ETL_FUNCTION_NAME, stack)
         run_day = lambda_runner(lambda_client(config), function_name)
     console = Console()
     outcomes = run_days(days, run_day, console)

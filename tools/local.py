@@ -38,14 +38,12 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from lambdas.ingest.webhook import SECRET_TOKEN_HEADER
+from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, WEBHOOK_PATH
 from stacks.config import StageConfig
 from tools.cli import CommandError, add_stage_argument, stage_config
 from tools.telegram import BotApi, TelegramError, add_api_base_argument, bot_api_from_env
 
 HOST = "127.0.0.1"
-# The route the Ingestion stack's REST API serves (stacks.ingestion.WEBHOOK_PATH, not imported: it pulls in CDK).
-WEBHOOK_PATH = "/webhook"
 ARRIVAL_HEADER = "X-Local-Request-Time-Epoch"
 DEFAULT_REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
@@ -63,9 +61,9 @@ _LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class LocalStack:
     """moto S3 + Secrets Manager and the webhook endpoint on 127.0.0.1, wired to the real ingest handler.
 
-    The allowlist and time zone come from the stage's configuration unless overridden. Attributes are
-    valid inside the `with` block: `endpoint_url`, `webhook_url`, `secret`, `secret_arn`, `raw_bucket`,
-    `enriched_bucket`.
+    The allowlist and time zone come from the stage's configuration unless overridden (an allowlist, like
+    the stage's, names at least one chat). Attributes are valid inside the `with` block: `endpoint_url`,
+    `webhook_url`, `secret`, `secret_arn`, `raw_bucket`, `enriched_bucket`.
     """
 
     def __init__(
@@ -75,9 +73,11 @@ class LocalStack:
         allowed_chat_ids: Sequence[int] | None = None,
         timezone: str | None = None,
     ):
+        if allowed_chat_ids is not None and not allowed_chat_ids:
+            raise ValueError("allowed_chat_ids must name at least one chat (None keeps the stage's allowlist)")
         self.config = config
-        self.allowed_chat_ids = tuple(allowed_chat_ids or config.allowed_chat_ids)
-        self.timezone = timezone or config.timezone
+        self.allowed_chat_ids = tuple(config.allowed_chat_ids if allowed_chat_ids is None else allowed_chat_ids)
+        self.timezone = config.timezone if timezone is None else timezone
         self.region = config.region or DEFAULT_REGION
         self.raw_bucket = f"telegram-lake-{config.stage}-raw"
         self.enriched_bucket = f"telegram-lake-{config.stage}-enriched"
@@ -227,7 +227,7 @@ def proxy_event(
         text, encoded = body.decode("utf-8"), False
     except UnicodeDecodeError:
         text, encoded = base64.b64encode(body).decode("ascii"), True
-    epoch_ms = int(received_at.timestamp()) * 1000 + received_at.microsecond // 1000
+    epoch_ms = epoch_milliseconds(received_at)
     return {
         "resource": WEBHOOK_PATH,
         "path": path,
@@ -338,6 +338,11 @@ class _WebhookRequestHandler(BaseHTTPRequestHandler):
         """Quiet: the ingest handler already writes one log line per request."""
 
 
+def epoch_milliseconds(instant: datetime) -> int:
+    """An aware instant as API Gateway's `requestTimeEpoch`: whole Unix milliseconds, exact (no float rounding)."""
+    return int(instant.timestamp()) * 1000 + instant.microsecond // 1000
+
+
 def _arrival(header: str | None) -> datetime:
     if header is None:
         return datetime.now(timezone.utc)
@@ -368,7 +373,7 @@ def deliver(webhook_url: str, secret: str | None, body: bytes, *, arrival: datet
     if secret is not None:
         headers[SECRET_TOKEN_HEADER] = secret
     if arrival is not None:
-        headers[ARRIVAL_HEADER] = str(int(arrival.timestamp()) * 1000 + arrival.microsecond // 1000)
+        headers[ARRIVAL_HEADER] = str(epoch_milliseconds(arrival))
     request = urllib.request.Request(webhook_url, data=body, headers=headers, method="POST")
     try:
         with _LOCAL_HTTP.open(request, timeout=30) as response:
@@ -501,7 +506,8 @@ def up_command(args: argparse.Namespace) -> int:
     bot = bot_api_from_env(args.api_base) if args.poll else None  # a missing token fails before anything starts
     # `kill` (SIGTERM) stops the stack as cleanly as Ctrl-C: both end the wait below with KeyboardInterrupt.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    stop = threading.Event()  # never set here: only the tests bound the polling loop
+    # Never set: that KeyboardInterrupt is what stops the stack, whether it waits or is in a long poll.
+    stop = threading.Event()
     try:
         with LocalStack(config) as stack:
             print(describe(stack), flush=True)

@@ -121,7 +121,10 @@ def open_lake(source: str) -> Iterator[LocalLake]:
     have to be downloaded, and the enriched data is one small file per day.
     """
     with tempfile.TemporaryDirectory(prefix="telegram-lake-") as scratch:
-        folder = _download(source, Path(scratch)) if source.startswith("s3://") else Path(source)
+        folder = Path(source)
+        if source.startswith("s3://"):
+            folder = Path(scratch)
+            download_lake(source, folder)
         if not folder.is_dir():
             raise CommandError(f"{source} is not a folder or an s3:// URL")
         lake = LocalLake(_table_root(folder))
@@ -142,14 +145,15 @@ def _table_root(folder: Path) -> Path:
     return table_folder if table_folder.is_dir() else folder
 
 
-def _download(url: str, destination: Path) -> Path:
-    """Copy every day's Parquet under the URL into `destination`, keeping the keys' layout."""
+def download_lake(url: str, destination: Path) -> list[Path]:
+    """Copy every day's Parquet under the URL into `destination`, keeping the keys' layout; the files written."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
     prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
     client = boto3.client("s3")
+    written: list[Path] = []
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
@@ -158,9 +162,10 @@ def _download(url: str, destination: Path) -> Path:
                     target = destination / relative
                     target.parent.mkdir(parents=True, exist_ok=True)
                     client.download_file(bucket, item["Key"], str(target))
+                    written.append(target)
     except (BotoCoreError, ClientError) as error:
         raise CommandError(f"cannot read {url}: {error}") from None
-    return destination
+    return written
 
 
 def _sql_list(values: list[str]) -> str:

@@ -12,6 +12,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from stacks import outputs
 from stacks.config import StageConfig
 from tools.cli import CommandError, add_stage_argument, require_output, stack_outputs, stage_config
 from tools.telegram import TelegramError, add_api_base_argument, bot_api_from_env
@@ -81,9 +82,9 @@ def deployed_webhook(config: StageConfig) -> tuple[str, str]:
 
     session = boto3.session.Session(region_name=config.region)
     stack = config.stack_name("Ingestion")
-    outputs = stack_outputs(config, "Ingestion", session)
-    url = require_output(outputs, "WebhookUrl", stack)
-    secret_arn = require_output(outputs, "WebhookSecretArn", stack)
+    deployed = stack_outputs(config, "Ingestion", session)
+    url = require_output(deployed, outputs.WEBHOOK_URL, stack)
+    secret_arn = require_output(deployed, outputs.WEBHOOK_SECRET_ARN, stack)
     try:
         secret_token = session.client("secretsmanager").get_secret_value(SecretId=secret_arn).get("SecretString")
     except (BotoCoreError, ClientError) as error:

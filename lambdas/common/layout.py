@@ -19,7 +19,8 @@ def day_prefix(day: date) -> str:
 
 
 def raw_key(day: date, update_id: int) -> str:
-    """One object per update: a redelivered update overwrites itself instead of adding a copy."""
+    """One object per update and day: a same-day redelivery maps to the same key, where the ingest's
+    conditional write keeps the first delivery and refuses the copy (the ETL drops one after midnight)."""
     return f"{day_prefix(day)}{update_id}.json"
 
 

@@ -81,7 +81,11 @@ def handle(event: dict[str, Any], now: datetime) -> dict[str, Any]:
     started = time.perf_counter()
     config = settings()
     try:
-        authenticate(event, webhook_secret())
+        secret = webhook_secret()
+    except (BotoCoreError, ClientError):  # still a 5xx: Telegram redelivers once the secret is readable again
+        return _answer(started, "failed", 500, "secret unavailable", logger.exception)
+    try:
+        authenticate(event, secret)
         update = read_update(event)
     except Rejection as rejection:
         return _answer(started, "rejected", rejection.status, rejection.reason, logger.warning)

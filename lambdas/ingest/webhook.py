@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lambdas.common.layout import local_day, raw_key
 from lambdas.common.updates import update_chat_id, update_type
 
+# The webhook's contract, shared with the stack that serves it and the local stack that imitates it.
 SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WEBHOOK_PATH = "/webhook"  # the REST API's one route (POST)
 _CHAT_ID = re.compile(r"-?\d+")
 
 

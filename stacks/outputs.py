@@ -1,0 +1,19 @@
+"""The stacks' CloudFormation output ids: declared by the stacks, read by `tools` (and asserted by the tests).
+
+The stacks publish them and the commands find a deployed stage through them, so each id has this one
+home. No CDK import here: the command-line tools use it without paying jsii's start-up cost.
+"""
+
+# Ingestion
+WEBHOOK_URL = "WebhookUrl"
+WEBHOOK_SECRET_ARN = "WebhookSecretArn"
+RAW_BUCKET_NAME = "RawBucketName"
+# Etl
+ETL_FUNCTION_NAME = "EtlFunctionName"
+ENRICHED_BUCKET_NAME = "EnrichedBucketName"
+ALARM_TOPIC_ARN = "AlarmTopicArn"
+# Presentation
+WORKGROUP_NAME = "WorkgroupName"
+DATABASE_NAME = "DatabaseName"
+TABLE_NAME = "TableName"
+RESULTS_BUCKET_NAME = "ResultsBucketName"
