@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lambdas.common.layout import PARTITION_KEY
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -47,7 +49,7 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 # The partition column: Hive-style folder `context_date=YYYY-MM-DD`, the update's day in the stage's zone.
-PARTITION = Column("context_date", "date", "the day the update arrived, in the stage's time zone")
+PARTITION = Column(PARTITION_KEY, "date", "the day the update arrived, in the stage's time zone")
 
 COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in COLUMNS)
 
