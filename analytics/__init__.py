@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from lambdas.common.layout import is_time_zone
 
 QUERY_DIR = Path(__file__).resolve().parent
 TIMEZONE_PLACEHOLDER = "{{timezone}}"
@@ -43,10 +44,8 @@ def load_query(name: str, timezone: str) -> SavedQuery:
 
 def _check_zone(timezone: str) -> None:
     """An unknown zone fails here rather than as an Athena error, and no stray quote reaches the SQL."""
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA time zone {timezone!r}") from None
+    if not is_time_zone(timezone):
+        raise ValueError(f"unknown IANA time zone {timezone!r}")
 
 
 def _load(path: Path, timezone: str) -> SavedQuery:

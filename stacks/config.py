@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from lambdas.common.layout import is_time_zone
 from lambdas.common.updates import UPDATE_TYPES
 
 PROJECT = "TelegramLake"
@@ -168,10 +168,8 @@ class _Parser:
 
     def timezone(self) -> str:
         value = self.get("timezone", "America/Sao_Paulo")
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise self.fail("timezone", f"unknown IANA time zone {value!r}") from None
+        if not is_time_zone(value):
+            raise self.fail("timezone", f"unknown IANA time zone {value!r}")
         return value
 
     def update_types(self) -> tuple[str, ...]:

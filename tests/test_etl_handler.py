@@ -145,7 +145,7 @@ def test_an_update_redelivered_after_midnight_belongs_to_the_earlier_day(s3):
     assert [row["update_id"] for row in rows(s3, before)] == [499, 500]
 
 
-def test_poison_objects_are_reported_and_the_rest_of_the_day_is_written(s3):
+def test_poison_objects_are_reported_and_the_rest_of_the_day_is_written(s3, caplog):
     prefix = day_prefix(DAY)
     poison = {
         put_raw(s3, DAY, b"{not json", key=f"{prefix}100.json"): "not valid JSON: ",
@@ -174,6 +174,8 @@ def test_poison_objects_are_reported_and_the_rest_of_the_day_is_written(s3):
     assert [entry["key"] for entry in report["objects"]] == sorted(poison)
     for entry in report["objects"]:
         assert entry["reason"].startswith(poison[entry["key"]]), entry
+    logged = [record.key for record in caplog.records if record.getMessage() == "rejected raw object"]
+    assert sorted(logged) == sorted(poison)
 
     for key in poison:  # the poison is dealt with: a re-run drops the stale report
         s3.delete_object(Bucket=RAW, Key=key)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PREFIX = "telegram/"
 PARTITION_KEY = "context_date"
@@ -22,6 +22,15 @@ def raw_key(day: date, update_id: int) -> str:
     """One object per update and day: a same-day redelivery maps to the same key, where the ingest's
     conditional write keeps the first delivery and refuses the copy (the ETL drops one after midnight)."""
     return f"{day_prefix(day)}{update_id}.json"
+
+
+def is_time_zone(name: object) -> bool:
+    """Whether `name` is an IANA zone this machine knows (every setting naming "the day's" zone is checked)."""
+    try:
+        ZoneInfo(name)  # type: ignore[arg-type]
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return False
+    return True
 
 
 def local_day(instant: datetime, zone: str) -> date:

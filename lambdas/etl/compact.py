@@ -91,7 +91,7 @@ def _rebuild(
         with parquet.open("rb") if summary.rows_written else nullcontext() as body:
             summary.output_key = _replace(s3, enriched_bucket, enriched_key(day), body, PARQUET_CONTENT_TYPE)
     if not summary.rows_written:
-        logger.info("day has no rows: nothing written, stale output removed", extra={"day": summary.day})
+        logger.info("day has no rows: nothing written, any previous output deleted", extra={"day": summary.day})
     report = rejects_report(day, rejects) if rejects else None
     summary.rejects_key = _replace(s3, enriched_bucket, rejects_key(day), report, "application/json")
     summary.rejected = len(rejects)

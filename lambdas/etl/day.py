@@ -15,6 +15,7 @@ from typing import Any, Collection, Iterable, Mapping
 
 from lambdas.common.layout import day_prefix, previous_day
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, update_type
+from lambdas.etl.schema import BIGINT_MAX
 
 OUTPUT_NAME = "telegram.parquet"
 # Athena skips files whose name starts with `_`, so the report can sit next to the day's Parquet file.
@@ -23,7 +24,6 @@ REJECTS_NAME = "_rejects.json"
 _EVENT_HELP = 'expected {} (yesterday in TIMEZONE) or {"date": "YYYY-MM-DD"}'
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _RAW_NAME = re.compile(r"([0-9]{1,19})\.json")
-_BIGINT_MAX = 2**63 - 1
 
 
 def enriched_key(day: date) -> str:
@@ -58,7 +58,7 @@ def update_id_of_key(key: str, day: date) -> int | None:
     prefix = day_prefix(day)
     match = _RAW_NAME.fullmatch(key[len(prefix):]) if key.startswith(prefix) else None
     update_id = int(match.group(1)) if match else None
-    return update_id if update_id is not None and update_id <= _BIGINT_MAX else None
+    return update_id if update_id is not None and update_id <= BIGINT_MAX else None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, update_type
+from lambdas.etl.schema import BIGINT_MAX, BIGINT_MIN
 
 # A message's kind is the first of these fields it carries. Order matters: Telegram also sends `document`
 # with every `animation`, and `location` with every `venue`.
@@ -29,8 +30,6 @@ SERVICE_FIELDS = (
     "giveaway_completed", "video_chat_scheduled", "video_chat_started", "video_chat_ended",
     "video_chat_participants_invited",
 )
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def is_message_update(update: Mapping[str, Any]) -> bool:
@@ -110,7 +109,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _integer(value: Any) -> int | None:
     """An int that fits a bigint column; bool is an int subclass in Python but not in JSON."""
-    if isinstance(value, int) and not isinstance(value, bool) and _INT64_MIN <= value <= _INT64_MAX:
+    if isinstance(value, int) and not isinstance(value, bool) and BIGINT_MIN <= value <= BIGINT_MAX:
         return value
     return None
 

@@ -11,10 +11,10 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aws_lambda_powertools import Logger
 
+from lambdas.common.layout import is_time_zone
 from lambdas.etl.compact import compact_day
 from lambdas.etl.day import requested_day
 from lambdas.etl.store import s3_client
@@ -42,10 +42,8 @@ class EtlSettings:
             return value
 
         zone = required("TIMEZONE")
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"environment variable TIMEZONE: unknown IANA time zone {zone!r}") from None
+        if not is_time_zone(zone):
+            raise ValueError(f"environment variable TIMEZONE: unknown IANA time zone {zone!r}")
         concurrency = environ.get("READ_CONCURRENCY", "").strip() or str(DEFAULT_READ_CONCURRENCY)
         if not (concurrency.isascii() and concurrency.isdigit()) or int(concurrency) < 1:
             raise ValueError(f"environment variable READ_CONCURRENCY must be a positive integer, got {concurrency!r}")

@@ -51,6 +51,9 @@ COLUMNS: tuple[Column, ...] = (
 # The partition column: Hive-style folder `context_date=YYYY-MM-DD`, the update's day in the stage's zone.
 PARTITION = Column(PARTITION_KEY, "date", "the day the update arrived, in the stage's time zone")
 
+# The range of a `bigint` column: an id outside it cannot be stored, so it counts as missing or rejected.
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+
 COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in COLUMNS)
 
 

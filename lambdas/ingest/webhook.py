@@ -14,9 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lambdas.common.layout import local_day, raw_key
+from lambdas.common.layout import is_time_zone, local_day, raw_key
 from lambdas.common.updates import update_chat_id, update_type
 
 # The webhook's contract, shared with the stack that serves it and the local stack that imitates it.
@@ -76,10 +75,8 @@ def parse_chat_ids(text: str) -> frozenset[int]:
 
 
 def _time_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ConfigurationError(f"TIMEZONE must be an IANA time zone, got {name!r}") from error
+    if not is_time_zone(name):
+        raise ConfigurationError(f"TIMEZONE must be an IANA time zone, got {name!r}")
     return name
 
 
