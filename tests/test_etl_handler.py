@@ -23,6 +23,7 @@ from lambdas.common.layout import day_prefix, raw_key
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
 from lambdas.etl.day import enriched_key, rejects_key, requested_day
 from lambdas.etl.handler import EtlSettings, handler, process
+from lambdas.etl.store import s3_client
 from lambdas.etl.schema import arrow_schema
 from lambdas.etl.store import read_in_order
 
@@ -356,3 +357,13 @@ def test_a_failed_read_raises():
 
     with pytest.raises(ClientError, match="SlowDown"):
         list(read_in_order(SlowS3(failing_key="k50"), RAW, keys, concurrency=4))
+
+
+def test_the_etl_client_leaves_s3_timestamps_unparsed(s3):
+    """Two date parses per object were the costliest part of botocore's response parsing; the ETL reads none."""
+    put_raw(s3, DAY, message(1))
+    client = s3_client(2)
+    listed = client.list_objects_v2(Bucket=RAW, Prefix=day_prefix(DAY))["Contents"][0]
+    fetched = client.get_object(Bucket=RAW, Key=listed["Key"])
+    assert isinstance(listed["LastModified"], str) and isinstance(fetched["LastModified"], str)
+    assert isinstance(s3.list_objects_v2(Bucket=RAW)["Contents"][0]["LastModified"], datetime)  # others unaffected
