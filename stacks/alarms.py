@@ -1,6 +1,7 @@
-"""Where a stack's alarms are sent: an encrypted SNS topic, mailed to the stage's `alarm_email` when set.
+"""Where the stage's alarms are sent: one encrypted SNS topic, mailed to the stage's `alarm_email` when set.
 
-The ETL stack outputs the topic's ARN, so a team can also subscribe a chat integration or a pager to it later.
+The Ingestion stack, deployed first, creates the topic and outputs its ARN; the later stacks' alarms
+notify it through that output, and a team can also subscribe a chat integration or a pager to it later.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from stacks.config import StageConfig
+from stacks import outputs
+from stacks.config import PROJECT, StageConfig
+from stacks.references import stack_output
 
 CLOUDWATCH = "cloudwatch.amazonaws.com"
+# Every alarm of the lake counts failures over this period and is raised by the first one.
+ALARM_PERIOD = cdk.Duration.minutes(5)
+ANY_FAILURE = 1
 
 
 class AlarmTopic(Construct):
@@ -25,21 +31,22 @@ class AlarmTopic(Construct):
     Not the AWS managed `alias/aws/sns` key: its key policy cannot be changed to let CloudWatch use it,
     so every alarm action on such a topic fails ("CloudWatch Alarms does not have authorization to
     access the SNS topic encryption key") and the alarm stays silent. The key policy grants CloudWatch
-    exactly the two calls publishing needs; the topic policy lets only this account's alarms publish.
+    exactly the two calls publishing needs; the topic policy lets only this account's alarms (in the
+    stack's region: every stack of the stage) publish.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, subject: str):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig):
         super().__init__(scope, construct_id)
         key = kms.Key(
             self,
             "Key",
-            description=f"Encrypts the {subject} alarm notifications of stage {config.stage}",
+            description=f"Encrypts the alarm notifications of stage {config.stage}",
             enable_key_rotation=True,
             # It protects messages only while SNS delivers them: nothing to decrypt once the topic is gone.
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.topic = sns.Topic(
-            self, "Topic", display_name=f"{config.stack_name(subject)} alarms", master_key=key, enforce_ssl=True
+            self, "Topic", display_name=f"{PROJECT} {config.stage} alarms", master_key=key, enforce_ssl=True
         )
         key.grant(iam.ServicePrincipal(CLOUDWATCH), "kms:Decrypt", "kms:GenerateDataKey*")
         stack = cdk.Stack.of(self)
@@ -58,8 +65,30 @@ class AlarmTopic(Construct):
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 
-    def notify(self, alarm: cloudwatch.Alarm) -> None:
-        """Send the alarm's transitions to ALARM and back to OK to the topic."""
-        action = cloudwatch_actions.SnsAction(self.topic)
-        alarm.add_alarm_action(action)
-        alarm.add_ok_action(action)
+
+def alarm_topic_from_output(consumer: cdk.Stack, construct_id: str, *, producer: cdk.Stack) -> sns.ITopic:
+    """The stage's alarm topic, read from the ALARM_TOPIC_ARN output of the stack that created it."""
+    arn = stack_output(consumer, producer=producer, output_id=outputs.ALARM_TOPIC_ARN)
+    return sns.Topic.from_topic_arn(consumer, construct_id, arn)
+
+
+def alarm_on_any(
+    scope: Construct, construct_id: str, metric: cloudwatch.Metric, *, description: str, topic: sns.ITopic
+) -> cloudwatch.Alarm:
+    """Raised by one failure counted in a period, cleared by a period without: both transitions notify `topic`.
+
+    Missing data means nothing ran (no request, no invocation), so it is not breaching.
+    """
+    alarm = metric.create_alarm(
+        scope,
+        construct_id,
+        alarm_description=description,
+        threshold=ANY_FAILURE,
+        evaluation_periods=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    action = cloudwatch_actions.SnsAction(topic)
+    alarm.add_alarm_action(action)
+    alarm.add_ok_action(action)
+    return alarm

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.common.layout import PREFIX
 from stacks import outputs
-from stacks.alarms import AlarmTopic
+from stacks.alarms import ALARM_PERIOD, alarm_on_any, alarm_topic_from_output
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
 from stacks.functions import lake_function
@@ -26,11 +26,13 @@ from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output
 # lands in the dead-letter queue, which keeps it for SQS's maximum of 14 days.
 RETRY_ATTEMPTS = 2
 MAX_EVENT_AGE = cdk.Duration.hours(6)
-ALARM_PERIOD = cdk.Duration.minutes(5)
 
 
 class EtlStack(cdk.Stack):
-    """The ETL function, its daily schedule in the stage's time zone, and the alarms that say it failed."""
+    """The ETL function, its daily schedule in the stage's time zone, and the alarms that say it failed.
+
+    The alarms notify the stage's alarm topic, which the Ingestion stack creates.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, ingestion: cdk.Stack, **kwargs):
         super().__init__(scope, construct_id, **kwargs)
@@ -78,20 +80,13 @@ class EtlStack(cdk.Stack):
         enriched_bucket.grant_delete(function, lake_objects)
         self._acknowledge_bucket_grants(function.role, raw_bucket, enriched_bucket, lake_objects)
         self._schedule(config, function, failed_runs)
-        alarm_topic = AlarmTopic(self, "AlarmTopic", config=config, subject="Etl")
-        self._alarms(function, failed_runs, alarm_topic)
+        self._alarms(function, failed_runs, alarm_topic_from_output(self, "AlarmTopic", producer=ingestion))
 
         cdk.CfnOutput(
             self, outputs.ETL_FUNCTION_NAME, value=function.function_name, description="Invoke for a backfill"
         )
         cdk.CfnOutput(
             self, outputs.ENRICHED_BUCKET_NAME, value=enriched_bucket.bucket_name, description="Daily Parquet files"
-        )
-        cdk.CfnOutput(
-            self,
-            outputs.ALARM_TOPIC_ARN,
-            value=alarm_topic.topic.topic_arn,
-            description="The ETL alarms' topic: subscribe to hear of failed runs",
         )
 
     def _acknowledge_bucket_grants(
@@ -154,23 +149,19 @@ class EtlStack(cdk.Stack):
             "Granted by LambdaInvoke: invoking this one function, any of its versions or aliases.",
         )
 
-    def _alarms(self, function: lambda_.IFunction, failed_runs: sqs.IQueue, topic: AlarmTopic) -> None:
+    def _alarms(self, function: lambda_.IFunction, failed_runs: sqs.IQueue, topic: sns.ITopic) -> None:
         """Any failed attempt, and any run given up on, sets an alarm that notifies the topic."""
-        common = {
-            "threshold": 1,
-            "evaluation_periods": 1,
-            "comparison_operator": cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            "treat_missing_data": cloudwatch.TreatMissingData.NOT_BREACHING,
-        }
-        errors = function.metric_errors(period=ALARM_PERIOD, statistic="Sum").create_alarm(
-            self, "EtlErrors", alarm_description="An ETL run raised an error; Lambda retries it", **common
+        failures = (
+            (
+                "EtlErrors",
+                function.metric_errors(period=ALARM_PERIOD, statistic="Sum"),
+                "An ETL run raised an error; Lambda retries it",
+            ),
+            (
+                "FailedRunsWaiting",
+                failed_runs.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD, statistic="Maximum"),
+                "An ETL run failed after its retries; re-run the day with `python -m tools etl run`",
+            ),
         )
-        waiting = failed_runs.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD, statistic="Maximum")
-        given_up = waiting.create_alarm(
-            self,
-            "FailedRunsWaiting",
-            alarm_description="An ETL run failed after its retries; re-run the day with `python -m tools etl run`",
-            **common,
-        )
-        for alarm in (errors, given_up):
-            topic.notify(alarm)
+        for construct_id, metric, description in failures:
+            alarm_on_any(self, construct_id, metric, description=description, topic=topic)

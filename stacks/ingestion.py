@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from lambdas.common.layout import PREFIX
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, WEBHOOK_PATH
 from stacks import outputs
+from stacks.alarms import ALARM_PERIOD, AlarmTopic, alarm_on_any
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
 from stacks.functions import lake_function, log_group
@@ -21,10 +24,18 @@ from stacks.storage import AccessLogBucket, SecureBucket, removal_policy
 # Telegram accepts 1-256 characters of A-Z a-z 0-9 _ - as secret_token; letters and digits are a subset.
 SECRET_LENGTH = 64
 API_GATEWAY_LOGGING_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+# The ingest handler's EMF count of requests whose update it could not store (lambdas/ingest/handler.py:
+# Powertools' namespace and `service` dimension, one metric per outcome).
+INGEST_METRICS_NAMESPACE = "TelegramLake"
+INGEST_SERVICE = "ingest"
+FAILED_METRIC = "Failed"
 
 
 class IngestionStack(cdk.Stack):
-    """Receives every webhook update and stores the allowed chats' updates unchanged in the raw bucket."""
+    """Receives every webhook update and stores the allowed chats' updates unchanged in the raw bucket.
+
+    Deployed first, it also holds the stage's alarm topic, which the later stacks' alarms notify too.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs):
         super().__init__(scope, construct_id, **kwargs)
@@ -76,6 +87,8 @@ class IngestionStack(cdk.Stack):
             "Part of Bucket.grant_put: lets the function abort its own failed uploads, on the same prefix only.",
         )
         api = WebhookApi(self, "WebhookApi", config=config, handler=function)
+        alarm_topic = AlarmTopic(self, "AlarmTopic", config=config)
+        self._alarms(function, api.stage, alarm_topic.topic)
 
         cdk.CfnOutput(
             self, outputs.WEBHOOK_URL, value=api.webhook_url, description="POST URL for Telegram's setWebhook"
@@ -86,6 +99,43 @@ class IngestionStack(cdk.Stack):
         cdk.CfnOutput(
             self, outputs.RAW_BUCKET_NAME, value=raw_bucket.bucket_name, description="Raw updates, one object each"
         )
+        cdk.CfnOutput(
+            self,
+            outputs.ALARM_TOPIC_ARN,
+            value=alarm_topic.topic.topic_arn,
+            description="The stage's alarm topic: subscribe to hear of failed ingestion and ETL runs",
+        )
+
+    def _alarms(self, function: lambda_.IFunction, stage: apigw.Stage, topic: sns.ITopic) -> None:
+        """Only Telegram retries a failed request, and it eventually drops the update: each way a request
+        can fail (not stored, function crashed, any 5xx) raises an alarm, so no update is lost in silence."""
+        not_stored = cloudwatch.Metric(
+            namespace=INGEST_METRICS_NAMESPACE,
+            metric_name=FAILED_METRIC,
+            dimensions_map={"service": INGEST_SERVICE},
+            period=ALARM_PERIOD,
+            statistic="Sum",
+        )
+        failures = (
+            (
+                "UpdatesNotStored",
+                not_stored,
+                "An update was not stored (S3 or the webhook secret failed); Telegram redelivers it for a while, "
+                "then drops it",
+            ),
+            (
+                "IngestErrors",
+                function.metric_errors(period=ALARM_PERIOD, statistic="Sum"),
+                "The ingest function crashed (e.g. misconfigured): see its logs; Telegram redelivers",
+            ),
+            (
+                "WebhookServerErrors",
+                stage.metric_server_error(period=ALARM_PERIOD, statistic="Sum"),
+                "The webhook answered 5xx: Telegram redelivers the update for a while, then drops it",
+            ),
+        )
+        for construct_id, metric, description in failures:
+            alarm_on_any(self, construct_id, metric, description=description, topic=topic)
 
 
 def _raw_lifecycle(config: StageConfig) -> s3.LifecycleRule:
@@ -172,6 +222,7 @@ class WebhookApi(Construct):
             request_models={"$default": update_model},
         )
         self.webhook_url = api.url_for_path(resource.path)
+        self.stage = api.deployment_stage
 
         acknowledge(
             api.deployment_stage,

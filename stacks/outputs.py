@@ -8,10 +8,10 @@ home. No CDK import here: the command-line tools use it without paying jsii's st
 WEBHOOK_URL = "WebhookUrl"
 WEBHOOK_SECRET_ARN = "WebhookSecretArn"
 RAW_BUCKET_NAME = "RawBucketName"
+ALARM_TOPIC_ARN = "AlarmTopicArn"
 # Etl
 ETL_FUNCTION_NAME = "EtlFunctionName"
 ENRICHED_BUCKET_NAME = "EnrichedBucketName"
-ALARM_TOPIC_ARN = "AlarmTopicArn"
 # Presentation
 WORKGROUP_NAME = "WorkgroupName"
 DATABASE_NAME = "DatabaseName"

@@ -19,6 +19,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import StageConfig
+from stacks.references import stack_output
 
 # How long an overwritten or deleted object stays recoverable: long enough to notice and undo a mistake.
 NONCURRENT_VERSION_DAYS = 30
@@ -100,10 +101,8 @@ def _housekeeping_rule(versioned: bool) -> s3.LifecycleRule:
 def bucket_from_output(consumer: cdk.Stack, construct_id: str, *, producer: cdk.Stack, output_id: str) -> s3.IBucket:
     """Another stack's bucket, found through the bucket-name output it publishes for the tools.
 
-    Stacks depend on each other only through those documented outputs (`Fn::GetStackOutput`, no
-    export to block the producer's updates), and the consumer's IAM statements name a resource that
-    is known before synthesis, so cdk-nag acknowledgments can name it exactly.
+    The consumer's IAM statements name a resource that is known before synthesis, so cdk-nag
+    acknowledgments can name it exactly.
     """
-    consumer.add_stack_dependency(producer, f"reads its {output_id} output")
-    name = cdk.Fn.get_stack_output(stack_name=producer.stack_name, output_name=output_id)
+    name = stack_output(consumer, producer=producer, output_id=output_id)
     return s3.Bucket.from_bucket_name(consumer, construct_id, name)

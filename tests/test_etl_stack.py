@@ -11,8 +11,6 @@ from stacks.limits import LAYER_BUDGET_METADATA, PYARROW_LAYER_BUDGET_BYTES
 from tests.cdk_support import arn, normalized, policy_statements, ref, resources, stage_fixture, the_resource
 
 dev = stage_fixture("dev")
-# The same stage with someone to mail the alarms to.
-dev_mailed = stage_fixture("dev", name="dev_mailed", alarm_email="oncall@example.org")
 # A stage on x86_64 whose ETL runs at 23:45 Berlin time.
 berlin_x86 = stage_fixture(
     "dev", name="berlin_x86", lambda_architecture="x86_64", etl_schedule_local_time="23:45", timezone="Europe/Berlin"
@@ -24,9 +22,13 @@ def template(dev):
     return dev.template("Etl")
 
 
+def ingestion_output(config, output_id: str) -> dict:
+    """A value the ETL stack reads from the Ingestion stack's outputs."""
+    return {"Fn::GetStackOutput": {"StackName": config.stack_name("Ingestion"), "OutputName": output_id}}
+
+
 def raw_bucket_name(config) -> dict:
-    """The raw bucket's name, read from the Ingestion stack's output."""
-    return {"Fn::GetStackOutput": {"StackName": config.stack_name("Ingestion"), "OutputName": outputs.RAW_BUCKET_NAME}}
+    return ingestion_output(config, outputs.RAW_BUCKET_NAME)
 
 
 def raw_bucket_arn(config) -> dict:
@@ -152,66 +154,14 @@ def test_alarms_on_function_errors_and_on_runs_waiting_in_the_dead_letter_queue(
         assert alarm["TreatMissingData"] == "notBreaching"
 
 
-def test_both_alarms_notify_the_alarm_topic_when_raised_and_when_cleared(dev, template):
-    topic = ref(dev.logical_id("Etl", "AlarmTopic", "Topic"))
+def test_both_alarms_notify_the_ingestion_stacks_alarm_topic_when_raised_and_when_cleared(dev, template):
     alarms = [alarm["Properties"] for alarm in resources(template, "AWS::CloudWatch::Alarm").values()]
+    topic = ingestion_output(dev.config, outputs.ALARM_TOPIC_ARN)
 
     assert len(alarms) == 2
     for alarm in alarms:
         assert (alarm["AlarmActions"], alarm["OKActions"]) == ([topic], [topic])
-
-
-def test_alarm_topic_is_tls_only_and_encrypted_with_a_rotated_key_cloudwatch_may_use(dev, template):
-    """Not the AWS managed alias/aws/sns key: CloudWatch cannot use it, and alarm actions would fail."""
-    key_id = dev.logical_id("Etl", "AlarmTopic", "Key")
-    topic_id = dev.logical_id("Etl", "AlarmTopic", "Topic")
-    topic = the_resource(template, "AWS::SNS::Topic")["Properties"]
-    key = the_resource(template, "AWS::KMS::Key")["Properties"]
-    topic_policy = the_resource(template, "AWS::SNS::TopicPolicy")["Properties"]
-
-    assert topic["KmsMasterKeyId"] == arn(key_id)
-    assert key["EnableKeyRotation"] is True
-    cloudwatch = {"Service": "cloudwatch.amazonaws.com"}
-    assert [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == cloudwatch] == [
-        {"Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Effect": "Allow", "Principal": cloudwatch, "Resource": "*"}
-    ]
-    assert topic_policy["Topics"] == [ref(topic_id)]
-    this_accounts_alarms = {
-        "Fn::Join": [
-            "",
-            ["arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:", {"Ref": "AWS::Region"}, ":",
-             {"Ref": "AWS::AccountId"}, ":alarm:*"],
-        ]
-    }
-    assert sorted(topic_policy["PolicyDocument"]["Statement"], key=lambda s: s["Effect"]) == [
-        {
-            "Action": "sns:Publish",
-            "Condition": {"ArnLike": {"aws:SourceArn": this_accounts_alarms}},
-            "Effect": "Allow",
-            "Principal": cloudwatch,
-            "Resource": ref(topic_id),
-            "Sid": "AllowThisAccountsAlarms",
-        },
-        {
-            "Action": "sns:Publish",
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            "Effect": "Deny",
-            "Principal": "*",
-            "Resource": ref(topic_id),
-            "Sid": "AllowPublishThroughSSLOnly",
-        },
-    ]
-
-
-def test_alarm_topic_mails_the_configured_address_and_nobody_otherwise(dev_mailed, template):
-    subscription = the_resource(dev_mailed.template("Etl"), "AWS::SNS::Subscription")["Properties"]
-
-    assert subscription == {
-        "Protocol": "email",
-        "Endpoint": "oncall@example.org",
-        "TopicArn": ref(dev_mailed.logical_id("Etl", "AlarmTopic", "Topic")),
-    }
-    assert not resources(template, "AWS::SNS::Subscription")  # dev configures no alarm_email
+    assert not resources(template, "AWS::SNS::Topic")  # the stage has one topic, in the Ingestion stack
 
 
 def test_etl_role_lists_and_reads_raw_replaces_enriched_files_under_the_prefix_and_nothing_else(dev, template):
@@ -273,8 +223,7 @@ def test_schedule_role_may_only_invoke_the_etl_and_feed_its_dead_letter_queue(de
 def test_outputs_and_the_dependency_on_the_ingestion_stack(dev, template):
     declared = template["Outputs"]
 
-    assert declared.keys() == {outputs.ETL_FUNCTION_NAME, outputs.ENRICHED_BUCKET_NAME, outputs.ALARM_TOPIC_ARN}
-    assert declared[outputs.ALARM_TOPIC_ARN]["Value"] == ref(dev.logical_id("Etl", "AlarmTopic", "Topic"))
+    assert declared.keys() == {outputs.ETL_FUNCTION_NAME, outputs.ENRICHED_BUCKET_NAME}
     assert declared[outputs.ETL_FUNCTION_NAME]["Value"] == ref(dev.logical_id("Etl", "Etl"))
     assert declared[outputs.ENRICHED_BUCKET_NAME]["Value"] == ref(dev.logical_id("Etl", "EnrichedBucket"))
     assert dev.stacks["Ingestion"] in dev.stacks["Etl"].dependencies

@@ -6,11 +6,14 @@ import json
 
 import pytest
 
+from lambdas.ingest import handler
 from stacks import outputs
 from tests.cdk_support import arn, normalized, policy_statements, ref, resources, stage_fixture, the_resource
 
 dev = stage_fixture("dev")
 several_chats = stage_fixture("dev", name="several_chats", allowed_chat_ids=[-1001, 42, -7])
+# The same stage with someone to mail the alarms to.
+dev_mailed = stage_fixture("dev", name="dev_mailed", alarm_email="oncall@example.org")
 
 
 @pytest.fixture(scope="module")
@@ -200,14 +203,107 @@ def test_api_stage_throttles_traces_and_writes_json_access_logs_but_never_bodies
     assert template["Resources"][access_logs]["Properties"]["RetentionInDays"] == dev.config.log_retention_days
 
 
-def test_outputs_give_the_full_webhook_url_the_secret_arn_and_the_raw_bucket(dev, template):
+def test_outputs_give_the_full_webhook_url_the_secret_arn_the_raw_bucket_and_the_alarm_topic(dev, template):
     declared = template["Outputs"]
     url = declared[outputs.WEBHOOK_URL]["Value"]["Fn::Join"][1]
 
     # The ids `tools webhook set` and the ETL stack read; the REST API adds its own endpoint output.
-    assert {outputs.WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN, outputs.RAW_BUCKET_NAME} <= declared.keys()
+    assert {outputs.WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN, outputs.RAW_BUCKET_NAME, outputs.ALARM_TOPIC_ARN} <= (
+        declared.keys()
+    )
     assert url[0] == "https://" and url[-1] == "/webhook"
     assert ref(dev.logical_id("Ingestion", "WebhookApi", "Api")) in url
     assert ref(dev.logical_id("Ingestion", "WebhookApi", "Api", "DeploymentStage.dev")) in url
     assert declared[outputs.WEBHOOK_SECRET_ARN]["Value"] == ref(dev.logical_id("Ingestion", "WebhookSecret"))
     assert declared[outputs.RAW_BUCKET_NAME]["Value"] == ref(dev.logical_id("Ingestion", "RawBucket"))
+    assert declared[outputs.ALARM_TOPIC_ARN]["Value"] == ref(dev.logical_id("Ingestion", "AlarmTopic", "Topic"))
+
+
+def alarms_by_metric(template) -> dict[str, dict]:
+    return {
+        alarm["Properties"]["MetricName"]: alarm["Properties"]
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
+    }
+
+
+def test_alarms_on_failed_stores_function_errors_and_api_server_errors(dev, template):
+    alarms = alarms_by_metric(template)
+
+    assert alarms.keys() == {"Failed", "Errors", "5XXError"}
+    failed, errors, server_errors = alarms["Failed"], alarms["Errors"], alarms["5XXError"]
+    # The count the handler emits (Powertools EMF) for every update it answers 5xx without storing.
+    assert (failed["Namespace"], failed["Dimensions"]) == (
+        handler.NAMESPACE, [{"Name": "service", "Value": handler.SERVICE}]
+    )
+    assert (errors["Namespace"], errors["Dimensions"]) == (
+        "AWS/Lambda", [{"Name": "FunctionName", "Value": ref(dev.logical_id("Ingestion", "Ingest"))}]
+    )
+    stage = ref(dev.logical_id("Ingestion", "WebhookApi", "Api", "DeploymentStage.dev"))
+    assert (server_errors["Namespace"], server_errors["Dimensions"]) == (
+        "AWS/ApiGateway", [{"Name": "ApiName", "Value": "TelegramLake-dev-Webhook"}, {"Name": "Stage", "Value": stage}]
+    )
+    for alarm in alarms.values():
+        assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_every_alarm_notifies_the_alarm_topic_when_raised_and_when_cleared(dev, template):
+    topic = ref(dev.logical_id("Ingestion", "AlarmTopic", "Topic"))
+
+    for alarm in alarms_by_metric(template).values():
+        assert (alarm["AlarmActions"], alarm["OKActions"]) == ([topic], [topic])
+
+
+def test_alarm_topic_is_tls_only_and_encrypted_with_a_rotated_key_cloudwatch_may_use(dev, template):
+    """Not the AWS managed alias/aws/sns key: CloudWatch cannot use it, and alarm actions would fail.
+    The grants name no stack: the ETL stack's alarms, in the same account and region, publish too."""
+    key_id = dev.logical_id("Ingestion", "AlarmTopic", "Key")
+    topic_id = dev.logical_id("Ingestion", "AlarmTopic", "Topic")
+    topic = the_resource(template, "AWS::SNS::Topic")["Properties"]
+    key = the_resource(template, "AWS::KMS::Key")["Properties"]
+    topic_policy = the_resource(template, "AWS::SNS::TopicPolicy")["Properties"]
+
+    assert topic["KmsMasterKeyId"] == arn(key_id)
+    assert key["EnableKeyRotation"] is True
+    cloudwatch = {"Service": "cloudwatch.amazonaws.com"}
+    assert [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == cloudwatch] == [
+        {"Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Effect": "Allow", "Principal": cloudwatch, "Resource": "*"}
+    ]
+    assert topic_policy["Topics"] == [ref(topic_id)]
+    this_accounts_alarms = {
+        "Fn::Join": [
+            "",
+            ["arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:", {"Ref": "AWS::Region"}, ":",
+             {"Ref": "AWS::AccountId"}, ":alarm:*"],
+        ]
+    }
+    assert sorted(topic_policy["PolicyDocument"]["Statement"], key=lambda s: s["Effect"]) == [
+        {
+            "Action": "sns:Publish",
+            "Condition": {"ArnLike": {"aws:SourceArn": this_accounts_alarms}},
+            "Effect": "Allow",
+            "Principal": cloudwatch,
+            "Resource": ref(topic_id),
+            "Sid": "AllowThisAccountsAlarms",
+        },
+        {
+            "Action": "sns:Publish",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": "*",
+            "Resource": ref(topic_id),
+            "Sid": "AllowPublishThroughSSLOnly",
+        },
+    ]
+
+
+def test_alarm_topic_mails_the_configured_address_and_nobody_otherwise(dev_mailed, template):
+    subscription = the_resource(dev_mailed.template("Ingestion"), "AWS::SNS::Subscription")["Properties"]
+
+    assert subscription == {
+        "Protocol": "email",
+        "Endpoint": "oncall@example.org",
+        "TopicArn": ref(dev_mailed.logical_id("Ingestion", "AlarmTopic", "Topic")),
+    }
+    assert not resources(template, "AWS::SNS::Subscription")  # dev configures no alarm_email
