@@ -17,7 +17,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # Offline checks must never pick up somebody's real credentials.
 OFFLINE_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing AWS_PROFILE=
 
-.PHONY: help setup test unit synth-all lint-templates check-layers synth diff deploy demo bench clean
+.PHONY: help setup test unit synth-all lint-templates check-layers synth bootstrap diff deploy demo bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,9 @@ check-layers: synth-all ## Fail if a bundled Lambda layer outgrows its budget
 
 synth: setup ## cdk synth STAGE=dev
 	$(CDK) synth -c stage=$(STAGE) -o cdk.out/$(STAGE)
+
+bootstrap: setup ## cdk bootstrap, once per account/region (needs AWS credentials)
+	$(CDK) bootstrap -c stage=$(STAGE)
 
 diff: setup ## cdk diff STAGE=dev (needs AWS credentials)
 	$(CDK) diff -c stage=$(STAGE) -o cdk.out/$(STAGE)
