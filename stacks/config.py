@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from lambdas.common.layout import is_time_zone
 from lambdas.common.updates import UPDATE_TYPES
+from lambdas.etl.store import DEFAULT_READ_CONCURRENCY
 
 PROJECT = "TelegramLake"
 TABLE = "telegram"  # the enriched table: the original design's name, so its analytics run unchanged
@@ -236,7 +237,7 @@ class _Parser:
             etl_schedule_local_time=self.local_time("etl_schedule_local_time", "01:00"),
             etl_memory_mb=self.integer("etl_memory_mb", 1024, minimum=128, maximum=10240),
             etl_timeout_minutes=self.integer("etl_timeout_minutes", 15, minimum=1, maximum=15),
-            etl_read_concurrency=self.integer("etl_read_concurrency", 32, minimum=1, maximum=256),
+            etl_read_concurrency=self.integer("etl_read_concurrency", DEFAULT_READ_CONCURRENCY, minimum=1, maximum=256),
             alarm_email=self.optional_email("alarm_email"),
             analytics_start_date=self.iso_date("analytics_start_date", "2026-01-01"),
             athena_results_expiration_days=self.integer("athena_results_expiration_days", 30, minimum=1),

@@ -17,9 +17,7 @@ from aws_lambda_powertools import Logger
 from lambdas.common.layout import is_time_zone
 from lambdas.etl.compact import compact_day
 from lambdas.etl.day import requested_day
-from lambdas.etl.store import s3_client
-
-DEFAULT_READ_CONCURRENCY = 32
+from lambdas.etl.store import DEFAULT_READ_CONCURRENCY, s3_client
 
 logger = Logger(service="etl")
 

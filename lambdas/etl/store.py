@@ -10,6 +10,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterable, Iterator
 
+# Parallel GETs when the stage sets none: enough round trips in flight to hide S3's latency on one vCPU.
+DEFAULT_READ_CONCURRENCY = 32
 # GETs queued ahead of the consumer, per thread: enough to keep every thread busy while the consumer
 # flattens, few enough that memory holds only a handful of bodies per thread.
 _QUEUED_PER_THREAD = 2
