@@ -12,6 +12,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 PREFIX = "telegram/"
 PARTITION_KEY = "context_date"
 
+# What the ingest learns while it runs lives in the raw bucket too, outside `telegram/` (which the ETL and
+# the Glue tables read) and outside the raw zone's transition and expiry rules.
+STATE_PREFIX = "ingest-state/"
+# Chat upgrades (basic group -> supergroup) the ingest followed: one object per link, kept for good.
+CHAT_LINKS_PREFIX = f"{STATE_PREFIX}chat-links/"
+# Which chats wrote to the bot, per day (no message content): what `tools chats` lists. Expires.
+CHATS_SEEN_PREFIX = f"{STATE_PREFIX}chats-seen/"
+CHATS_SEEN_RETENTION_DAYS = 35
+
 
 def day_prefix(day: date) -> str:
     """The partition folder of one day, in both buckets."""
@@ -22,6 +31,24 @@ def raw_key(day: date, update_id: int) -> str:
     """One object per update and day: a same-day redelivery maps to the same key, where the ingest's
     conditional write keeps the first delivery and refuses the copy (the ETL drops one after midnight)."""
     return f"{day_prefix(day)}{update_id}.json"
+
+
+def chat_link_key(new_chat_id: int, old_chat_id: int) -> str:
+    """Where the ingest records that `new_chat_id` continues the allowlisted group `old_chat_id`.
+
+    Both ids are in the key, so one listing of CHAT_LINKS_PREFIX gives every link without a GET.
+    """
+    return f"{CHAT_LINKS_PREFIX}{new_chat_id}/{old_chat_id}.json"
+
+
+def chats_seen_prefix(day: date) -> str:
+    return f"{CHATS_SEEN_PREFIX}{day.isoformat()}/"
+
+
+def chats_seen_key(day: date, chat_id: int, container_id: str) -> str:
+    """One object per day, chat and ingest container: each container counts its own updates, so concurrent
+    containers never overwrite each other's counts."""
+    return f"{chats_seen_prefix(day)}{chat_id}/{container_id}.json"
 
 
 def is_time_zone(name: object) -> bool:

@@ -1,7 +1,9 @@
 """What kind of Telegram update this is and which chat it belongs to (Bot API 10.x `Update`).
 
-An Update carries `update_id` plus exactly one optional field naming its type. Shared by the ingest
-handler (allowlist), the ETL (flattening) and the stage configuration (`allowed_updates`).
+An Update carries `update_id` plus exactly one optional field naming its type. Telegram adds new types
+several times a year, so nothing here depends on knowing them: the type is whatever field the update
+carries, its chat is found wherever payloads keep one, and a payload shaped like a Message is one.
+Shared by the ingest handler (allowlist), the ETL (flattening) and the stage configuration.
 """
 
 from __future__ import annotations
@@ -17,33 +19,86 @@ UPDATE_TYPES = (
     "chat_join_request", "chat_boost", "removed_chat_boost",
 )
 
-# Update types whose payload is a `Message`: these become rows of the enriched table.
+# Known update types whose payload is a `Message`: these become rows of the enriched table.
 MESSAGE_UPDATE_TYPES = (
     "message", "edited_message", "channel_post", "edited_channel_post", "business_message",
     "edited_business_message",
 )
 
+# Known update types that never carry a chat: a stage that asks Telegram only for these stores nothing.
+CHATLESS_UPDATE_TYPES = (
+    "business_connection", "inline_query", "chosen_inline_result", "shipping_query", "pre_checkout_query",
+    "purchased_paid_media", "poll", "poll_answer",
+)
+
+# What `update_type` answers for a body that names no type at all (only `update_id`).
+NO_TYPE = "unknown"
+
 
 def update_type(update: Mapping[str, Any]) -> str:
-    """The update's type: the first known field present, or `unknown` for a type newer than this code."""
+    """The update's type: the first known type it carries, else the first field besides `update_id`
+    (a type newer than this code keeps its own name), else `unknown`."""
     for name in UPDATE_TYPES:
         if name in update:
             return name
-    return "unknown"
+    for name in update:
+        if name != "update_id":
+            return str(name)
+    return NO_TYPE
 
 
-def update_chat_id(update: Mapping[str, Any]) -> int | None:
-    """The chat an update happened in, wherever its type keeps it; None for chat-less updates.
+def is_known_type(name: str) -> bool:
+    return name in UPDATE_TYPES
 
-    Messages and membership/reaction/boost updates have `chat`; callback queries carry theirs in
-    `callback_query.message.chat`; inline queries, polls, poll answers and payments have no chat.
+
+def update_payload(update: Mapping[str, Any]) -> Any:
+    """The value of the update's type field (normally an object), or None when it has no type."""
+    return update.get(update_type(update))
+
+
+def update_chat(update: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The chat object an update happened in, wherever its type keeps it; None for chat-less updates.
+
+    Messages, membership, reaction and boost updates keep it in the payload's `chat`; callback queries
+    (and any newer type built the same way) in the payload's `message.chat`. Inline queries, polls, poll
+    answers and payments have none.
     """
-    payload = update.get(update_type(update))
+    payload = update_payload(update)
     if not isinstance(payload, Mapping):
         return None
     chat = payload.get("chat")
     if chat is None and isinstance(payload.get("message"), Mapping):
         chat = payload["message"].get("chat")
-    if isinstance(chat, Mapping) and isinstance(chat.get("id"), int) and not isinstance(chat.get("id"), bool):
-        return chat["id"]
-    return None
+    return chat if isinstance(chat, Mapping) and _is_integer(chat.get("id")) else None
+
+
+def update_chat_id(update: Mapping[str, Any]) -> int | None:
+    chat = update_chat(update)
+    return None if chat is None else chat["id"]
+
+
+def is_message(payload: Any) -> bool:
+    """Whether a payload has a Message's shape: an object with an integer `message_id` and `date` and a `chat`."""
+    return (
+        isinstance(payload, Mapping)
+        and _is_integer(payload.get("message_id"))
+        and _is_integer(payload.get("date"))
+        and isinstance(payload.get("chat"), Mapping)
+    )
+
+
+def carries_message(update: Mapping[str, Any]) -> bool:
+    """Whether the update becomes a row: a known message type, or a newer type whose payload is a Message.
+
+    Known types that are not messages (reactions, members, ...) stay out even where their payload happens
+    to have `message_id`, `date` and `chat` too.
+    """
+    kind = update_type(update)
+    if is_known_type(kind):
+        return kind in MESSAGE_UPDATE_TYPES
+    return is_message(update.get(kind))
+
+
+def _is_integer(value: Any) -> bool:
+    """JSON integers only: bool is an int subclass in Python but not a number in JSON."""
+    return isinstance(value, int) and not isinstance(value, bool)
