@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambdas.common.layout import is_time_zone
+from stacks.time_zones import is_accepted_zone, unknown_zone_message
 
 QUERY_DIR = Path(__file__).resolve().parent
 TIMEZONE_PLACEHOLDER = "{{timezone}}"
@@ -43,9 +43,10 @@ def load_query(name: str, timezone: str) -> SavedQuery:
 
 
 def _check_zone(timezone: str) -> None:
-    """An unknown zone fails here rather than as an Athena error, and no stray quote reaches the SQL."""
-    if not is_time_zone(timezone):
-        raise ValueError(f"unknown IANA time zone {timezone!r}")
+    """A zone Athena does not know fails here rather than as an Athena error, and no stray quote reaches the
+    SQL: the same list of zones as the stage config's."""
+    if not is_accepted_zone(timezone):
+        raise ValueError(unknown_zone_message(timezone))
 
 
 def _load(path: Path, timezone: str) -> SavedQuery:

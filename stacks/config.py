@@ -1,36 +1,64 @@
 """Stage configuration: one typed, frozen object parsed once from `cdk.json` context.
 
 Every stack, the Lambdas' environment and the `tools` commands read their settings from here, so a
-setting has exactly one home. This module imports nothing from the CDK: the command-line tools use it
-without paying jsii's start-up cost.
+setting has exactly one home. Whatever synth accepts, AWS accepts: every value is checked against what the
+service that receives it allows. This module imports nothing from the CDK: the command-line tools use it
+without paying jsii's start-up cost. Nor anything outside the standard library: the Makefile runs
+`python3 -m stacks.config stages` (see `main`) before the virtualenv exists.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import re
+import sys
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from lambdas.common.layout import is_time_zone
-from lambdas.common.updates import UPDATE_TYPES
+from lambdas.common.updates import CHATLESS_UPDATE_TYPES, UPDATE_TYPES
 from lambdas.etl.store import DEFAULT_READ_CONCURRENCY
+from lambdas.ingest.metrics import namespace
+from stacks import time_zones
 
 PROJECT = "TelegramLake"
 TABLE = "telegram"  # the enriched table: the original design's name, so its analytics run unchanged
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CDK_JSON = PROJECT_ROOT / "cdk.json"
 DEFAULT_STAGE = "dev"
 
 # The values CloudWatch Logs accepts for a log group's retention.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 ARCHITECTURES = ("arm64", "x86_64")
 REMOVAL_POLICIES = ("retain", "destroy")
-_STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
-_LOCAL_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# Upper bounds of the numeric settings, each what the receiving service takes (or a sane ceiling below it).
+MAX_DAYS = 36_500  # S3 lifecycle days: 100 years (CloudFormation would take up to 2**31 - 1)
+MAX_API_RATE = 10_000  # API Gateway's default account-wide throttle per region, requests per second
+MAX_API_BURST = 5_000  # ... and its default account-wide burst
+MAX_WEBHOOK_CONNECTIONS = 100  # Telegram's setWebhook max_connections: 1-100
+MIN_LAMBDA_MEMORY_MB, MAX_LAMBDA_MEMORY_MB = 128, 10_240
+MAX_LAMBDA_TIMEOUT_MINUTES = 15
+MAX_READ_CONCURRENCY = 256  # parallel S3 GETs of one ETL run (threads in one Lambda)
+MIN_BYTES_SCANNED_CUTOFF = 10_485_760  # Athena's BytesScannedCutoffPerQuery: at least 10 MB ...
+MAX_BYTES_SCANNED_CUTOFF = 2**63 - 1  # ... and a Java long
+MAX_NO_UPDATES_ALARM_HOURS = 168  # CloudWatch evaluates a 1-hour-period alarm over at most 7 days
+# Telegram: a chat id "has at most 52 significant bits".
+MAX_CHAT_ID_MAGNITUDE = 2**52 - 1
+# How far ahead the schedule's local time must exist every day (from the start of this year, in UTC).
+SCHEDULE_YEARS_AHEAD = 20
+
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
+_LOCAL_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ACCOUNT = re.compile(r"[0-9]{12}")
+# us-east-1, ap-southeast-2, us-gov-west-1, cn-northwest-1, us-isob-east-1, eusc-de-east-1, ...
+_REGION = re.compile(r"[a-z]{2,4}(-[a-z]{2,5})?-((north|south)(east|west)?|east|west|central)-[1-9][0-9]?")
 # Plausible, not RFC 5322: one @, no spaces, a dotted domain. SNS sends a confirmation mail anyway.
 _EMAIL = re.compile(r"[^@\s]+@([^@\s.]+\.)+[^@\s.]+")
+# Every pattern above is used with `fullmatch`: `$` would accept a trailing newline.
 
 
 class ConfigError(ValueError):
@@ -63,6 +91,7 @@ class StageConfig:
     analytics_start_date: str
     athena_results_expiration_days: int
     athena_bytes_scanned_cutoff: int
+    no_updates_alarm_hours: int  # the ingest's alarm fires after this many hours with nothing stored; 0 = off
 
     @property
     def retain_data(self) -> bool:
@@ -82,6 +111,11 @@ class StageConfig:
         return f"telegram-lake-{self.stage}"
 
     @property
+    def metrics_namespace(self) -> str:
+        """Where the stage's custom metrics live: its own, so one stage never raises another's alarms."""
+        return namespace(PROJECT, self.stage)
+
+    @property
     def etl_schedule_hour(self) -> int:
         return int(self.etl_schedule_local_time.split(":")[0])
 
@@ -91,10 +125,13 @@ class StageConfig:
 
 
 def load_stage(stages: Mapping[str, Any], stage: str | None) -> StageConfig:
-    """Parse and validate one stage from the `stages` context; raise ConfigError naming stage and key."""
-    name = stage or DEFAULT_STAGE
-    if not _STAGE_NAME.match(name):
-        raise ConfigError(f"stage name {name!r} must be lower-case letters, digits and dashes (it is part of resource names)")
+    """Parse and validate one stage from the `stages` context; raise ConfigError naming stage and key.
+
+    No stage (None) means dev; an empty name is an error, so `make deploy STAGE=` never deploys dev.
+    """
+    name = DEFAULT_STAGE if stage is None else stage
+    stage_names(stages)
+    _check_stage_name(name)
     if name not in stages:
         raise ConfigError(f"unknown stage {name!r}; configured stages: {', '.join(sorted(stages)) or 'none'}")
     raw = stages[name]
@@ -103,10 +140,53 @@ def load_stage(stages: Mapping[str, Any], stage: str | None) -> StageConfig:
     return _Parser(name, raw).parse()
 
 
-def load_from_cdk_json(stage: str | None = None, path: Path = PROJECT_ROOT / "cdk.json") -> StageConfig:
+def load_from_cdk_json(stage: str | None = None, path: Path | None = None) -> StageConfig:
     """What the command-line tools use: the same `stages` context the CDK app reads."""
-    context = json.loads(path.read_text(encoding="utf-8"))["context"]
-    return load_stage(context["stages"], stage)
+    return load_stage(read_stages(path), stage)
+
+
+def read_stages(path: Path | None = None) -> Mapping[str, Any]:
+    """cdk.json's `stages` context; a broken file is a ConfigError saying what is wrong, never a traceback."""
+    path = path or CDK_JSON
+    try:
+        # NaN and Infinity are not JSON (the CDK CLI refuses them), though Python's json module reads them.
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, _not_json
+        raise ConfigError(f"{path.name} is not valid JSON: {error}") from None
+    context = document.get("context") if isinstance(document, dict) else None
+    if not isinstance(context, dict) or "stages" not in context:
+        raise ConfigError(f"{path.name} has no `context.stages` object: it must map stage names to their settings")
+    stages = context["stages"]
+    stage_names(stages)
+    return stages
+
+
+def stage_names(stages: Any) -> list[str]:
+    """The configured stage names, in cdk.json's order; ConfigError unless `stages` maps valid names."""
+    if not isinstance(stages, Mapping) or not stages:
+        raise ConfigError("`stages` in the CDK context (cdk.json) must be an object mapping stage names to settings")
+    for name in stages:
+        _check_stage_name(name)
+    return list(stages)
+
+
+def _check_stage_name(name: object) -> None:
+    if not isinstance(name, str) or not _STAGE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"stage name {name!r} must be 1-20 lower-case letters, digits and dashes, starting with a letter "
+            "(it is part of resource names)"
+        )
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _utc_today() -> date:
+    """Partition projection evaluates its date range in UTC."""
+    return datetime.now(timezone.utc).date()
 
 
 class _Parser:
@@ -124,20 +204,23 @@ class _Parser:
             raise self.fail(key, "missing")
         return default
 
-    def integer(self, key: str, default: Any = ..., minimum: int = 0, maximum: int | None = None) -> int:
+    def integer(self, key: str, default: Any = ..., *, minimum: int, maximum: int) -> int:
+        """A JSON integer within bounds (every numeric setting has both: AWS refuses what CloudFormation passes)."""
         value = self.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(key, f"must be an integer, got {value!r}")
         if value < minimum:
             raise self.fail(key, f"must be >= {minimum}, got {value}")
-        if maximum is not None and value > maximum:
+        if value > maximum:
             raise self.fail(key, f"must be <= {maximum}, got {value}")
         return value
 
-    def number(self, key: str, default: Any = ...) -> float:
+    def number(self, key: str, default: Any = ..., *, maximum: int) -> float:
         value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise self.fail(key, f"must be a positive number, got {value!r}")
+        if value > maximum:
+            raise self.fail(key, f"must be <= {maximum}, got {value}")
         return float(value)
 
     def choice(self, key: str, options: tuple[str, ...], default: Any = ...) -> str:
@@ -146,16 +229,12 @@ class _Parser:
             raise self.fail(key, f"must be one of {', '.join(options)}, got {value!r}")
         return value
 
-    def optional_string(self, key: str) -> str | None:
+    def optional_string(self, key: str, pattern: re.Pattern[str], meaning: str) -> str | None:
         value = self.get(key, None)
         if value is not None and (not isinstance(value, str) or not value):
             raise self.fail(key, f"must be a non-empty string when set, got {value!r}")
-        return value
-
-    def optional_email(self, key: str) -> str | None:
-        value = self.optional_string(key)
-        if value is not None and not _EMAIL.fullmatch(value):
-            raise self.fail(key, f"must be an email address when set, got {value!r}")
+        if value is not None and not pattern.fullmatch(value):
+            raise self.fail(key, f"must be {meaning} when set, got {value!r}")
         return value
 
     def chat_ids(self) -> tuple[int, ...]:
@@ -165,35 +244,64 @@ class _Parser:
         for item in value:
             if isinstance(item, bool) or not isinstance(item, int):
                 raise self.fail("allowed_chat_ids", f"every chat id must be an integer, got {item!r}")
+            if not 0 < abs(item) <= MAX_CHAT_ID_MAGNITUDE:
+                raise self.fail("allowed_chat_ids", f"{item} is not a Telegram chat id (non-zero, at most 52 bits)")
         return tuple(value)
 
     def timezone(self) -> str:
         value = self.get("timezone", "America/Sao_Paulo")
-        if not is_time_zone(value):
-            raise self.fail("timezone", f"unknown IANA time zone {value!r}")
+        if not time_zones.is_accepted_zone(value):
+            raise self.fail("timezone", time_zones.unknown_zone_message(value))
         return value
 
     def update_types(self) -> tuple[str, ...]:
-        value = self.get("allowed_updates", ["message", "edited_message", "channel_post", "edited_channel_post"])
+        key = "allowed_updates"
+        value = self.get(key, ["message", "edited_message", "channel_post", "edited_channel_post"])
         if not isinstance(value, list) or not value:
-            raise self.fail("allowed_updates", "must be a non-empty list of update types")
+            raise self.fail(key, "must be a non-empty list of update types")
         unknown = [item for item in value if item not in UPDATE_TYPES]
         if unknown:
-            raise self.fail("allowed_updates", f"unknown update types {unknown}")
+            raise self.fail(key, f"unknown update types {unknown}")
+        repeated = sorted({item for item in value if value.count(item) > 1})
+        if repeated:
+            raise self.fail(key, f"lists {repeated} more than once")
+        if all(item in CHATLESS_UPDATE_TYPES for item in value):
+            raise self.fail(
+                key,
+                f"{value} are all chat-less update types: none names a chat, so none can pass the chat allowlist "
+                "and nothing would ever be stored; add a type that has a chat, such as 'message'",
+            )
         return tuple(value)
 
-    def local_time(self, key: str, default: str) -> str:
+    def schedule_time(self, key: str, default: str, zone: str) -> str:
+        """A local HH:MM that exists every day: EventBridge Scheduler skips a run whose time the
+        spring-forward day lacks (in the fall overlap it runs once, which is fine)."""
         value = self.get(key, default)
-        if not isinstance(value, str) or not _LOCAL_TIME.match(value):
+        match = _LOCAL_TIME.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
             raise self.fail(key, f"must be a 24-hour local time HH:MM, got {value!r}")
+        this_year = _utc_today().year
+        gaps = time_zones.skipped_local_times(zone, this_year, this_year + SCHEDULE_YEARS_AHEAD)
+        if time_zones.is_skipped(time(int(match[1]), int(match[2])), gaps):
+            raise self.fail(
+                key,
+                f"{value} does not exist every day in {zone}, so EventBridge Scheduler would skip that day's run: "
+                f"{time_zones.describe(gaps)} is skipped on the spring-forward day in {zone}; pick a time outside it",
+            )
         return value
 
-    def iso_date(self, key: str, default: str) -> str:
+    def start_date(self, key: str, default: str) -> str:
+        """A day in partition projection's format (`yyyy-MM-dd`, exactly) that is not in the future (in UTC)."""
         value = self.get(key, default)
         try:
-            date.fromisoformat(value)
-        except (TypeError, ValueError):
+            if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+                raise ValueError
+            day = date.fromisoformat(value)
+        except ValueError:
             raise self.fail(key, f"must be a date YYYY-MM-DD, got {value!r}") from None
+        today = _utc_today()
+        if day > today:
+            raise self.fail(key, f"{value} is after today ({today}, UTC): Athena would show no day until then")
         return value
 
     def removal_policy(self) -> str:
@@ -203,7 +311,7 @@ class _Parser:
         return value
 
     def log_retention(self) -> int:
-        value = self.integer("log_retention_days", 30, minimum=1)
+        value = self.integer("log_retention_days", 30, minimum=1, maximum=LOG_RETENTION_DAYS[-1])
         if value not in LOG_RETENTION_DAYS:
             raise self.fail("log_retention_days", f"must be one of CloudWatch's values {LOG_RETENTION_DAYS}, got {value}")
         return value
@@ -213,33 +321,69 @@ class _Parser:
         unknown = sorted(set(self.raw) - known)
         if unknown:
             raise ConfigError(f"stage {self.stage!r}: unknown keys {unknown}")
-        transition = self.integer("raw_transition_days", 30)
+        transition = self.integer("raw_transition_days", 30, minimum=0, maximum=MAX_DAYS)
         expiration = self.get("raw_expiration_days", None)
         if expiration is not None:
-            expiration = self.integer("raw_expiration_days", minimum=1)
+            expiration = self.integer("raw_expiration_days", minimum=1, maximum=MAX_DAYS)
             if expiration <= transition:
                 raise self.fail("raw_expiration_days", f"must be after raw_transition_days ({transition})")
+        zone = self.timezone()
         return StageConfig(
             stage=self.stage,
-            account=self.optional_string("account"),
-            region=self.optional_string("region"),
+            account=self.optional_string("account", _ACCOUNT, "a 12-digit AWS account id"),
+            region=self.optional_string("region", _REGION, "an AWS region name such as us-east-1"),
             allowed_chat_ids=self.chat_ids(),
-            timezone=self.timezone(),
+            timezone=zone,
             raw_transition_days=transition,
             raw_expiration_days=expiration,
             removal_policy=self.removal_policy(),
             lambda_architecture=self.choice("lambda_architecture", ARCHITECTURES, "arm64"),
             log_retention_days=self.log_retention(),
-            api_throttle_rate=self.number("api_throttle_rate", 50),
-            api_throttle_burst=self.integer("api_throttle_burst", 100, minimum=1),
+            api_throttle_rate=self.number("api_throttle_rate", 50, maximum=MAX_API_RATE),
+            api_throttle_burst=self.integer("api_throttle_burst", 100, minimum=1, maximum=MAX_API_BURST),
             allowed_updates=self.update_types(),
-            webhook_max_connections=self.integer("webhook_max_connections", 40, minimum=1, maximum=100),
-            etl_schedule_local_time=self.local_time("etl_schedule_local_time", "01:00"),
-            etl_memory_mb=self.integer("etl_memory_mb", 1024, minimum=128, maximum=10240),
-            etl_timeout_minutes=self.integer("etl_timeout_minutes", 15, minimum=1, maximum=15),
-            etl_read_concurrency=self.integer("etl_read_concurrency", DEFAULT_READ_CONCURRENCY, minimum=1, maximum=256),
-            alarm_email=self.optional_email("alarm_email"),
-            analytics_start_date=self.iso_date("analytics_start_date", "2026-01-01"),
-            athena_results_expiration_days=self.integer("athena_results_expiration_days", 30, minimum=1),
-            athena_bytes_scanned_cutoff=self.integer("athena_bytes_scanned_cutoff", 1_073_741_824, minimum=10_485_760),
+            webhook_max_connections=self.integer(
+                "webhook_max_connections", 40, minimum=1, maximum=MAX_WEBHOOK_CONNECTIONS
+            ),
+            etl_schedule_local_time=self.schedule_time("etl_schedule_local_time", "01:00", zone),
+            etl_memory_mb=self.integer(
+                "etl_memory_mb", 1024, minimum=MIN_LAMBDA_MEMORY_MB, maximum=MAX_LAMBDA_MEMORY_MB
+            ),
+            etl_timeout_minutes=self.integer("etl_timeout_minutes", 15, minimum=1, maximum=MAX_LAMBDA_TIMEOUT_MINUTES),
+            etl_read_concurrency=self.integer(
+                "etl_read_concurrency", DEFAULT_READ_CONCURRENCY, minimum=1, maximum=MAX_READ_CONCURRENCY
+            ),
+            alarm_email=self.optional_string("alarm_email", _EMAIL, "an email address"),
+            analytics_start_date=self.start_date("analytics_start_date", "2026-01-01"),
+            athena_results_expiration_days=self.integer(
+                "athena_results_expiration_days", 30, minimum=1, maximum=MAX_DAYS
+            ),
+            athena_bytes_scanned_cutoff=self.integer(
+                "athena_bytes_scanned_cutoff", 1_073_741_824,
+                minimum=MIN_BYTES_SCANNED_CUTOFF, maximum=MAX_BYTES_SCANNED_CUTOFF,
+            ),
+            no_updates_alarm_hours=self.integer(
+                "no_updates_alarm_hours", 24, minimum=0, maximum=MAX_NO_UPDATES_ALARM_HOURS
+            ),
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python3 -m stacks.config stages`: the configured stage names, one a line, for the Makefile.
+
+    Runs with the system python3 before the virtualenv exists; a broken cdk.json exits 1 with a one-line error.
+    """
+    parser = argparse.ArgumentParser(prog="python3 -m stacks.config", description="Read cdk.json's stages.")
+    parser.add_argument("command", choices=["stages"], help="print the configured stage names, one per line")
+    parser.parse_args(argv)
+    try:
+        names = stage_names(read_stages())
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(names))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

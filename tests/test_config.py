@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from argparse import Namespace
+from datetime import date, datetime, timedelta, timezone
+
 import pytest
 
-from stacks.config import ConfigError, StageConfig, load_from_cdk_json, load_stage
-from tests.stage_settings import STAGES, stages_with
+import stacks.config
+from lambdas.ingest.metrics import namespace
+from stacks.config import (
+    LOG_RETENTION_DAYS, PROJECT, PROJECT_ROOT, ConfigError, StageConfig, load_from_cdk_json, load_stage, main,
+    read_stages, stage_names,
+)
+from tests.stage_settings import CDK_CONTEXT, STAGES, stages_with
+from tools.cli import CommandError, stage_config
+
+UTC_TODAY = datetime.now(timezone.utc).date()
 
 
 def test_configured_stages_parse_into_typed_frozen_configs():
@@ -37,9 +51,10 @@ def test_only_the_chat_allowlist_is_required_everything_else_has_safe_defaults()
         allowed_updates=("message", "edited_message", "channel_post", "edited_channel_post"),
         webhook_max_connections=40, etl_schedule_local_time="01:00", etl_memory_mb=1024, etl_timeout_minutes=15,
         etl_read_concurrency=32, alarm_email=None, analytics_start_date="2026-01-01",
-        athena_results_expiration_days=30, athena_bytes_scanned_cutoff=1_073_741_824,
+        athena_results_expiration_days=30, athena_bytes_scanned_cutoff=1_073_741_824, no_updates_alarm_hours=24,
     )
     assert (config.etl_schedule_hour, config.etl_schedule_minute) == (1, 0)
+    assert config.metrics_namespace == namespace(PROJECT, "qa") == "TelegramLake/qa"
 
 
 def test_an_unknown_stage_names_it_and_the_configured_ones():
@@ -55,8 +70,22 @@ def test_an_unknown_stage_names_it_and_the_configured_ones():
         ("dev", {"allowed_chat_ids": -100123}, "allowed_chat_ids", "non-empty list"),
         ("dev", {"allowed_chat_ids": [-100123, "-100456"]}, "allowed_chat_ids", "must be an integer"),
         ("dev", {"allowed_chat_ids": [True]}, "allowed_chat_ids", "must be an integer"),
-        ("dev", {"timezone": "America/Sao_Paolo"}, "timezone", "unknown IANA time zone"),
+        ("dev", {"timezone": "America/Sao_Paolo"}, "timezone", "(did you mean 'America/Sao_Paulo'?)"),
         ("dev", {"timezone": "UTC-3"}, "timezone", "unknown IANA time zone"),
+        # Python's zoneinfo knows all of these; Athena, EventBridge Scheduler or the Lambdas' tzdata do not.
+        ("dev", {"timezone": "EST"}, "timezone", "unknown IANA time zone 'EST'"),
+        ("dev", {"timezone": "MST"}, "timezone", "unknown IANA time zone"),
+        ("dev", {"timezone": "HST"}, "timezone", "unknown IANA time zone"),
+        ("dev", {"timezone": "ROC"}, "timezone", "unknown IANA time zone"),
+        ("dev", {"timezone": "Factory"}, "timezone", "unknown IANA time zone"),
+        ("dev", {"timezone": "localtime"}, "timezone", "unknown IANA time zone"),
+        ("dev", {"timezone": "right/America/Sao_Paulo"}, "timezone", "unknown IANA time zone"),
+        ("dev", {"timezone": "posix/America/Sao_Paulo"}, "timezone", "unknown IANA time zone"),
+        ("dev", {"timezone": "Europe/Kyiv"}, "timezone", "unknown IANA time zone"),
+        ("dev", {"timezone": "America/Ciudad_Juarez"}, "timezone", "unknown IANA time zone"),
+        ("dev", {"timezone": "america/sao_paulo"}, "timezone", "(did you mean 'America/Sao_Paulo'?)"),
+        ("dev", {"timezone": "America/Sao_Paulo\n"}, "timezone", "unknown IANA time zone"),
+        ("dev", {"timezone": ["America/Sao_Paulo"]}, "timezone", "unknown IANA time zone"),
         ("dev", {"raw_transition_days": -1}, "raw_transition_days", "must be >= 0"),
         ("dev", {"raw_transition_days": "30"}, "raw_transition_days", "must be an integer"),
         ("dev", {"raw_expiration_days": -5}, "raw_expiration_days", "must be >= 1"),
@@ -67,12 +96,53 @@ def test_an_unknown_stage_names_it_and_the_configured_ones():
         ("prod", {"removal_policy": "destroy"}, "removal_policy", "prod always retains data"),
         ("dev", {"log_retention_days": 10}, "log_retention_days", "CloudWatch's values"),
         ("dev", {"api_throttle_rate": 0}, "api_throttle_rate", "positive number"),
+        ("dev", {"api_throttle_rate": float("nan")}, "api_throttle_rate", "positive number"),
+        ("dev", {"api_throttle_rate": float("inf")}, "api_throttle_rate", "positive number"),
+        ("dev", {"api_throttle_rate": True}, "api_throttle_rate", "positive number"),
+        ("dev", {"api_throttle_rate": "20"}, "api_throttle_rate", "positive number"),
         ("dev", {"api_throttle_burst": 0}, "api_throttle_burst", "must be >= 1"),
+        ("dev", {"api_throttle_burst": True}, "api_throttle_burst", "must be an integer"),
+        ("dev", {"api_throttle_burst": 40.0}, "api_throttle_burst", "must be an integer"),
+        ("dev", {"etl_memory_mb": float("inf")}, "etl_memory_mb", "must be an integer"),
+        ("dev", {"no_updates_alarm_hours": False}, "no_updates_alarm_hours", "must be an integer"),
+        ("dev", {"allowed_chat_ids": [0]}, "allowed_chat_ids", "0 is not a Telegram chat id"),
+        ("dev", {"allowed_chat_ids": [-(2**52)]}, "allowed_chat_ids", "at most 52 bits"),
+        ("dev", {"allowed_chat_ids": [2**52]}, "allowed_chat_ids", "at most 52 bits"),
         ("dev", {"allowed_updates": ["message", "story"]}, "allowed_updates", "unknown update types ['story']"),
+        ("dev", {"allowed_updates": "message"}, "allowed_updates", "non-empty list"),
+        ("dev", {"allowed_updates": ["message", "poll", "message"]}, "allowed_updates", "['message'] more than once"),
+        ("dev", {"allowed_updates": ["poll", "inline_query"]}, "allowed_updates", "all chat-less update types"),
+        ("dev", {"allowed_updates": ["poll_answer"]}, "allowed_updates", "nothing would ever be stored"),
         ("dev", {"etl_schedule_local_time": "25:00"}, "etl_schedule_local_time", "24-hour local time"),
+        ("dev", {"etl_schedule_local_time": "01:00\n"}, "etl_schedule_local_time", "24-hour local time"),
+        ("dev", {"etl_schedule_local_time": "1:00"}, "etl_schedule_local_time", "24-hour local time"),
+        ("dev", {"etl_schedule_local_time": "01:00:00"}, "etl_schedule_local_time", "24-hour local time"),
+        ("dev", {"etl_schedule_local_time": 100}, "etl_schedule_local_time", "24-hour local time"),
         ("dev", {"etl_timeout_minutes": 16}, "etl_timeout_minutes", "must be <= 15"),
         ("dev", {"analytics_start_date": "2026-13-01"}, "analytics_start_date", "date YYYY-MM-DD"),
+        # date.fromisoformat accepts the next three; Athena's partition projection (yyyy-MM-dd) does not.
+        ("dev", {"analytics_start_date": "20260101"}, "analytics_start_date", "date YYYY-MM-DD"),
+        ("dev", {"analytics_start_date": "2026-W01-1"}, "analytics_start_date", "date YYYY-MM-DD"),
+        ("dev", {"analytics_start_date": "2026-1-5"}, "analytics_start_date", "date YYYY-MM-DD"),
+        ("dev", {"analytics_start_date": "2026-01-01\n"}, "analytics_start_date", "date YYYY-MM-DD"),
+        ("dev", {"analytics_start_date": 20260101}, "analytics_start_date", "date YYYY-MM-DD"),
+        ("dev", {"analytics_start_date": str(UTC_TODAY + timedelta(days=1))}, "analytics_start_date", "is after today"),
         ("dev", {"account": ""}, "account", "non-empty string"),
+        ("dev", {"account": 123456789012}, "account", "non-empty string"),
+        ("dev", {"account": "12345678901"}, "account", "12-digit AWS account id"),
+        ("dev", {"account": "1234567890123"}, "account", "12-digit AWS account id"),
+        ("dev", {"account": "12345678901a"}, "account", "12-digit AWS account id"),
+        ("dev", {"account": "123456789012\n"}, "account", "12-digit AWS account id"),
+        ("dev", {"account": "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662"}, "account", "12-"),
+        ("dev", {"region": "us-east"}, "region", "AWS region name"),
+        ("dev", {"region": "US-EAST-1"}, "region", "AWS region name"),
+        ("dev", {"region": "useast1"}, "region", "AWS region name"),
+        ("dev", {"region": "us-east-1\n"}, "region", "AWS region name"),
+        ("dev", {"region": " us-east-1"}, "region", "AWS region name"),
+        ("dev", {"region": "us-middle-1"}, "region", "AWS region name"),
+        ("dev", {"region": "us--1"}, "region", "AWS region name"),
+        ("dev", {"region": "us-east-0"}, "region", "AWS region name"),
+        ("dev", {"region": "us-east-1a"}, "region", "AWS region name"),
         ("dev", {"alarm_email": ""}, "alarm_email", "non-empty string"),
         ("dev", {"alarm_email": ["ops@example.com"]}, "alarm_email", "non-empty string"),
         ("dev", {"alarm_email": "ops.example.com"}, "alarm_email", "must be an email address"),
@@ -107,3 +177,242 @@ def test_a_misspelled_key_is_rejected_not_ignored():
 def test_a_stage_that_is_not_an_object_is_rejected():
     with pytest.raises(ConfigError, match=r"stage 'dev': settings must be an object"):
         load_stage({"dev": ["allowed_chat_ids"]}, "dev")
+
+
+@pytest.mark.parametrize("region", [
+    "us-east-1", "sa-east-1", "us-gov-west-1", "ap-southeast-2", "eu-central-2", "cn-north-1", "cn-northwest-1",
+    "il-central-1", "mx-central-1", "ca-west-1", "us-isob-east-1",
+])
+def test_well_formed_regions_and_a_12_digit_account_are_accepted(region):
+    config = load_stage(stages_with("dev", account="123456789012", region=region), "dev")
+
+    assert (config.account, config.region) == ("123456789012", region)
+
+
+# Every numeric setting with its lowest and highest accepted value (other settings changed so that only the
+# bound under test can refuse): dropping or loosening any bound fails a test.
+BOUNDS = [
+    ("raw_transition_days", 0, 36_500, {"raw_expiration_days": None}),
+    ("raw_expiration_days", 1, 36_500, {"raw_transition_days": 0}),
+    ("log_retention_days", 1, 3653, {}),
+    ("api_throttle_burst", 1, 5_000, {}),
+    ("webhook_max_connections", 1, 100, {}),
+    ("etl_memory_mb", 128, 10_240, {}),
+    ("etl_timeout_minutes", 1, 15, {}),
+    ("etl_read_concurrency", 1, 256, {}),
+    ("athena_results_expiration_days", 1, 36_500, {}),
+    ("athena_bytes_scanned_cutoff", 10_485_760, 2**63 - 1, {}),
+    ("no_updates_alarm_hours", 0, 168, {}),
+]
+
+
+@pytest.mark.parametrize(("key", "lowest", "highest", "others"), BOUNDS, ids=[bound[0] for bound in BOUNDS])
+def test_every_integer_setting_accepts_exactly_its_range(key, lowest, highest, others):
+    for value in (lowest, highest):
+        assert getattr(load_stage(stages_with("dev", **others, **{key: value}), "dev"), key) == value
+    with pytest.raises(ConfigError, match=rf"stage 'dev', key '{key}': must be >= {lowest}, got {lowest - 1}$"):
+        load_stage(stages_with("dev", **others, **{key: lowest - 1}), "dev")
+    with pytest.raises(ConfigError, match=rf"stage 'dev', key '{key}': must be <= {highest}, got {highest + 1}$"):
+        load_stage(stages_with("dev", **others, **{key: highest + 1}), "dev")
+
+
+def test_api_throttle_rate_is_a_positive_finite_number_up_to_the_account_quota():
+    for value in (0.5, 10_000):
+        assert load_stage(stages_with("dev", api_throttle_rate=value), "dev").api_throttle_rate == value
+    with pytest.raises(ConfigError, match=r"key 'api_throttle_rate': must be <= 10000, got 10000.5$"):
+        load_stage(stages_with("dev", api_throttle_rate=10_000.5), "dev")
+    with pytest.raises(ConfigError, match=r"key 'api_throttle_rate': must be a positive number, got -1"):
+        load_stage(stages_with("dev", api_throttle_rate=-1), "dev")
+
+
+def test_log_retention_must_be_one_of_cloudwatchs_values():
+    for days in range(1, LOG_RETENTION_DAYS[-1] + 1):
+        if days in LOG_RETENTION_DAYS:
+            assert load_stage(stages_with("dev", log_retention_days=days), "dev").log_retention_days == days
+        else:
+            with pytest.raises(ConfigError, match=r"key 'log_retention_days': must be one of CloudWatch's values"):
+                load_stage(stages_with("dev", log_retention_days=days), "dev")
+
+
+def test_the_no_updates_alarm_defaults_to_a_day_and_0_turns_it_off():
+    assert load_stage(stages_with("dev", no_updates_alarm_hours=None), "dev").no_updates_alarm_hours == 24
+    assert load_stage(stages_with("dev", no_updates_alarm_hours=0), "dev").no_updates_alarm_hours == 0
+
+
+def test_allowed_updates_may_mix_chat_less_types_with_types_that_have_a_chat():
+    config = load_stage(stages_with("dev", allowed_updates=["poll", "message", "callback_query"]), "dev")
+
+    assert config.allowed_updates == ("poll", "message", "callback_query")
+
+
+def test_analytics_can_start_today_but_not_tomorrow_in_utc(monkeypatch):
+    """Partition projection evaluates its range in UTC: a start after UTC's today shows nothing."""
+    monkeypatch.setattr(stacks.config, "_utc_today", lambda: date(2026, 3, 1))
+
+    assert load_stage(stages_with("dev", analytics_start_date="2026-03-01"), "dev").analytics_start_date == "2026-03-01"
+    with pytest.raises(ConfigError, match=r"key 'analytics_start_date': 2026-03-02 is after today \(2026-03-01, UTC\)"):
+        load_stage(stages_with("dev", analytics_start_date="2026-03-02"), "dev")
+
+
+@pytest.mark.parametrize(
+    ("zone", "local_time", "skipped"),
+    [
+        ("Europe/London", "01:30", "01:00-01:59"),
+        ("America/New_York", "02:15", "02:00-02:59"),
+        ("America/New_York", "02:00", "02:00-02:59"),
+        ("America/New_York", "02:59", "02:00-02:59"),
+        ("America/Santiago", "00:30", "00:00-00:59"),  # clocks jump at midnight there
+        ("Australia/Lord_Howe", "02:15", "02:00-02:29"),  # a half-hour daylight-saving shift
+    ],
+)
+def test_a_schedule_time_the_spring_forward_day_skips_is_refused_saying_which_times_are_safe(zone, local_time, skipped):
+    """EventBridge Scheduler skips a run whose local time does not exist that day: the day is never compacted."""
+    with pytest.raises(ConfigError) as error:
+        load_stage(stages_with("dev", timezone=zone, etl_schedule_local_time=local_time), "dev")
+
+    assert str(error.value) == (
+        f"stage 'dev', key 'etl_schedule_local_time': {local_time} does not exist every day in {zone}, so "
+        f"EventBridge Scheduler would skip that day's run: {skipped} is skipped on the spring-forward day in "
+        f"{zone}; pick a time outside it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "local_time"),
+    [
+        ("America/Sao_Paulo", "01:00"),  # no daylight saving since 2019
+        ("America/Sao_Paulo", "00:30"),
+        ("America/New_York", "03:00"),
+        ("America/New_York", "01:59"),
+        ("America/New_York", "01:30"),  # the fall overlap: Scheduler runs once
+        ("Europe/London", "02:00"),
+        ("Europe/Berlin", "23:45"),
+        ("UTC", "02:30"),
+    ],
+)
+def test_a_schedule_time_that_exists_every_day_is_accepted(zone, local_time):
+    config = load_stage(stages_with("dev", timezone=zone, etl_schedule_local_time=local_time), "dev")
+
+    assert (config.timezone, config.etl_schedule_local_time) == (zone, local_time)
+
+
+@pytest.mark.parametrize(
+    ("zone", "local_time", "today", "gap"),
+    [
+        # Brazil's last spring-forward day, 2018-11-04, is still ahead; from 2019 on São Paulo never skips again.
+        ("America/Sao_Paulo", "00:30", date(2018, 6, 1), "00:00-00:59"),
+        ("America/Sao_Paulo", "00:30", date(2019, 6, 1), None),
+        # Indianapolis kept no daylight saving from 1971 to 2005, then sprang forward at 02:00 from 2006:
+        # 20 years ahead of 1986 reaches it, 20 years ahead of 1985 does not.
+        ("America/Indiana/Indianapolis", "02:30", date(1986, 6, 1), "02:00-02:59"),
+        ("America/Indiana/Indianapolis", "02:30", date(1985, 6, 1), None),
+    ],
+)
+def test_the_schedule_must_exist_every_day_from_this_year_to_20_years_ahead(monkeypatch, zone, local_time, today, gap):
+    monkeypatch.setattr(stacks.config, "_utc_today", lambda: today)
+    stages = stages_with("dev", timezone=zone, etl_schedule_local_time=local_time,
+                         analytics_start_date=f"{today.year}-01-01")
+
+    if gap:
+        with pytest.raises(ConfigError, match=rf"{gap} is skipped on the spring-forward day in {zone}"):
+            load_stage(stages, "dev")
+    else:
+        assert load_stage(stages, "dev").etl_schedule_local_time == local_time
+
+
+def test_an_empty_stage_name_is_an_error_not_dev():
+    """`--stage ''` and `make deploy STAGE=` (`-c stage=`) must not silently mean dev; no stage does."""
+    assert load_stage(STAGES, None).stage == "dev"
+    with pytest.raises(ConfigError, match=r"^stage name '' must be 1-20 lower-case letters"):
+        load_stage(STAGES, "")
+    with pytest.raises(CommandError, match=r"^stage name '' must be"):
+        stage_config(Namespace(stage=""))
+
+
+@pytest.mark.parametrize("name", ["dev\n", "Dev", "1dev", "dev_1", "a" * 21])
+def test_a_malformed_stage_name_is_refused_whether_asked_for_or_configured(name):
+    with pytest.raises(ConfigError, match=r"stage name .* must be 1-20 lower-case letters"):
+        load_stage(STAGES, name)
+    with pytest.raises(ConfigError, match=r"stage name .* must be 1-20 lower-case letters"):
+        load_stage({**STAGES, name: STAGES["dev"]}, "dev")
+
+
+def write_cdk_json(tmp_path, text: str):
+    path = tmp_path / "cdk.json"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def cdk_json_with_stages(stages) -> str:
+    return json.dumps({"app": "python3 app.py", "context": {**CDK_CONTEXT, "stages": stages}})
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"context": {"stages": {"dev": ', r"^cdk.json is not valid JSON: Expecting value: line 1 column 32 \(char 31\)"),
+        ("", r"^cdk.json is not valid JSON"),
+        ('{"context": {"stages": {"dev": {"allowed_chat_ids": [1], "api_throttle_rate": NaN}}}}',
+         r"^cdk.json is not valid JSON: NaN is not a JSON number"),
+        ('{"context": {"stages": {"dev": {"allowed_chat_ids": [1], "api_throttle_rate": Infinity}}}}',
+         r"^cdk.json is not valid JSON: Infinity is not a JSON number"),
+        ("[]", r"^cdk.json has no `context.stages` object"),
+        ('{"app": "python3 app.py"}', r"^cdk.json has no `context.stages` object"),
+        ('{"context": []}', r"^cdk.json has no `context.stages` object"),
+        ('{"context": {"cli-telemetry": false}}', r"^cdk.json has no `context.stages` object"),
+        ('{"context": {"stages": ["dev"]}}', r"^`stages` in the CDK context \(cdk.json\) must be an object"),
+        ('{"context": {"stages": {}}}', r"^`stages` in the CDK context \(cdk.json\) must be an object"),
+        ('{"context": {"stages": {"Dev": {}}}}', r"^stage name 'Dev' must be"),
+    ],
+)
+def test_a_broken_cdk_json_is_a_config_error_in_every_tool_never_a_traceback(monkeypatch, tmp_path, text, problem):
+    path = write_cdk_json(tmp_path, text)
+    monkeypatch.setattr(stacks.config, "CDK_JSON", path)
+
+    with pytest.raises(ConfigError, match=problem):
+        load_from_cdk_json("dev")
+    with pytest.raises(CommandError, match=problem):
+        stage_config(Namespace(stage="dev"))
+
+
+def test_a_missing_or_undecodable_cdk_json_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"^cannot read .*cdk.json: No such file or directory$"):
+        read_stages(tmp_path / "cdk.json")
+    path = tmp_path / "cdk.json"
+    path.write_bytes(b'{"context": {"stages": {"dev": "\xff"}}}')
+    with pytest.raises(ConfigError, match=r"^cdk.json is not valid JSON: 'utf-8' codec can't decode"):
+        read_stages(path)
+
+
+def test_stage_names_are_listed_in_cdk_json_order():
+    assert read_stages() == STAGES
+    assert stage_names(STAGES) == ["dev", "prod"]
+
+
+def test_the_makefile_lists_stages_with_the_system_python_and_no_third_party_package():
+    """`python3 -m stacks.config stages` runs before the virtualenv exists: `-S` leaves site-packages out."""
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "stacks.config", "stages"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        check=False,
+    )
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "dev\nprod\n", "")
+
+
+def test_listing_the_stages_of_a_broken_cdk_json_exits_1_with_a_one_line_error(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(stacks.config, "CDK_JSON", write_cdk_json(tmp_path, '{"context": {"stages": {"qa": 1,'))
+
+    assert main(["stages"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "error: cdk.json is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 33 (char 32)\n"
+    )
+
+
+def test_listing_the_stages_prints_one_name_a_line(monkeypatch, tmp_path, capsys):
+    stages = {"qa": STAGES["dev"], "dev": STAGES["dev"], "prod-eu": STAGES["prod"]}
+    monkeypatch.setattr(stacks.config, "CDK_JSON", write_cdk_json(tmp_path, cdk_json_with_stages(stages)))
+
+    assert main(["stages"]) == 0
+    assert capsys.readouterr().out == "qa\ndev\nprod-eu\n"

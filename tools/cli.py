@@ -25,11 +25,10 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
 
 def stack_outputs(config: StageConfig, part: str, session: Any = None) -> dict[str, str]:
     """The outputs of `TelegramLake-<stage>-<part>`; CommandError when it is not deployed."""
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     name = config.stack_name(part)
-    client = (session or boto3.session.Session(region_name=config.region)).client("cloudformation")
+    client = (session or aws_session(config)).client("cloudformation")
     try:
         stacks = client.describe_stacks(StackName=name)["Stacks"]
     except ClientError as error:
@@ -45,3 +44,20 @@ def require_output(outputs: dict[str, str], key: str, stack: str) -> str:
     if key not in outputs:
         raise CommandError(f"stack {stack} has no output {key!r}; redeploy it with this version of the project")
     return outputs[key]
+
+
+def aws_session(config: StageConfig) -> Any:
+    """A boto3 session in the stage's region: its pinned `region`, else the operator's, resolved as the CDK
+    CLI does (AWS_REGION, then AWS_DEFAULT_REGION, then the profile; boto3 alone ignores AWS_REGION), so a
+    command finds the stacks `make deploy` created. CommandError when there is none."""
+    import os
+
+    import boto3
+
+    session = boto3.session.Session(region_name=config.region or os.environ.get("AWS_REGION") or None)
+    if not session.region_name:
+        raise CommandError(
+            f"no AWS region for stage {config.stage}: set its `region` in cdk.json, or AWS_REGION, "
+            "or a region in your AWS profile"
+        )
+    return session
