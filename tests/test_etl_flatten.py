@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 
 from lambdas.common.layout import local_day
-from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES, update_type
-from lambdas.etl.flatten import flatten, is_message_update, leading_command, message_type
-from lambdas.etl.schema import COLUMN_NAMES, arrow_schema
+from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES, carries_message, update_type
+from lambdas.etl.flatten import flatten, leading_command, message_type, valid_utf8
+from lambdas.etl.schema import BIGINT_MAX, BIGINT_MIN, COLUMN_NAMES, arrow_schema
 from tools.synthetic import synthetic_chat
 
 CHAT = {"id": -1001234567890, "type": "supergroup", "title": "Lake"}
@@ -48,13 +48,35 @@ def test_a_text_message_fills_every_column():
 def test_every_message_like_update_type_becomes_a_row(kind):
     row = flatten(update(kind, text="hello", edit_date=1_790_000_100))
 
-    assert is_message_update(update(kind))
+    assert carries_message(update(kind))
     assert (row["update_type"], row["text"], row["edit_date"], row["message_id"]) == (kind, "hello", 1_790_000_100, 7)
 
 
-@pytest.mark.parametrize("kind", [k for k in UPDATE_TYPES if k not in MESSAGE_UPDATE_TYPES] + ["unknown_future_type"])
-def test_other_update_types_are_not_rows(kind):
-    assert not is_message_update({"update_id": 1, kind: {"id": "x"}})
+def test_an_update_type_newer_than_the_code_carrying_a_message_is_a_row_named_after_its_field():
+    newer = update("guest_message", text="hello from a newer Bot API")
+
+    row = flatten(newer)
+
+    assert carries_message(newer)
+    assert (row["update_type"], row["text"], row["chat_id"], row["user_id"]) == (
+        "guest_message", "hello from a newer Bot API", CHAT["id"], ANA["id"]
+    )
+    pa.RecordBatch.from_pylist([row], schema=arrow_schema())
+
+
+@pytest.mark.parametrize("kind", [k for k in UPDATE_TYPES if k not in MESSAGE_UPDATE_TYPES])
+def test_known_update_types_that_are_not_messages_are_not_rows_even_when_shaped_like_one(kind):
+    # message_reaction, for one, really has message_id, date and chat.
+    assert not carries_message(update(kind))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"id": "x"}, {"message_id": 1, "date": 2}, {"message_id": "1", "date": 2, "chat": {}},
+     {"message_id": 1, "date": 2, "chat": "c"}, "text", None],
+)
+def test_a_newer_update_type_whose_payload_is_not_a_message_is_not_a_row(payload):
+    assert not carries_message({"update_id": 1, "unknown_future_type": payload})
 
 
 def test_a_message_with_nothing_but_its_ids_is_a_row_of_nulls():
@@ -84,6 +106,56 @@ def test_fields_of_the_wrong_type_become_null_instead_of_failing():
                    "user_first_name", "chat_id", "chat_type"):
         assert row[column] is None, column
     pa.RecordBatch.from_pylist([row], schema=arrow_schema())  # still fits the schema
+
+
+@pytest.mark.parametrize("value", [BIGINT_MIN - 1, BIGINT_MAX + 1, 2**70, -(2**70)])
+def test_integers_beyond_a_bigint_at_either_end_become_null(value):
+    row = flatten(update(message_id=value, date=value, reply_to_message={"message_id": value},
+                         **{"from": {**ANA, "id": value}, "chat": {**CHAT, "id": value}}))
+
+    assert [row[name] for name in ("message_id", "date", "reply_to_message_id", "user_id", "chat_id")] == [None] * 5
+    pa.RecordBatch.from_pylist([row], schema=arrow_schema())
+
+
+def test_the_bigint_bounds_themselves_are_kept():
+    row = flatten(update(message_id=BIGINT_MAX, **{"chat": {**CHAT, "id": BIGINT_MIN}}))
+
+    assert (row["message_id"], row["chat_id"]) == (BIGINT_MAX, BIGINT_MIN)
+    pa.RecordBatch.from_pylist([row], schema=arrow_schema())
+
+
+def test_every_string_column_is_repaired_to_valid_utf8():
+    lone = "caf\ud800e"  # what JSON's "\ud800" and the bytes ED A0 80 decode to
+    newer_type = f"future{lone}"
+    row = flatten({"update_id": 1, newer_type: {
+        "message_id": 7, "date": 1, "text": f"/go\udfff now {lone}", "caption": lone,
+        "entities": [{"type": "bot_command", "offset": 0, "length": 4}],
+        "from": {"id": 42, "first_name": lone, "last_name": lone, "username": lone, "language_code": lone},
+        "chat": {"id": -1, "type": lone, "title": lone},
+    }})
+
+    repaired = "caf\ufffde"
+    assert row["text"] == f"/go\ufffd now {repaired}" and row["update_type"] == f"future{repaired}"
+    assert row["command"] == "/go\ufffd"  # the entity still spans the same UTF-16 units
+    for name in ("caption", "user_first_name", "user_last_name", "user_username", "user_language_code",
+                 "chat_type", "chat_title"):
+        assert row[name] == repaired, name
+    pa.RecordBatch.from_pylist([row], schema=arrow_schema())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain ascii", "plain ascii"),
+        ("olá 😀", "olá 😀"),
+        ("\ud800", "\ufffd"),
+        ("a\udc00b\ud800", "a\ufffdb\ufffd"),
+        ("\ud83d\ude00", "😀"),  # a surrogate pair from raw bytes ED A0 BD ED B8 80 is its character
+    ],
+)
+def test_valid_utf8(text, expected):
+    assert valid_utf8(text) == expected
+    expected.encode("utf-8")
 
 
 @pytest.mark.parametrize(
@@ -128,6 +200,11 @@ def test_message_type(fields, expected):
         ({"text": "/start"}, None),  # no entity: Telegram did not see a command
         ({"text": "/", "entities": command_entity(1)}, None),
         ({"text": "/start", "entities": [{"type": "bot_command", "offset": False, "length": 6}]}, None),
+        ({"text": "/start", "entities": command_entity(99)}, "/start"),  # clamped to the text
+        ({"text": "/start", "entities": command_entity(-2)}, None),  # not "/sta"
+        ({"text": "/start", "entities": command_entity(0)}, None),
+        ({"text": "hello world", "entities": command_entity(5)}, None),  # what it marks is no command
+        ({"caption": " /start", "caption_entities": command_entity(7)}, None),
         ({"text": "/start", "entities": ["broken", {"type": "bot_command", "offset": 0, "length": "6"}]}, None),
     ],
 )
@@ -138,7 +215,7 @@ def test_leading_command(message, expected):
 
 def test_the_synthetic_chat_flattens_completely_into_the_schema():
     chat = synthetic_chat(date(2026, 11, 2), 2, 400, chat_id=-1001, other_chat_id=-1002, zone="America/Sao_Paulo")
-    rows = [flatten(item.update) for item in chat if is_message_update(item.update)]
+    rows = [flatten(item.update) for item in chat if carries_message(item.update)]
 
     batch = pa.RecordBatch.from_pylist(rows, schema=arrow_schema())
 

@@ -19,12 +19,13 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 import lambdas.etl.compact as compact
+import lambdas.etl.store as store
 from lambdas.common.layout import day_prefix, raw_key
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
-from lambdas.etl.day import enriched_key, rejects_key, requested_day
+from lambdas.etl.day import SCHEDULED_TIME_KEY, enriched_key, rejects_key, requested_day
 from lambdas.etl.handler import EtlSettings, handler, process
 from lambdas.etl.store import s3_client
-from lambdas.etl.schema import arrow_schema
+from lambdas.etl.schema import BIGINT_MAX, arrow_schema
 from lambdas.etl.store import read_in_order
 
 DAY = date(2026, 11, 24)
@@ -108,15 +109,19 @@ def test_a_first_message_without_text_does_not_fail_the_day(s3):
 
 
 def test_every_update_type_is_flattened_or_counted_and_skipped(s3):
-    kinds = list(UPDATE_TYPES) + ["some_future_type"]
+    """Known message types and newer types whose payload is a Message become rows; every other type is
+    skipped, even a known one shaped like a Message (a reaction has message_id, date and chat too)."""
+    kinds = list(UPDATE_TYPES) + ["guest_message", "some_future_type"]
     for update_id, kind in enumerate(kinds, start=1):
-        payload = message(update_id)["message"] if kind in MESSAGE_UPDATE_TYPES else {"id": str(update_id)}
+        payload = {"id": str(update_id)} if kind == "some_future_type" else message(update_id)["message"]
         put_raw(s3, DAY, {"update_id": update_id, kind: payload})
 
     summary = run()
 
-    assert [row["update_type"] for row in rows(s3)] == list(MESSAGE_UPDATE_TYPES)
-    assert summary["skipped"] == len(kinds) - len(MESSAGE_UPDATE_TYPES)
+    written = rows(s3)
+    assert [row["update_type"] for row in written] == [*MESSAGE_UPDATE_TYPES, "guest_message"]
+    assert written[-1]["text"] == "hello" and written[-1]["update_id"] == len(UPDATE_TYPES) + 1
+    assert summary["skipped"] == len(kinds) - len(MESSAGE_UPDATE_TYPES) - 1
     assert (summary["objects_read"], summary["rejected"]) == (len(kinds), 0)
 
 
@@ -182,6 +187,93 @@ def test_poison_objects_are_reported_and_the_rest_of_the_day_is_written(s3, capl
         s3.delete_object(Bucket=RAW, Key=key)
     assert run()["rejects_key"] is None
     assert enriched_keys(s3) == [enriched_key(DAY)]
+
+
+def test_strings_that_are_not_utf8_are_repaired_and_the_day_is_written(s3):
+    """A lone surrogate, escaped in JSON or as the raw bytes ED A0 80, made pyarrow refuse the whole day."""
+    put_raw(s3, DAY, message(1, text="before"))
+    put_raw(s3, DAY, b'{"update_id": 2, "message": {"message_id": 2, "date": 1, "chat": {"id": -100}, '
+                     b'"text": "escaped \\ud800 surrogate"}}', key=raw_key(DAY, 2))
+    put_raw(s3, DAY, b'{"update_id": 3, "message": {"message_id": 3, "date": 1, "chat": {"id": -100}, '
+                     b'"from": {"id": 42, "first_name": "raw \xed\xa0\x80 bytes"}}}', key=raw_key(DAY, 3))
+    put_raw(s3, DAY, message(4, text="after"))
+
+    summary = run()
+
+    assert (summary["rows_written"], summary["rejected"], summary["rejects_key"]) == (4, 0, None)
+    written = rows(s3)
+    assert [row["text"] for row in written] == ["before", "escaped \ufffd surrogate", None, "after"]
+    assert written[2]["user_first_name"] == "raw \ufffd bytes"
+
+
+def unwritable_for(update_ids: set[int], monkeypatch) -> None:
+    """Make `flatten` give the listed updates a value pyarrow refuses, as a future bug or field might."""
+    flatten = compact.flatten
+
+    def flatten_with_bad_values(update: dict[str, Any]) -> dict[str, Any]:
+        row = flatten(update)
+        if row["update_id"] in update_ids:
+            row["date"] = "not a bigint"
+        return row
+
+    monkeypatch.setattr(compact, "flatten", flatten_with_bad_values)
+
+
+def test_rows_pyarrow_refuses_are_rejected_with_their_key_and_the_rest_of_the_day_is_written(s3, monkeypatch):
+    monkeypatch.setattr(compact, "BATCH_ROWS", 3)  # a refused batch is one of several
+    for update_id in range(1, 9):
+        put_raw(s3, DAY, message(update_id))
+    renamed = put_raw(s3, DAY, message(9), key=f"{day_prefix(DAY)}0009.json")
+    unwritable_for({2, 9}, monkeypatch)
+
+    for attempt in range(2):  # every retry of the day writes it the same way
+        summary = run()
+
+        assert [row["update_id"] for row in rows(s3)] == [1, 3, 4, 5, 6, 7, 8], attempt
+        assert (summary["objects_read"], summary["rows_written"], summary["rejected"]) == (9, 7, 2)
+        report = json.loads(s3.get_object(Bucket=ENRICHED, Key=rejects_key(DAY))["Body"].read())
+        assert [entry["key"] for entry in report["objects"]] == [renamed, raw_key(DAY, 2)]
+        for entry in report["objects"]:
+            assert entry["reason"].startswith("not writable to Parquet: ArrowInvalid: "), entry
+            assert "not a bigint" in entry["reason"]
+
+
+def test_a_day_whose_every_row_pyarrow_refuses_has_no_output_and_a_report(s3, monkeypatch):
+    put_raw(s3, DAY, message(1))
+    run()
+    unwritable_for({1}, monkeypatch)
+
+    summary = run()
+
+    assert (summary["rows_written"], summary["rejected"], summary["output_key"]) == (0, 1, None)
+    assert enriched_keys(s3) == [rejects_key(DAY)]
+
+
+def test_a_raw_key_naming_an_update_id_beyond_a_bigint_is_rejected_from_the_listing(s3):
+    beyond = put_raw(s3, DAY, message(BIGINT_MAX + 1))
+    put_raw(s3, DAY, message(BIGINT_MAX))
+    put_raw(s3, DAY, message(1))
+
+    summary = run()
+
+    assert [row["update_id"] for row in rows(s3)] == [1, BIGINT_MAX]
+    assert (summary["objects_read"], summary["rejected"]) == (2, 1)  # refused before any GET
+    report = json.loads(s3.get_object(Bucket=ENRICHED, Key=rejects_key(DAY))["Body"].read())
+    assert report["objects"] == [{"key": beyond, "reason": "key is not <update_id>.json in the day's folder"}]
+
+
+def test_a_boolean_update_id_is_rejected_although_true_equals_1(s3):
+    put_raw(s3, DAY, {**message(1), "update_id": True}, key=raw_key(DAY, 1))
+    put_raw(s3, DAY, message(2))
+
+    summary = run()
+
+    assert [row["update_id"] for row in rows(s3)] == [2]
+    report = json.loads(s3.get_object(Bucket=ENRICHED, Key=rejects_key(DAY))["Body"].read())
+    assert report["objects"] == [
+        {"key": raw_key(DAY, 1), "reason": "not a Telegram Update: no integer update_id (got True)"}
+    ]
+    assert summary["rejected"] == 1
 
 
 def test_an_empty_day_writes_nothing_and_keeps_what_an_earlier_run_built(s3, caplog):
@@ -270,6 +362,38 @@ def test_the_scheduled_run_at_half_past_midnight_compacts_the_day_that_just_ende
 
 
 @pytest.mark.parametrize(
+    ("zone", "scheduled_time", "expected"),
+    [
+        ("America/Sao_Paulo", "2026-11-25T04:00:00Z", date(2026, 11, 24)),  # 01:00 local
+        ("America/Sao_Paulo", "2026-11-25T02:59:59Z", date(2026, 11, 23)),  # 23:59:59 the evening before
+        # New York springs forward on 2026-03-08 and falls back on 2026-11-01.
+        ("America/New_York", "2026-03-09T04:30:00Z", date(2026, 3, 8)),  # 00:30 EDT
+        ("America/New_York", "2026-03-08T05:30:00Z", date(2026, 3, 7)),  # 00:30 EST, the spring-forward day
+        ("America/New_York", "2026-11-02T05:30:00Z", date(2026, 11, 1)),  # 00:30 EST
+        ("Asia/Tokyo", "2026-11-24T15:30:00Z", date(2026, 11, 24)),  # 00:30 on the 25th in Tokyo
+    ],
+)
+def test_a_scheduled_event_means_the_day_before_the_scheduled_instant_in_the_zone(zone, scheduled_time, expected):
+    three_days_later = datetime(2026, 12, 31, tzinfo=timezone.utc)  # the clock plays no part
+
+    assert requested_day({SCHEDULED_TIME_KEY: scheduled_time}, zone, now=three_days_later) == expected
+
+
+def test_a_scheduled_run_retried_after_midnight_still_compacts_the_day_it_was_scheduled_for(s3):
+    put_raw(s3, date(2026, 11, 23), message(1))
+    put_raw(s3, date(2026, 11, 24), message(2))
+    settings = EtlSettings(RAW, ENRICHED, ZONE, read_concurrency=4)
+    scheduled = "2026-11-25T02:50:00Z"  # 23:50 on the 24th in Sao Paulo: the run is for the 23rd
+    retried = datetime(2026, 11, 25, 3, 20, tzinfo=timezone.utc)  # 00:20 on the 25th: {} would mean the 24th
+
+    summary = process({SCHEDULED_TIME_KEY: scheduled}, settings, now=retried)
+
+    assert summary["day"] == "2026-11-23" and summary["rows_written"] == 1
+    assert [row["update_id"] for row in rows(s3, date(2026, 11, 23))] == [1]
+    assert enriched_keys(s3) == [enriched_key(date(2026, 11, 23))]
+
+
+@pytest.mark.parametrize(
     ("event", "message_part"),
     [
         (None, "must be a JSON object, got NoneType"),
@@ -280,6 +404,18 @@ def test_the_scheduled_run_at_half_past_midnight_compacts_the_day_that_just_ende
         ({"date": 20261124}, "must be a string YYYY-MM-DD"),
         ({"date": "2026-02-30"}, "is not a calendar date"),
         ({"version": "0", "detail-type": "Scheduled Event"}, "unknown keys"),
+        ({"date": "20261124"}, "must be a string YYYY-MM-DD"),
+        ({"date": "2026-11-24\n"}, "must be a string YYYY-MM-DD"),
+        ({SCHEDULED_TIME_KEY: "2026-11-25T04:00:00Z", "date": "2026-11-24"}, "has both 'scheduled_time' and 'date'"),
+        ({SCHEDULED_TIME_KEY: "<aws.scheduler.scheduled-time>"}, "scheduled_time must be a UTC time"),
+        ({SCHEDULED_TIME_KEY: "2026-11-25"}, "scheduled_time must be a UTC time"),
+        ({SCHEDULED_TIME_KEY: "2026-11-25T04:00:00"}, "scheduled_time must be a UTC time"),
+        ({SCHEDULED_TIME_KEY: "2026-11-5T4:00:00Z"}, "scheduled_time must be a UTC time"),
+        ({SCHEDULED_TIME_KEY: "2026-11-25T04:00:00+01:00"}, "scheduled_time must be a UTC time"),
+        ({SCHEDULED_TIME_KEY: "2026-11-25T04:00:00Z\n"}, "scheduled_time must be a UTC time"),
+        ({SCHEDULED_TIME_KEY: 1795000000}, "scheduled_time must be a UTC time"),
+        ({SCHEDULED_TIME_KEY: "2026-11-31T04:00:00Z"}, "not a calendar time"),
+        ({SCHEDULED_TIME_KEY: "2026-11-25T24:00:00Z"}, "not a calendar time"),
     ],
 )
 def test_any_other_event_fails_loudly(s3, event, message_part):
@@ -316,10 +452,41 @@ def test_a_misconfigured_function_names_the_setting(environ, message_part):
         EtlSettings.from_environ(environ)
 
 
-def test_settings_default_to_32_parallel_reads():
+def test_settings_default_to_32_parallel_reads_and_no_start_date():
     settings = EtlSettings.from_environ({"RAW_BUCKET": "r", "ENRICHED_BUCKET": "e", "TIMEZONE": ZONE})
 
-    assert settings == EtlSettings("r", "e", ZONE, 32)
+    assert settings == EtlSettings("r", "e", ZONE, 32, analytics_start_date=None)
+
+
+def test_settings_read_the_optional_analytics_start_date():
+    environ = {"RAW_BUCKET": "r", "ENRICHED_BUCKET": "e", "TIMEZONE": ZONE, "ANALYTICS_START_DATE": "2026-01-01"}
+
+    assert EtlSettings.from_environ(environ).analytics_start_date == date(2026, 1, 1)
+
+
+@pytest.mark.parametrize("value", ["20260101", "2026-W01-1", "2026-02-30", "2026-01-01\n", " 2026-01-01", "soon"])
+def test_an_analytics_start_date_that_is_not_exactly_a_date_is_refused(value):
+    environ = {"RAW_BUCKET": "r", "ENRICHED_BUCKET": "e", "TIMEZONE": ZONE, "ANALYTICS_START_DATE": value}
+
+    with pytest.raises(ValueError, match="environment variable ANALYTICS_START_DATE"):
+        EtlSettings.from_environ(environ)
+
+
+def test_a_day_before_the_analytics_start_date_is_refused_before_any_s3_call(s3, monkeypatch):
+    monkeypatch.setenv("ANALYTICS_START_DATE", "2026-11-24")
+    monkeypatch.setenv("RAW_BUCKET", "no-such-bucket")  # any S3 call would fail with NoSuchBucket
+
+    with pytest.raises(ValueError, match="ETL day 2026-11-23 is before the stage's analytics_start_date 2026-11-24"):
+        run(date(2026, 11, 23))
+    with pytest.raises(ValueError, match="analytics_start_date"):
+        handler({SCHEDULED_TIME_KEY: "2026-11-24T04:00:00Z"}, CONTEXT)  # the scheduled run for the 23rd
+
+
+def test_the_analytics_start_date_itself_is_compacted(s3, monkeypatch):
+    monkeypatch.setenv("ANALYTICS_START_DATE", DAY.isoformat())
+    put_raw(s3, DAY, message(1))
+
+    assert run()["rows_written"] == 1
 
 
 class SlowS3:
@@ -357,6 +524,53 @@ def test_a_failed_read_raises():
 
     with pytest.raises(ClientError, match="SlowDown"):
         list(read_in_order(SlowS3(failing_key="k50"), RAW, keys, concurrency=4))
+
+
+def test_reads_run_only_a_bounded_window_ahead_of_the_consumer():
+    """The memory guarantee: however long the day, only `concurrency * _QUEUED_PER_THREAD` bodies wait."""
+    pulled = 0
+
+    def keys():
+        nonlocal pulled
+        for index in range(500):
+            pulled += 1
+            yield f"k{index}"
+
+    concurrency = 3
+    ahead = [pulled - consumed for consumed, _ in enumerate(read_in_order(SlowS3(), RAW, keys(), concurrency), 1)]
+
+    assert len(ahead) == 500
+    assert concurrency <= max(ahead) <= concurrency * store._QUEUED_PER_THREAD
+
+
+class GatedS3:
+    """GETs record their key; the failing key's GET fails at once, every other GET holds its thread for
+    half a second, so the reads queued behind them are still waiting when the failure surfaces."""
+
+    def __init__(self, failing_key: str):
+        self.failing_key = failing_key
+        self.fetched: list[str] = []
+        self.lock = threading.Lock()
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        with self.lock:
+            self.fetched.append(Key)
+        if Key == self.failing_key:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+        time.sleep(0.5)
+        return {"Body": io.BytesIO(Key.encode())}
+
+
+def test_a_failed_read_cancels_the_reads_queued_behind_it():
+    client = GatedS3(failing_key="k0")
+
+    with pytest.raises(ClientError, match="AccessDenied"):
+        list(read_in_order(client, RAW, [f"k{index}" for index in range(50)], concurrency=2))
+
+    # Two threads and a window of four: k0..k3 were submitted. k0 fails at once while k1 holds the other
+    # thread; the freed thread takes at most one more read before the rest of the window is cancelled.
+    # Without the cancel, all four are fetched once the threads are free.
+    assert "k0" in client.fetched and len(client.fetched) <= 3, client.fetched
 
 
 def test_the_etl_client_leaves_s3_timestamps_unparsed(s3):

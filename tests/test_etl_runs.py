@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from urllib.request import Request, urlopen
 
@@ -18,13 +19,13 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 import tools.etl_runs as etl_runs
-from lambdas.common.layout import local_day, raw_key
+from lambdas.common.layout import local_day, raw_key, today
+from lambdas.common.updates import carries_message
 from lambdas.etl.day import enriched_key
-from lambdas.etl.flatten import is_message_update
 from stacks import outputs
 from stacks.config import load_from_cdk_json
 from tools.cli import CommandError
-from tools.etl_runs import days_between, lambda_runner, register, run_days
+from tools.etl_runs import MAX_UNCONFIRMED_DAYS, days_between, lambda_runner, register, run_days
 from tools.synthetic import synthetic_chat
 
 CONFIG = load_from_cdk_json("dev")
@@ -125,6 +126,113 @@ def test_etl_run_invokes_the_function_named_by_the_etl_stack(monkeypatch, capsys
     assert "1 of 3 days failed: 2026-11-02" in printed
 
 
+@pytest.fixture
+def deployed(monkeypatch):
+    """The stage's ETL stack on moto, its function answered by a FakeLambda."""
+    client = FakeLambda()
+    monkeypatch.setattr(etl_runs, "lambda_client", lambda config: client)
+    template = {
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}, "Outputs": {outputs.ETL_FUNCTION_NAME: {"Value": FUNCTION}}
+    }
+    with mock_aws():
+        boto3.client("cloudformation").create_stack(StackName="TelegramLake-dev-Etl", TemplateBody=json.dumps(template))
+        yield client
+
+
+class Terminal(io.StringIO):
+    """stdin as an operator's terminal, with their answer typed in."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def invoked_days(client: FakeLambda) -> list[str]:
+    return [json.loads(call["Payload"])["date"] for call in client.calls]
+
+
+START = date.fromisoformat(CONFIG.analytics_start_date)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "message"),
+    [
+        (START - timedelta(days=1), START, f"--from {START - timedelta(days=1)} is before stage dev's "
+                                           f"analytics_start_date {START}"),
+        (date(1, 1, 1), date(9999, 12, 31), "is before stage dev's analytics_start_date"),
+        (START, today(CONFIG.timezone) + timedelta(days=1),
+         f"--to {today(CONFIG.timezone) + timedelta(days=1)} is after today ({today(CONFIG.timezone)} in "
+         f"{CONFIG.timezone})"),
+        (START, date(9999, 12, 31), "--to 9999-12-31 is after today"),
+    ],
+)
+def test_days_outside_the_stage_window_are_refused_before_anything_runs(deployed, first, last, message):
+    with pytest.raises(CommandError, match=re.escape(message)):
+        etl_run("--from", first.isoformat(), "--to", last.isoformat(), "--yes")
+    assert deployed.calls == []
+
+
+def test_the_window_s_own_ends_run(deployed):
+    assert etl_run("--from", START.isoformat(), "--to", START.isoformat()) == 0
+    latest = today(CONFIG.timezone)
+    assert etl_run("--from", latest.isoformat()) == 0
+
+    assert invoked_days(deployed) == [START.isoformat(), latest.isoformat()]
+
+
+def long_range(days: int) -> tuple[str, ...]:
+    first = START
+    return ("--from", first.isoformat(), "--to", (first + timedelta(days=days - 1)).isoformat())
+
+
+def test_a_month_runs_without_asking(deployed):
+    assert etl_run(*long_range(MAX_UNCONFIRMED_DAYS)) == 0
+    assert len(deployed.calls) == MAX_UNCONFIRMED_DAYS == 31
+
+
+def test_a_longer_range_without_a_terminal_is_refused_and_says_to_add_yes(deployed, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # piped input is no confirmation
+
+    with pytest.raises(CommandError, match=r"would compact 32 days .* more than 31: add --yes to confirm"):
+        etl_run(*long_range(32))
+    assert deployed.calls == []
+
+
+def test_a_longer_range_runs_with_yes(deployed):
+    assert etl_run(*long_range(32), "--yes") == 0
+    assert len(deployed.calls) == 32
+
+
+@pytest.mark.parametrize(
+    ("answer", "runs"), [("y\n", True), ("YES\n", True), ("\n", False), ("n\n", False), ("", False)]
+)
+def test_a_longer_range_on_a_terminal_asks_first(deployed, monkeypatch, capsys, answer, runs):
+    monkeypatch.setattr("sys.stdin", Terminal(answer))
+
+    if runs:
+        assert etl_run(*long_range(40)) == 0
+    else:
+        with pytest.raises(CommandError, match="cancelled: no day was run"):
+            etl_run(*long_range(40))
+
+    assert f"Compact 40 days ({START} to {START + timedelta(days=39)}), more than 31" in capsys.readouterr().out
+    assert len(deployed.calls) == (40 if runs else 0)
+
+
+def test_local_runs_with_the_stage_s_analytics_start_date(monkeypatch):
+    captured = []
+
+    def runner(settings):
+        captured.append(settings)
+        return lambda day: summary_of(day.isoformat())
+
+    monkeypatch.setattr(etl_runs, "local_runner", runner)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+
+    assert etl_run("--local", "--from", START.isoformat(), "--raw-bucket", "r", "--enriched-bucket", "e") == 0
+    assert [settings.analytics_start_date for settings in captured] == [START]
+    assert (captured[0].raw_bucket, captured[0].enriched_bucket, captured[0].timezone) == ("r", "e", CONFIG.timezone)
+
+
 def test_etl_run_without_a_deployed_stack_says_so():
     with mock_aws(), pytest.raises(CommandError, match="TelegramLake-dev-Etl is not deployed"):
         etl_run("--from", "2026-11-01")
@@ -179,7 +287,7 @@ def test_local_runs_the_handler_in_process_against_the_endpoint(local_s3, monkey
     for item in chat:
         day, update_id = local_day(item.arrival, CONFIG.timezone), item.update["update_id"]
         local_s3.put_object(Bucket="local-raw", Key=raw_key(day, update_id), Body=json.dumps(item.update).encode())
-        if is_message_update(item.update):
+        if carries_message(item.update):
             expected[day].append(update_id)
     monkeypatch.setenv("ENRICHED_BUCKET", "local-enriched")
 

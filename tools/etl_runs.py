@@ -3,6 +3,9 @@
 Each day runs on its own (one synchronous Lambda invocation with `{"date": "YYYY-MM-DD"}`, or one
 in-process handler call), so a failing day is reported and the other days still run; any failure makes
 the exit code non-zero. `run_days` is the loop itself, for the local demo.
+
+The range is bounded: from the stage's `analytics_start_date` (Athena shows no earlier day) to today in
+its zone, and more than `MAX_UNCONFIRMED_DAYS` days are run only once confirmed.
 """
 
 from __future__ import annotations
@@ -10,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from lambdas.common.layout import today
 from stacks import outputs
-from tools.cli import CommandError, add_stage_argument, require_output, stack_outputs, stage_config
+from tools.cli import CommandError, add_stage_argument, aws_session, require_output, stack_outputs, stage_config
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,6 +31,9 @@ if TYPE_CHECKING:
 
 # Runs one day and returns the ETL's summary (see lambdas.etl.compact.DaySummary); raises when the day fails.
 DayRunner = Callable[[date], Mapping[str, Any]]
+
+# A month of days runs without asking; a longer range (a typo, or a whole year's backfill) asks first.
+MAX_UNCONFIRMED_DAYS = 31
 
 
 class EtlDayFailed(Exception):
@@ -58,6 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--local", action="store_true", help="run the handler in-process against AWS_ENDPOINT_URL")
     run.add_argument("--raw-bucket", help="with --local: raw bucket (default: env RAW_BUCKET)")
     run.add_argument("--enriched-bucket", help="with --local: enriched bucket (default: env ENRICHED_BUCKET)")
+    run.add_argument(
+        "--yes", action="store_true", help=f"run a range of more than {MAX_UNCONFIRMED_DAYS} days without asking"
+    )
     run.set_defaults(func=run_command)
 
 
@@ -65,7 +76,7 @@ def run_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     config = stage_config(args)
-    days = days_between(args.first, args.last or args.first)
+    days = stage_days(config, args.first, args.last or args.first)
     if args.local:
         run_day = local_runner(_local_settings(args, config))
     elif args.raw_bucket or args.enriched_bucket:
@@ -74,6 +85,8 @@ def run_command(args: argparse.Namespace) -> int:
         stack = config.stack_name("Etl")
         function_name = require_output(stack_outputs(config, "Etl"), outputs.ETL_FUNCTION_NAME, stack)
         run_day = lambda_runner(lambda_client(config), function_name)
+    if len(days) > MAX_UNCONFIRMED_DAYS and not args.yes:
+        confirm_long_range(days)
     console = Console()
     outcomes = run_days(days, run_day, console)
     console.print(summary_table(outcomes))
@@ -88,6 +101,34 @@ def days_between(first: date, last: date) -> list[date]:
     if last < first:
         raise CommandError(f"--to {last} is before --from {first}")
     return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def stage_days(config: StageConfig, first: date, last: date) -> list[date]:
+    """The days from `first` to `last`, refused unless they lie between the stage's analytics_start_date
+    and today in its zone (checked before the list is built: a typo's range can hold millions of days)."""
+    start = _analytics_start(config)
+    if first < start:
+        raise CommandError(
+            f"--from {first} is before stage {config.stage}'s analytics_start_date {start}: "
+            "Athena shows no earlier day, so the ETL refuses it"
+        )
+    latest = today(config.timezone)
+    if last > latest:
+        raise CommandError(f"--to {last} is after today ({latest} in {config.timezone}): that day has not begun")
+    return days_between(first, last)
+
+
+def confirm_long_range(days: Sequence[date]) -> None:
+    """Ask on a terminal before a long run; without one, refuse and say how to confirm."""
+    what = f"{len(days)} days ({days[0]} to {days[-1]}), more than {MAX_UNCONFIRMED_DAYS}"
+    if not sys.stdin.isatty():
+        raise CommandError(f"etl run would compact {what}: add --yes to confirm")
+    try:
+        answer = input(f"Compact {what}, one ETL run each? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise CommandError("cancelled: no day was run")
 
 
 def run_days(days: Sequence[date], run_day: DayRunner, console: Console | None = None) -> list[DayOutcome]:
@@ -163,11 +204,10 @@ def _function_error(payload: Any) -> str:
 
 def lambda_client(config: StageConfig) -> Any:
     """A Lambda client that waits as long as the function may run (botocore's default read timeout is 60 s)."""
-    import boto3
     from botocore.config import Config
 
     waits = Config(connect_timeout=10, read_timeout=config.etl_timeout_minutes * 60 + 30, retries={"mode": "standard"})
-    return boto3.session.Session(region_name=config.region).client("lambda", config=waits)
+    return aws_session(config).client("lambda", config=waits)
 
 
 def local_runner(settings: EtlSettings) -> DayRunner:
@@ -188,7 +228,14 @@ def _local_settings(args: argparse.Namespace, config: StageConfig) -> EtlSetting
     enriched_bucket = args.enriched_bucket or os.environ.get("ENRICHED_BUCKET")
     if not raw_bucket or not enriched_bucket:
         raise CommandError("--local needs --raw-bucket and --enriched-bucket (or env RAW_BUCKET and ENRICHED_BUCKET)")
-    return EtlSettings(raw_bucket, enriched_bucket, config.timezone, config.etl_read_concurrency)
+    return EtlSettings(
+        raw_bucket, enriched_bucket, config.timezone, config.etl_read_concurrency,
+        analytics_start_date=_analytics_start(config),
+    )
+
+
+def _analytics_start(config: StageConfig) -> date:
+    return date.fromisoformat(config.analytics_start_date)
 
 
 def _iso_date(value: str) -> date:

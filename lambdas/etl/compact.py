@@ -15,23 +15,27 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from aws_lambda_powertools import Logger
 
 from lambdas.common.layout import day_prefix
+from lambdas.common.updates import carries_message
 from lambdas.etl.day import (
     OUTPUT_NAME, NotAnUpdate, Reject, decode_update, enriched_key, plan_reads, rejects_key, rejects_report,
     update_id_of_key,
 )
-from lambdas.etl.flatten import flatten, is_message_update
+from lambdas.etl.flatten import flatten
 from lambdas.etl.schema import arrow_schema
 from lambdas.etl.store import list_keys, read_in_order
 
 BATCH_ROWS = 10_000
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+# What pyarrow raises for a value it cannot convert to the schema (ArrowInvalid and ArrowTypeError are
+# ValueError and TypeError; a string that is not UTF-8 raises UnicodeEncodeError, an int beyond int64 OverflowError).
+_UNWRITABLE = (ValueError, TypeError, OverflowError)
 
 logger = Logger(service="etl", child=True)
 
@@ -85,9 +89,14 @@ def _rebuild(
     for reject in plan.rejects:
         _record_reject(rejects, reject)
     bodies = read_in_order(s3, raw_bucket, (key for _, key in plan.objects), concurrency)
+
+    def unwritable(row: Mapping[str, Any], reason: str) -> None:
+        _record_reject(rejects, Reject(plan.key_of(row["update_id"]), f"not writable to Parquet: {reason}"))
+
     with closing(bodies), tempfile.TemporaryDirectory(prefix="etl-") as workdir:
         parquet = Path(workdir) / OUTPUT_NAME
-        summary.rows_written = write_parquet(parquet, _rows(plan.objects, bodies, summary, rejects), BATCH_ROWS)
+        rows = _rows(plan.objects, bodies, summary, rejects)
+        summary.rows_written = write_parquet(parquet, rows, BATCH_ROWS, unwritable)
         with parquet.open("rb") if summary.rows_written else nullcontext() as body:
             summary.output_key = _replace(s3, enriched_bucket, enriched_key(day), body, PARQUET_CONTENT_TYPE)
     if not summary.rows_written:
@@ -108,7 +117,7 @@ def _rows(
         except NotAnUpdate as error:
             _record_reject(rejects, Reject(key, str(error)))
             continue
-        if is_message_update(update):
+        if carries_message(update):
             yield flatten(update)
         else:
             summary.skipped += 1
@@ -119,21 +128,51 @@ def _record_reject(rejects: list[Reject], reject: Reject) -> None:
     rejects.append(reject)
 
 
-def write_parquet(path: Path, rows: Iterable[dict[str, Any]], batch_rows: int) -> int:
-    """Write rows as zstd Parquet row groups of `batch_rows`; create no file when there are none."""
+def write_parquet(
+    path: Path, rows: Iterable[dict[str, Any]], batch_rows: int,
+    unwritable: Callable[[Mapping[str, Any], str], None] | None = None,
+) -> int:
+    """Write rows as zstd Parquet row groups of `batch_rows`; create no file when there are none.
+
+    `flatten` makes every row fit the schema; should pyarrow still refuse a batch, `unwritable` gets each
+    row it refuses, with the reason, and the batch's other rows are written. Without it, the error raises.
+    """
     schema = arrow_schema()
     written = 0
     rows = iter(rows)
     writer = None
     try:
         while batch := list(islice(rows, batch_rows)):
-            writer = writer or pq.ParquetWriter(path, schema, compression="zstd")
-            writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
-            written += len(batch)
+            records = _record_batch(batch, schema, unwritable)
+            if records.num_rows:
+                writer = writer or pq.ParquetWriter(path, schema, compression="zstd")
+                writer.write_batch(records)
+                written += records.num_rows
     finally:
         if writer is not None:
             writer.close()
     return written
+
+
+def _record_batch(
+    batch: list[dict[str, Any]], schema: pa.Schema, unwritable: Callable[[Mapping[str, Any], str], None] | None
+) -> pa.RecordBatch:
+    """The batch as Arrow; when pyarrow refuses it, the rows it accepts one by one (the others go to
+    `unwritable`): one bad row costs its own row, never the day."""
+    try:
+        return pa.RecordBatch.from_pylist(batch, schema=schema)
+    except _UNWRITABLE:
+        if unwritable is None:
+            raise
+    accepted = []
+    for row in batch:
+        try:
+            pa.RecordBatch.from_pylist([row], schema=schema)
+        except _UNWRITABLE as error:
+            unwritable(row, f"{type(error).__name__}: {error}")
+        else:
+            accepted.append(row)
+    return pa.RecordBatch.from_pylist(accepted, schema=schema)
 
 
 def _replace(s3: Any, bucket: str, key: str, body: BinaryIO | bytes | None, content_type: str) -> str | None:

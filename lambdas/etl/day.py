@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Collection, Iterable, Mapping
 
 from lambdas.common.layout import day_prefix, previous_day
@@ -21,8 +22,18 @@ OUTPUT_NAME = "telegram.parquet"
 # Athena skips files whose name starts with `_`, so the report can sit next to the day's Parquet file.
 REJECTS_NAME = "_rejects.json"
 
-_EVENT_HELP = 'expected {} (yesterday in TIMEZONE) or {"date": "YYYY-MM-DD"}'
+# The daily schedule's event: `{SCHEDULED_TIME_KEY: "<aws.scheduler.scheduled-time>"}`, which EventBridge
+# Scheduler fills in with the instant the run was scheduled for, the same on every retry.
+SCHEDULED_TIME_KEY = "scheduled_time"
+DATE_KEY = "date"
+
+_EVENT_HELP = (
+    f'expected {{"{SCHEDULED_TIME_KEY}": "YYYY-MM-DDTHH:MM:SSZ"}} (the day before it in TIMEZONE), '
+    f'{{"{DATE_KEY}": "YYYY-MM-DD"}} or {{}} (yesterday in TIMEZONE)'
+)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Scheduler's format, e.g. 2026-03-08T04:00:00Z: UTC, whole seconds.
+_SCHEDULED_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _RAW_NAME = re.compile(r"([0-9]{1,19})\.json")
 
 
@@ -36,21 +47,48 @@ def rejects_key(day: date) -> str:
 
 
 def requested_day(event: Any, zone: str, now: datetime | None = None) -> date:
-    """The day an invocation asks for: `{}` from the daily schedule, `{"date": ...}` from a backfill."""
+    """The day an invocation asks for: the day before the schedule's instant (its local date in `zone`),
+    `{"date": ...}` from a backfill, or yesterday at run time for `{}`.
+
+    The scheduled instant, not the clock, decides, so a retry that runs after midnight still compacts
+    the day its schedule was for.
+    """
     if not isinstance(event, Mapping):
         raise ValueError(f"ETL event must be a JSON object, got {type(event).__name__}; {_EVENT_HELP}")
-    unknown = sorted(str(name) for name in event if name != "date")
+    unknown = sorted(str(name) for name in event if name not in (SCHEDULED_TIME_KEY, DATE_KEY))
     if unknown:
         raise ValueError(f"ETL event has unknown keys {unknown}; {_EVENT_HELP}")
-    if "date" not in event:
+    if SCHEDULED_TIME_KEY in event and DATE_KEY in event:
+        raise ValueError(f"ETL event has both {SCHEDULED_TIME_KEY!r} and {DATE_KEY!r}; {_EVENT_HELP}")
+    if SCHEDULED_TIME_KEY in event:
+        return previous_day(zone, scheduled_instant(event[SCHEDULED_TIME_KEY]))
+    if DATE_KEY not in event:
         return previous_day(zone, now)
-    value = event["date"]
+    try:
+        return iso_date(event[DATE_KEY])
+    except ValueError as error:
+        raise ValueError(f"ETL event date {error}") from None
+
+
+def iso_date(value: Any) -> date:
+    """A date written exactly `YYYY-MM-DD` (`date.fromisoformat` also takes `20260101` and `2026-W01-1`)."""
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise ValueError(f"ETL event date must be a string YYYY-MM-DD, got {value!r}")
+        raise ValueError(f"must be a string YYYY-MM-DD, got {value!r}")
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"ETL event date {value!r} is not a calendar date") from None
+        raise ValueError(f"{value!r} is not a calendar date") from None
+
+
+def scheduled_instant(value: Any) -> datetime:
+    """The UTC instant of Scheduler's `<aws.scheduler.scheduled-time>`, e.g. `2026-03-08T04:00:00Z`."""
+    problem = f"ETL event {SCHEDULED_TIME_KEY} must be a UTC time YYYY-MM-DDTHH:MM:SSZ, got {value!r}"
+    if not isinstance(value, str) or not _SCHEDULED_TIME.fullmatch(value):
+        raise ValueError(problem)
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"{problem} (not a calendar time)") from None
 
 
 def update_id_of_key(key: str, day: date) -> int | None:
@@ -76,6 +114,13 @@ class ReadPlan:
     objects: tuple[tuple[int, str], ...]
     duplicates: int
     rejects: tuple[Reject, ...]
+
+    def key_of(self, update_id: int) -> str:
+        """The key planned for `update_id`: a binary search of the sorted objects, so no second index."""
+        index = bisect_left(self.objects, (update_id,))
+        if index == len(self.objects) or self.objects[index][0] != update_id:
+            raise KeyError(f"update_id {update_id} is not in the read plan")
+        return self.objects[index][1]
 
 
 def plan_reads(day: date, keys: Iterable[str], earlier_update_ids: Collection[int]) -> ReadPlan:

@@ -2,14 +2,15 @@
 
 Telegram omits every field that has no value, and a client or a future Bot API version may send a field
 with an unexpected type. Neither may fail a day: a field that is missing or of the wrong type becomes
-null, and the row always matches `schema.arrow_schema()` exactly.
+null, a string that is not valid UTF-8 is repaired, and the row always matches `schema.arrow_schema()`
+exactly.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from lambdas.common.updates import MESSAGE_UPDATE_TYPES, update_type
+from lambdas.common.updates import update_type
 from lambdas.etl.schema import BIGINT_MAX, BIGINT_MIN
 
 # A message's kind is the first of these fields it carries. Order matters: Telegram also sends `document`
@@ -32,16 +33,12 @@ SERVICE_FIELDS = (
 )
 
 
-def is_message_update(update: Mapping[str, Any]) -> bool:
-    """Whether the update carries a Message, i.e. becomes a row (the other types are counted and skipped)."""
-    return update_type(update) in MESSAGE_UPDATE_TYPES
-
-
 def flatten(update: Mapping[str, Any]) -> dict[str, Any]:
-    """The enriched row of a message-like update, with exactly the schema's columns.
+    """The enriched row of an update that carries a Message, with exactly the schema's columns.
 
-    The caller has checked `is_message_update`, that `update_id` is an integer and that the message is
-    an object (see `day.decode_update`).
+    The caller has checked `updates.carries_message`, that `update_id` is an integer and that a known
+    message type's payload is an object (see `day.decode_update`). A type newer than this code keeps its
+    own name in `update_type`.
     """
     kind = update_type(update)
     message = _mapping(update.get(kind))
@@ -58,7 +55,7 @@ def flatten(update: Mapping[str, Any]) -> dict[str, Any]:
         "text": _string(message.get("text")),
         "date": _integer(message.get("date")),
         "update_id": update["update_id"],
-        "update_type": kind,
+        "update_type": _string(kind),
         "message_type": message_type(message),
         "caption": _string(message.get("caption")),
         "user_last_name": _string(sender.get("last_name")),
@@ -88,18 +85,19 @@ def leading_command(message: Mapping[str, Any]) -> str | None:
 
     Telegram marks commands with a `bot_command` entity (in `entities` for text, `caption_entities` for a
     caption). Entity lengths count UTF-16 code units; a command is ASCII, so at offset 0 they are characters.
+    The entity is data like any other: its span is clamped to the text, and what it marks must start with `/`.
     """
     for text_field, entities_field in (("text", "entities"), ("caption", "caption_entities")):
-        text = message.get(text_field)
+        text = _string(message.get(text_field))
         entities = message.get(entities_field)
-        if not isinstance(text, str) or not isinstance(entities, list):
+        if text is None or not isinstance(entities, list):
             continue
         for entity in entities:
             entity = _mapping(entity)
-            length = _integer(entity.get("length"))
-            if entity.get("type") == "bot_command" and _integer(entity.get("offset")) == 0 and length:
-                command = text[:length].split("@", 1)[0].lower()
-                return command if len(command) > 1 else None
+            length = _integer(entity.get("length")) or 0
+            if entity.get("type") == "bot_command" and _integer(entity.get("offset")) == 0 and length > 0:
+                command = text[:length].split("@", 1)[0].lower()  # the slice stops at the text's end
+                return command if len(command) > 1 and command.startswith("/") else None
     return None
 
 
@@ -119,4 +117,20 @@ def _boolean(value: Any) -> bool | None:
 
 
 def _string(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    """A str that Parquet can store: JSON's `\\ud800` and raw surrogate bytes (which `json.loads(bytes)`
+    accepts) decode to lone surrogates, which are not UTF-8 and would make pyarrow refuse the whole batch."""
+    if not isinstance(value, str):
+        return None
+    return value if value.isascii() else valid_utf8(value)  # isascii is O(1): the common path costs nothing
+
+
+def valid_utf8(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD (a surrogate pair becomes its character).
+
+    Every replacement is one UTF-16 code unit, like what it replaces, so entity offsets stay right.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text

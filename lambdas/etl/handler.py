@@ -1,22 +1,24 @@
 """ETL Lambda: compact one day of raw Telegram updates into the enriched bucket's Parquet file.
 
-Event `{}` (the daily schedule) compacts yesterday in TIMEZONE; `{"date": "YYYY-MM-DD"}` compacts that
-day (backfills, `python -m tools etl run`). Any other event, a bad setting or any S3 error raises, so the
-Lambda's retries, dead-letter queue and error alarm see it. The summary is logged and returned.
+Event `{"scheduled_time": "<aws.scheduler.scheduled-time>"}` (the daily schedule) compacts the day before
+that instant's date in TIMEZONE, on every retry; `{"date": "YYYY-MM-DD"}` compacts that day (backfills,
+`python -m tools etl run`); `{}` compacts yesterday at run time. A day before ANALYTICS_START_DATE (when
+set), any other event, a bad setting or any S3 error raises, so the Lambda's retries, dead-letter queue and
+error alarm see it. The summary is logged and returned.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Mapping
 
 from aws_lambda_powertools import Logger
 
 from lambdas.common.layout import is_time_zone
 from lambdas.etl.compact import compact_day
-from lambdas.etl.day import requested_day
+from lambdas.etl.day import iso_date, requested_day
 from lambdas.etl.store import DEFAULT_READ_CONCURRENCY, s3_client
 
 logger = Logger(service="etl")
@@ -28,6 +30,8 @@ class EtlSettings:
     enriched_bucket: str
     timezone: str
     read_concurrency: int = DEFAULT_READ_CONCURRENCY
+    # The stage's first day on Athena (its partition projection's range starts there); None: no lower bound.
+    analytics_start_date: date | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "EtlSettings":
@@ -45,12 +49,25 @@ class EtlSettings:
         concurrency = environ.get("READ_CONCURRENCY", "").strip() or str(DEFAULT_READ_CONCURRENCY)
         if not (concurrency.isascii() and concurrency.isdigit()) or int(concurrency) < 1:
             raise ValueError(f"environment variable READ_CONCURRENCY must be a positive integer, got {concurrency!r}")
-        return cls(required("RAW_BUCKET"), required("ENRICHED_BUCKET"), zone, int(concurrency))
+        start = environ.get("ANALYTICS_START_DATE")  # exactly YYYY-MM-DD when set, as in cdk.json
+        try:
+            analytics_start_date = iso_date(start) if start else None
+        except ValueError as error:
+            raise ValueError(f"environment variable ANALYTICS_START_DATE {error}") from None
+        return cls(
+            required("RAW_BUCKET"), required("ENRICHED_BUCKET"), zone, int(concurrency), analytics_start_date
+        )
 
 
 def process(event: Any, settings: EtlSettings, now: datetime | None = None) -> dict[str, Any]:
     """The handler without the Lambda runtime: `etl run --local` calls it with the stage's settings."""
     day = requested_day(event, settings.timezone, now)
+    start = settings.analytics_start_date
+    if start is not None and day < start:
+        raise ValueError(
+            f"ETL day {day} is before the stage's analytics_start_date {start}: Athena's partition projection "
+            "never shows it, so it is not compacted (move analytics_start_date back to include it)"
+        )
     summary = compact_day(
         s3_client(settings.read_concurrency),
         raw_bucket=settings.raw_bucket,
