@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from analytics import load_queries
+from lambdas.common.layout import PREFIX
 from lambdas.etl.handler import EtlSettings
 from stacks.config import load_from_cdk_json
 from tools.__main__ import main as tools_main
@@ -110,7 +111,8 @@ def pipeline() -> Pipeline:
         rejected_status = deliver(stack.webhook_url, "a-wrong-secret", telegram_json(rejected)).status
 
         s3 = stack.client("s3")
-        raw_keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.raw_bucket)
+        raw_keys = [item["Key"]
+                    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.raw_bucket, Prefix=PREFIX)
                     for item in page.get("Contents", [])]
         run_day = local_runner(EtlSettings(stack.raw_bucket, stack.enriched_bucket, CONFIG.timezone, 8))
         rows = []

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from analytics import load_queries
-from lambdas.common.layout import today
+from lambdas.common.layout import PREFIX, today
 from lambdas.common.updates import update_chat_id
 from stacks.config import StageConfig
 from tools import charts
@@ -134,7 +134,7 @@ def run_demo(
             f"{len(deliveries) - len(updates)} redelivered) for chat {chat_id} and chat {other_chat_id} ..."
         )
         deliver_all(stack, deliveries)
-        raw_objects = _count_objects(stack, stack.raw_bucket)
+        raw_objects = _count_objects(stack, stack.raw_bucket, PREFIX)
         outcomes = compact_days(stack, config, days_between(start, start + timedelta(days=days - 1)), console)
         enriched = copy_enriched(stack, out / ENRICHED_COPY, console)
     answers = run_saved_queries(enriched, config.timezone, console)
@@ -244,8 +244,9 @@ def _records(answers: Answers, name: str) -> list[dict[str, Any]]:
     return [dict(zip(columns, row)) for row in rows]
 
 
-def _count_objects(stack: LocalStack, bucket: str) -> int:
-    pages = stack.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket)
+def _count_objects(stack: LocalStack, bucket: str, prefix: str) -> int:
+    """The objects under `prefix` (the raw bucket also holds the ingest's own state, outside `telegram/`)."""
+    pages = stack.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return sum(page.get("KeyCount", 0) for page in pages)
 
 

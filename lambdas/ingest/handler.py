@@ -1,9 +1,12 @@
 """Ingest Lambda: Telegram webhook (API Gateway REST proxy) -> raw S3, one object per update, stored as received.
 
-A thin adapter around `webhook.py`: it caches what a warm container reuses (settings, clients, the secret),
-writes to S3, and leaves one JSON log line and one EMF count per request. Status codes are Telegram's
+A thin adapter around `webhook.py`, `secret.py` and `chats.py`: it caches what a warm container reuses
+(settings, clients, the secret, the allowlist with its learned group upgrades, its chats-seen counts),
+makes the S3 calls, and leaves one JSON log line and one EMF count of the outcome per request (plus a line
+for a group upgrade it followed or a chats-seen record it could not write). Status codes are Telegram's
 contract: 2xx means "delivered, do not retry", so a 200 is only ever returned for an update that is stored
-or deliberately not kept; a failed write answers 5xx and Telegram redelivers.
+or deliberately not kept; a failed write answers 5xx and Telegram redelivers. Every AWS call is bounded
+(budget.py), so a hung one ends here, in the `failed` path, too.
 """
 
 from __future__ import annotations
@@ -11,29 +14,50 @@ from __future__ import annotations
 import functools
 import os
 import time
-from datetime import datetime, timezone
+import uuid
+from datetime import date, datetime, timezone
 from typing import Any, Callable
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.handlers import add_expect_header
 
-from lambdas.ingest.webhook import (
-    ConfigurationError,
-    IngestSettings,
-    Rejection,
-    authenticate,
-    read_update,
-    storage_key,
-)
+from lambdas.common.layout import CHAT_LINKS_PREFIX, local_day, raw_key
+from lambdas.ingest import budget
+from lambdas.ingest import metrics as metric_names
+from lambdas.ingest.chats import Allowlist, ChatLink, ChatsSeen, link_record, parse_link_key
+from lambdas.ingest.secret import WebhookSecret
+from lambdas.ingest.webhook import ConfigurationError, IngestSettings, Rejection, Update, authenticate, read_update
 
 # Defaults in code so the stack needs no Powertools variables; set in the environment, those still win.
-SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ingest")
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TelegramLake")
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", metric_names.SERVICE)
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", metric_names.DEFAULT_NAMESPACE)
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+OUTCOME_METRICS = {
+    "stored": metric_names.STORED,
+    "duplicate": metric_names.DUPLICATE,
+    "skipped": metric_names.SKIPPED,
+    "rejected": metric_names.REJECTED,
+    "failed": metric_names.FAILED,
+}
+AWS_ERRORS = (BotoCoreError, ClientError)
+CLIENT_CONFIG = Config(
+    connect_timeout=budget.CONNECT_TIMEOUT_SECONDS,
+    read_timeout=budget.READ_TIMEOUT_SECONDS,
+    retries={"mode": budget.RETRY_MODE, "total_max_attempts": budget.TOTAL_MAX_ATTEMPTS},
+)
+# The clock of the secret's re-read limit (a seam for tests).
+clock: Callable[[], float] = time.monotonic
+
+
+class TooManyChatLinks(Exception):
+    """More links than one listing page holds: the time budget counts one page, so this fails loudly."""
 
 
 @functools.cache
@@ -43,23 +67,49 @@ def settings() -> IngestSettings:
 
 
 @functools.cache
-def s3_client() -> Any:
-    return boto3.client("s3")
+def container_id() -> str:
+    """A random id made at cold start: each container writes its own chats-seen records."""
+    return uuid.uuid4().hex
 
 
 @functools.cache
-def webhook_secret() -> str:
-    """The secret token Telegram presents, stored as the plain string; fetched once per container."""
+def s3_client() -> Any:
+    """S3 with the budget's timeouts and retries.
+
+    botocore makes every S3 upload wait up to 1 s for `100 Continue` before it sends the body, a wait the
+    read timeout does not bound; the bodies here are a few kilobytes, so they are sent at once instead.
+    """
+    client = boto3.client("s3", config=CLIENT_CONFIG)
+    client.meta.events.unregister("before-call.s3", add_expect_header)
+    return client
+
+
+@functools.cache
+def secrets_client() -> Any:
+    return boto3.client("secretsmanager", config=CLIENT_CONFIG)
+
+
+@functools.cache
+def webhook_secret() -> WebhookSecret:
+    """The secret token Telegram presents, stored as the plain string: read at the first request, and again
+    (at most every budget.SECRET_REFRESH_SECONDS) when a token does not match, as after a rotation."""
     arn = settings().webhook_secret_arn
-    secret = boto3.client("secretsmanager").get_secret_value(SecretId=arn).get("SecretString")
-    if not secret:
-        raise ConfigurationError(f"secret {arn} has no string value: it must hold the plain webhook token")
-    return secret
+    return WebhookSecret(lambda: secrets_client().get_secret_value(SecretId=arn).get("SecretString"), clock=clock)
+
+
+@functools.cache
+def allowlist() -> Allowlist:
+    return Allowlist(settings().allowed_chat_ids, read_chat_links)
+
+
+@functools.cache
+def chats_seen() -> ChatsSeen:
+    return ChatsSeen(container_id())
 
 
 def reset_container() -> None:
     """Forget everything a warm container caches, as a new container would (tests start each case cold)."""
-    for cached in (settings, s3_client, webhook_secret):
+    for cached in (settings, container_id, s3_client, secrets_client, webhook_secret, allowlist, chats_seen):
         cached.cache_clear()
 
 
@@ -81,24 +131,46 @@ def handle(event: dict[str, Any], now: datetime) -> dict[str, Any]:
     started = time.perf_counter()
     config = settings()
     try:
-        secret = webhook_secret()
-    except (BotoCoreError, ClientError):  # still a 5xx: Telegram redelivers once the secret is readable again
-        return _answer(started, "failed", 500, "secret unavailable", logger.exception)
-    try:
-        authenticate(event, secret)
+        authenticate(event, webhook_secret())
         update = read_update(event)
     except Rejection as rejection:
+        if rejection.status == 401:
+            _count(metric_names.UNAUTHORIZED)
         return _answer(started, "rejected", rejection.status, rejection.reason, logger.warning)
+    # Still a 5xx: Telegram redelivers once the secret is readable (ConfigurationError: it has no string).
+    except (*AWS_ERRORS, ConfigurationError):
+        return _answer(started, "failed", 500, "secret unavailable", logger.exception)
 
-    facts = {"update_id": update.update_id, "update_type": update.type, "chat_id": update.chat_id}
-    key = storage_key(update, config, now)
-    if key is None:
-        return _answer(started, "skipped", 200, "", logger.info, **facts)
+    chat = update.chat
+    facts = {"update_id": update.update_id, "update_type": update.type, "chat_id": update.chat_id,
+             "chat_type": None if chat is None else chat.type}
+    if not update.is_known_type:
+        _count(metric_names.UNKNOWN_UPDATE_TYPE)
     try:
-        created = put_once(config.raw_bucket, key, update.body)
-    except (BotoCoreError, ClientError):
-        return _answer(started, "failed", 500, "update not stored", logger.exception, **facts)
-    return _answer(started, "stored" if created else "duplicate", 200, "", logger.info, **facts)
+        allowed = chat is not None and allowlist().allows(chat)
+        link = update.migration if update.migration and allowlist().should_learn(update.migration) else None
+    except (*AWS_ERRORS, TooManyChatLinks):
+        return _answer(started, "failed", 500, "chat links unreadable", logger.exception, **facts)
+    if link is not None:
+        try:
+            learn_link(link, update, now)
+        except AWS_ERRORS:  # the upgraded group's next updates depend on it: Telegram redelivers this one
+            return _answer(started, "failed", 500, "chat link not stored", logger.exception, **facts)
+        allowed = True  # the notice comes from the allowed group or from the group it became
+
+    day = local_day(now, config.timezone)
+    if not allowed:
+        if chat is not None and chat.is_group:
+            _count(metric_names.SKIPPED_FROM_GROUP)
+        outcome = "skipped"
+    else:
+        try:
+            created = put_once(config.raw_bucket, raw_key(day, update.update_id), update.body)
+        except AWS_ERRORS:
+            return _answer(started, "failed", 500, "update not stored", logger.exception, **facts)
+        outcome = "stored" if created else "duplicate"
+    record_chat(day, update, outcome, allowed, now)
+    return _answer(started, outcome, 200, "", logger.info, **facts)
 
 
 def put_once(bucket: str, key: str, body: bytes) -> bool:
@@ -118,14 +190,64 @@ def put_once(bucket: str, key: str, body: bytes) -> bool:
     return True
 
 
+def read_chat_links() -> list[ChatLink]:
+    """Every group upgrade the ingest followed: one ListObjectsV2 page of keys, no GET (both ids are in
+    each key). A key that names no link is logged and ignored."""
+    listing = s3_client().list_objects_v2(Bucket=settings().raw_bucket, Prefix=CHAT_LINKS_PREFIX)
+    if listing.get("IsTruncated"):
+        raise TooManyChatLinks(f"more than {listing.get('KeyCount')} keys under {CHAT_LINKS_PREFIX}")
+    links = []
+    for item in listing.get("Contents", []):
+        link = parse_link_key(item["Key"])
+        if link is None:
+            logger.warning("not a chat link: ignored", extra={"key": item["Key"]})
+        else:
+            links.append(link)
+    return links
+
+
+def learn_link(link: ChatLink, update: Update, now: datetime) -> None:
+    """Store that `link.new` continues the allowed group `link.old`, then allow it in this container."""
+    s3_client().put_object(
+        Bucket=settings().raw_bucket, Key=link.key, Body=link_record(link, update.update_id, now),
+        ContentType="application/json",
+    )
+    allowlist().learn(link)
+    _count(metric_names.CHAT_MIGRATED)
+    logger.info("chat upgrade followed",
+                extra={"old_chat_id": link.old, "new_chat_id": link.new, "update_id": update.update_id})
+
+
+def record_chat(day: date, update: Update, outcome: str, allowed: bool, now: datetime) -> None:
+    """Write this container's cumulative record of the update's chat for the day (never content).
+
+    A failure is loud (an error line, ChatRecordFailed) but never fails the request: the update itself was
+    handled, and the next update of the chat writes the whole record again.
+    """
+    if update.chat is None:
+        return
+    record = chats_seen().observe(day, update.chat, update.type, outcome, allowed, now)
+    try:
+        s3_client().put_object(
+            Bucket=settings().raw_bucket, Key=record.key, Body=record.to_json(), ContentType="application/json"
+        )
+    except AWS_ERRORS:
+        _count(metric_names.CHAT_RECORD_FAILED)
+        logger.exception("chat record not written", extra={"update_id": update.update_id, "key": record.key})
+
+
+def _count(name: str) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
 def _answer(
     started: float, outcome: str, status: int, reason: str, log: Callable[..., None], **facts: Any
 ) -> dict[str, Any]:
-    """Count the outcome, write the request's single log line, and build the proxy response.
+    """Count the outcome, write the request's log line, and build the proxy response.
 
     The reason is the whole body: a 200 stays empty because Telegram executes a JSON body naming a `method`.
     """
-    metrics.add_metric(name=outcome.capitalize(), unit=MetricUnit.Count, value=1)
+    _count(OUTCOME_METRICS[outcome])
     latency_ms = round((time.perf_counter() - started) * 1000, 3)
     log(
         "webhook request",

@@ -1,5 +1,4 @@
-"""The ingest Lambda's rules, free of AWS: its configuration, who may call it, what counts as an update,
-and where an update is stored.
+"""The ingest Lambda's rules, free of AWS: its configuration, who may call it, and what counts as an update.
 
 `handler.py` wires these to Secrets Manager, S3, logs and metrics; everything here is plain data in and
 plain data out, so each rule of the webhook contract is testable on its own.
@@ -8,20 +7,24 @@ plain data out, so each rule of the webhook contract is testable on its own.
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from lambdas.common.layout import is_time_zone, local_day, raw_key
-from lambdas.common.updates import update_chat_id, update_type
+from lambdas.common.layout import is_time_zone
+from lambdas.common.updates import is_known_type, update_type
+from lambdas.ingest.chats import Chat, ChatLink, chat_of, migration_of, valid_text
+
+if TYPE_CHECKING:
+    from lambdas.ingest.secret import WebhookSecret
 
 # The webhook's contract, shared with the stack that serves it and the local stack that imitates it.
 SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 WEBHOOK_PATH = "/webhook"  # the REST API's one route (POST)
 _CHAT_ID = re.compile(r"-?\d+")
+# Telegram's update ids are non-negative bigints; the ETL reads no other (Parquet int64, Athena bigint).
+UPDATE_ID_MAX = 2**63 - 1
 
 
 class ConfigurationError(ValueError):
@@ -94,28 +97,33 @@ def header_values(event: Mapping[str, Any], name: str) -> list[str]:
     return values
 
 
-def authenticate(event: Mapping[str, Any], secret: str) -> None:
-    """Reject (401) a request unless every value of its secret-token header is the webhook secret.
-
-    Compared as bytes in constant time: a timing difference must not reveal a prefix of the secret, and a
-    non-ASCII header must be a mismatch rather than a `TypeError`.
-    """
+def authenticate(event: Mapping[str, Any], secret: WebhookSecret) -> None:
+    """Reject (401) a request unless every value of its secret-token header is the webhook secret."""
     presented = header_values(event, SECRET_TOKEN_HEADER)
     if not presented:
         raise Rejection(401, "missing secret token")
-    expected = secret.encode()
-    if not all(hmac.compare_digest(value.encode(), expected) for value in presented):
+    if not secret.matches(presented):
         raise Rejection(401, "wrong secret token")
 
 
 @dataclass(frozen=True)
 class Update:
-    """A valid update: its exact bytes (what is stored) and the facts that may be logged (never its content)."""
+    """A valid update: its exact bytes (what is stored) and the facts the ingest acts on (never its content):
+    its chat, found generically for any type, and the group upgrade it announces, if any."""
 
     update_id: int
     type: str
-    chat_id: int | None
+    chat: Chat | None
+    migration: ChatLink | None
     body: bytes
+
+    @property
+    def chat_id(self) -> int | None:
+        return None if self.chat is None else self.chat.id
+
+    @property
+    def is_known_type(self) -> bool:
+        return is_known_type(self.type)
 
 
 def request_body(event: Mapping[str, Any]) -> bytes:
@@ -147,16 +155,16 @@ def parse_update(body: bytes) -> Update:
     update_id = update.get("update_id")
     if not isinstance(update_id, int) or isinstance(update_id, bool):
         raise Rejection(400, "update_id is missing or not an integer")
-    return Update(update_id=update_id, type=update_type(update), chat_id=update_chat_id(update), body=body)
+    if not 0 <= update_id <= UPDATE_ID_MAX:
+        raise Rejection(400, "update_id is outside 0 .. 2^63-1")
+    return Update(
+        update_id=update_id,
+        type=valid_text(update_type(update)),  # a field's name: logged and recorded, so valid UTF-8
+        chat=chat_of(update),
+        migration=migration_of(update),
+        body=body,
+    )
 
 
 def read_update(event: Mapping[str, Any]) -> Update:
     return parse_update(request_body(event))
-
-
-def storage_key(update: Update, settings: IngestSettings, now: datetime) -> str | None:
-    """Where the update belongs in the raw bucket (its arrival day in the stage's zone), or None when its
-    chat is not allowlisted (including chat-less updates such as inline queries and polls)."""
-    if update.chat_id not in settings.allowed_chat_ids:
-        return None
-    return raw_key(local_day(now, settings.timezone), update.update_id)
