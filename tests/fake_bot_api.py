@@ -4,7 +4,8 @@ Out of the box it behaves like the real Bot API for the methods this project cal
 deleteWebhook and getWebhookInfo share one webhook state; getUpdates serves the updates a test added
 with Telegram's offset rules and long polling, and refuses (409) while a webhook is set; other methods
 answer 404. A test overrides any method with `reply(method, Reply...)` (every call) or
-`queue(method, Reply..., Reply...)` (the next calls, in order).
+`queue(method, Reply..., Reply...)` (the next calls, in order); instead of a Reply, a function of the
+request's path (as the server received it) builds the answer, e.g. one that echoes the URL.
 
     with FakeBotApi(token=TOKEN) as telegram:
         telegram.add_updates({"update_id": 1, "message": {...}})
@@ -51,6 +52,10 @@ class Reply:
         return cls(error_code, json.dumps(answer).encode())
 
 
+# What a test programs for a method: a fixed answer, or one built from the request's path.
+Programmed = Reply | Callable[[str], Reply]
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
@@ -67,8 +72,8 @@ class FakeBotApi:
         self.token = token  # when set, any other token is answered 401 Unauthorized, as Telegram does
         self._changed = threading.Condition()
         self._requests: list[RecordedRequest] = []
-        self._replies: dict[str, Reply] = {}
-        self._queued: dict[str, list[Reply]] = {}
+        self._replies: dict[str, Programmed] = {}
+        self._queued: dict[str, list[Programmed]] = {}
         self._pending_updates: list[dict[str, Any]] = []
         self._webhook: dict[str, Any] = {}
         self._closing = False
@@ -103,12 +108,12 @@ class FakeBotApi:
 
     # ---- what a test programs and inspects
 
-    def reply(self, method: str, reply: Reply) -> None:
+    def reply(self, method: str, reply: Programmed) -> None:
         """Answer every later call of `method` with `reply` (after any queued replies)."""
         with self._changed:
             self._replies[method] = reply
 
-    def queue(self, method: str, *replies: Reply) -> None:
+    def queue(self, method: str, *replies: Programmed) -> None:
         """Answer the next calls of `method` with these replies, one each, in order."""
         with self._changed:
             self._queued.setdefault(method, []).extend(replies)
@@ -140,10 +145,9 @@ class FakeBotApi:
             self._requests.append(RecordedRequest(method, token, body, http_method, content_type))
             if self.token is not None and token != self.token:
                 return Reply.error("Unauthorized", 401)
-            if self._queued.get(method):
-                return self._queued[method].pop(0)
-            if method in self._replies:
-                return self._replies[method]
+            programmed = self._queued[method].pop(0) if self._queued.get(method) else self._replies.get(method)
+            if programmed is not None:
+                return programmed(path) if callable(programmed) else programmed
             if method not in self._defaults:
                 return Reply.error("Not Found", 404)
             if not isinstance(body, dict):

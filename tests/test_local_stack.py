@@ -17,14 +17,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import boto3
 import pytest
 
+import tools.local
 from stacks.config import load_from_cdk_json
+from lambdas.common.layout import PREFIX, chat_link_key
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER
 from tests.fake_bot_api import FakeBotApi, Reply
 from tools.cli import CommandError
@@ -61,9 +63,15 @@ def message_update(update_id: int, chat_id: int = ALLOWED_CHAT, text: str = "ol�
 
 
 def raw_objects(stack: LocalStack) -> dict[str, bytes]:
+    """The updates stored, by key: the lake's prefix only (the ingest keeps its own state beside it)."""
     s3 = stack.client("s3")
-    listing = s3.list_objects_v2(Bucket=stack.raw_bucket).get("Contents", [])
+    listing = s3.list_objects_v2(Bucket=stack.raw_bucket, Prefix=PREFIX).get("Contents", [])
     return {item["Key"]: s3.get_object(Bucket=stack.raw_bucket, Key=item["Key"])["Body"].read() for item in listing}
+
+
+def raw_key_count(stack: LocalStack) -> int:
+    """Every object in the raw bucket, the ingest's state included."""
+    return stack.client("s3").list_objects_v2(Bucket=stack.raw_bucket)["KeyCount"]
 
 
 @pytest.fixture(scope="class")
@@ -111,6 +119,13 @@ def test_proxy_event_passes_a_body_that_is_not_utf8_as_base64_and_an_empty_one_a
     binary = proxy_event(body=b"\xff\xfe{}", **common)
     assert binary["isBase64Encoded"] is True and base64.b64decode(binary["body"]) == b"\xff\xfe{}"
     assert proxy_event(body=b"", **common)["body"] is None
+
+
+def test_telegram_json_is_utf8_with_a_lone_surrogate_kept_as_its_escape():
+    update = message_update(1, text="olá \ud800 👍")  # as json.loads reads Telegram's "olá \\ud800 👍"
+    body = telegram_json(update)
+    assert json.loads(body.decode("utf-8")) == update  # strict UTF-8, and the same update
+    assert b"\\ud800" in body and "olá".encode() in body and "👍".encode() in body
 
 
 class TestRunningStack:
@@ -163,14 +178,26 @@ class TestRunningStack:
             assert connection.recv(64).startswith(b"HTTP/1.0 403")
         assert raw_objects(stack) == {}
 
-    def test_malformed_arrival_header_is_refused_before_the_handler(self, empty_raw_bucket):
+    @pytest.mark.parametrize("header", ["yesterday", "99999999999999999999", "253402300800000", "9" * 5000])
+    def test_malformed_or_out_of_range_arrival_header_is_refused_before_the_handler(self, empty_raw_bucket, header):
         stack = empty_raw_bucket
-        request_headers = {SECRET_TOKEN_HEADER: stack.secret, ARRIVAL_HEADER: "yesterday"}
+        request_headers = {SECRET_TOKEN_HEADER: stack.secret, ARRIVAL_HEADER: header}
         body = telegram_json(message_update(1005))
         request = urllib.request.Request(stack.webhook_url, data=body, headers=request_headers)
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code == 400 and ARRIVAL_HEADER in refused.value.read().decode()
+        assert raw_objects(stack) == {}
+
+    def test_a_body_shorter_than_its_content_length_is_refused_before_the_handler(self, empty_raw_bucket):
+        stack = empty_raw_bucket
+        body = telegram_json(message_update(1007))  # a whole update, but 10 bytes short of what was announced
+        head = f"{SECRET_TOKEN_HEADER}: {stack.secret}\r\nContent-Length: {len(body) + 10}\r\n"
+        with socket.create_connection(("127.0.0.1", urlsplit(stack.webhook_url).port), timeout=10) as connection:
+            connection.sendall(b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head.encode() + b"\r\n" + body)
+            connection.shutdown(socket.SHUT_WR)  # the client's side ends early
+            answer = read_answer(connection)
+        assert answer.startswith(b"HTTP/1.0 400") and f"ended after {len(body)} of".encode() in answer
         assert raw_objects(stack) == {}
 
     # ---- polling getUpdates into the webhook
@@ -194,6 +221,19 @@ class TestRunningStack:
         stored = raw_objects(stack)
         assert sorted(json.loads(body)["update_id"] for body in stored.values()) == [5001, 5003]
         assert telegram_json(updates[2]) in stored.values()
+
+    def test_polling_delivers_an_update_whose_text_holds_a_lone_surrogate(self, empty_raw_bucket):
+        stack = empty_raw_bucket
+        update = message_update(5101, text="half an emoji: \ud83d")  # Telegram's JSON: "\\ud83d"
+        with FakeBotApi(token=TOKEN) as telegram:
+            telegram.add_updates(update)
+            delivered = poll_into_webhook(
+                BotApi(TOKEN, telegram.base_url), stack.webhook_url, stack.secret, CONFIG.allowed_updates,
+                stop=threading.Event(), max_polls=1, long_poll_seconds=0, report=lambda line: None,
+            )
+        [stored] = raw_objects(stack).values()
+        assert delivered == 1 and stored == telegram_json(update)
+        assert json.loads(stored.decode("utf-8")) == update  # valid UTF-8 JSON all the way to the lake
 
     def test_polling_reports_telegram_errors_and_retries_after_backing_off(self, empty_raw_bucket):
         stack = empty_raw_bucket
@@ -252,11 +292,14 @@ def test_a_handler_that_raises_answers_502_like_api_gateway(capsys):
 def test_a_second_stack_starts_fresh_and_the_handler_uses_its_secret_and_buckets():
     body = telegram_json(message_update(2001))
     with LocalStack(CONFIG) as first:
+        # The ingest's own state lives beside the updates, outside the lake's prefix: it must not disturb them.
+        first.client("s3").put_object(Bucket=first.raw_bucket, Key=chat_link_key(-1002, -1001), Body=b"{}")
         assert deliver(first.webhook_url, first.secret, body).status == 200
+        assert [key.rsplit("/", 1)[1] for key in raw_objects(first)] == ["2001.json"]
         first_secret = first.secret
     with LocalStack(CONFIG) as second:
         assert second.secret != first_secret
-        assert raw_objects(second) == {}  # moto's state did not survive the first stack
+        assert raw_key_count(second) == 0  # moto's state did not survive the first stack, state objects included
         assert deliver(second.webhook_url, first_secret, body).status == 401
         arrival = datetime(2026, 11, 3, 12, tzinfo=timezone.utc)
         assert deliver(second.webhook_url, second.secret, body, arrival=arrival).status == 200
@@ -274,6 +317,47 @@ def test_stack_stops_every_thread_closes_its_ports_and_restores_the_environment(
     for port in ports:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+STALLED_REQUEST = (
+    b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    b'{"update_i'  # 10 of the 100 bytes announced, then nothing
+)
+
+
+def read_answer(connection: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    return b"".join(iter(lambda: connection.recv(4096), b""))
+
+
+def test_a_client_stalled_mid_body_is_answered_408_and_cannot_keep_the_stack_from_stopping(monkeypatch):
+    monkeypatch.setattr(tools.local, "REQUEST_TIMEOUT_SECONDS", 1.0)
+    with LocalStack(CONFIG) as stack:
+        address = ("127.0.0.1", urlsplit(stack.webhook_url).port)
+        with socket.create_connection(address, timeout=10) as stalled:
+            stalled.sendall(STALLED_REQUEST)
+            assert read_answer(stalled).startswith(b"HTTP/1.0 408")
+        assert raw_key_count(stack) == 0
+        still_stalled = socket.create_connection(address, timeout=10)
+        still_stalled.sendall(STALLED_REQUEST)
+        time.sleep(0.2)  # the webhook is now waiting for the rest of the body
+        rescue = threading.Timer(10, still_stalled.close)  # without the timeout, only this would let the stop end
+        rescue.start()
+        stopping = time.monotonic()
+    stopped_in = time.monotonic() - stopping
+    rescue.cancel()
+    still_stalled.close()
+    assert stopped_in < 3
+
+
+def test_an_arrival_whose_date_does_not_exist_in_the_stage_zone_is_refused():
+    latest = datetime(9999, 12, 30, 23, 59, 59, 999_000, tzinfo=timezone.utc)
+    with LocalStack(CONFIG, timezone="Pacific/Kiritimati") as stack:  # UTC+14: a day ahead of UTC after 10:00
+        body = telegram_json(message_update(1008))
+        refused = deliver(stack.webhook_url, stack.secret, body, arrival=latest + timedelta(days=1))
+        assert refused.status == 400 and ARRIVAL_HEADER in refused.body
+        assert deliver(stack.webhook_url, stack.secret, body, arrival=latest).status == 200
+        assert list(raw_objects(stack)) == ["telegram/context_date=9999-12-31/1008.json"]
 
 
 def test_stacks_cannot_overlap_in_one_process():
@@ -367,10 +451,11 @@ class LocalUp:
 
 
 def raw_keys_at(described: dict[str, str]) -> list[str]:
-    """The raw bucket's keys, read through the S3 endpoint `local up` printed."""
+    """The keys of the updates in the raw bucket, read through the S3 endpoint `local up` printed."""
     s3 = boto3.client("s3", endpoint_url=described["S3 endpoint"])
     try:
-        return [item["Key"] for item in s3.list_objects_v2(Bucket=described["raw bucket"]).get("Contents", [])]
+        listing = s3.list_objects_v2(Bucket=described["raw bucket"], Prefix=PREFIX).get("Contents", [])
+        return [item["Key"] for item in listing]
     finally:
         s3.close()
 

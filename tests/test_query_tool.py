@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date
+import shutil
+import tempfile
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -18,11 +21,12 @@ from moto.moto_api import state_manager
 from moto.server import ThreadedMotoServer
 
 import tools.__main__
+import tools.query
 from analytics import load_queries, load_query
 from stacks.config import load_from_cdk_json
 from tests.analytics_dataset import Scenario, generate, write_lake
 from tools.cli import CommandError
-from tools.local_sql import run_local
+from tools.local_sql import DayWindow, run_local
 from tools.query import FIRST_POLL_SECONDS, run_athena
 
 CONFIG = load_from_cdk_json("dev")
@@ -109,7 +113,7 @@ def test_a_failed_athena_query_exits_non_zero_with_athena_reason(athena, capsys,
 
     session = boto3.session.Session(region_name=REGION)
     session.events.register("after-call.athena.GetQueryExecution", fail)
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    monkeypatch.setattr(tools.query, "aws_session", lambda config: session)
 
     code, out, err = query_cli(capsys, "daily_active_users")
     assert code == 1 and out == ""
@@ -129,6 +133,14 @@ def test_an_unknown_query_name_lists_the_saved_ones(capsys):
     assert code == 1 and "no saved query 'busiest_hour'" in err and "daily_message_count" in err
 
 
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-inf", "-1", "0", "soon"])
+def test_a_timeout_that_could_never_cancel_is_refused(timeout, capsys):
+    with pytest.raises(SystemExit) as refused:
+        tools.__main__.main(["query", "daily_message_count", f"--timeout={timeout}"])
+    assert refused.value.code == 2
+    assert f"--timeout: must be a positive, finite number of seconds, got {timeout!r}" in capsys.readouterr().err
+
+
 def test_no_query_name_is_an_error(capsys):
     code, _, err = query_cli(capsys)
     assert code == 1 and "--list" in err
@@ -145,9 +157,39 @@ def test_list_shows_every_saved_query_with_its_question(capsys):
 # --- --local ----------------------------------------------------------------------------------------------
 
 
+TODAY_UTC = datetime.now(timezone.utc).date()
+
+
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory) -> Path:
-    return write_lake(generate(Scenario(CONFIG.timezone, date(2026, 11, 20))), tmp_path_factory.mktemp("enriched"))
+    """Nine recent days: inside the stage's window (analytics_start_date to today in UTC)."""
+    first_day = TODAY_UTC - timedelta(days=12)
+    return write_lake(generate(Scenario(CONFIG.timezone, first_day)), tmp_path_factory.mktemp("enriched"))
+
+
+def copy_of(lake: Path, destination: Path) -> Path:
+    """A lake a test may change: the module's one, copied."""
+    return Path(shutil.copytree(lake, destination))
+
+
+def add_day(lake: Path, folder_name: str) -> None:
+    """Another partition folder (`context_date=...`) holding a copy of one of the lake's days."""
+    source = next((lake / "telegram").glob("context_date=*/*.parquet"))
+    target = lake / "telegram" / folder_name / source.name
+    target.parent.mkdir()
+    shutil.copyfile(source, target)
+
+
+def one_day_file(lake: Path) -> Path:
+    return sorted((lake / "telegram").glob("context_date=*/*.parquet"))[0]
+
+
+def corrupt_data_pages(path: Path) -> None:
+    """Garbage where the column chunks are, the footer intact: DuckDB opens the file and fails reading it."""
+    data = path.read_bytes()
+    footer_length = int.from_bytes(data[-8:-4], "little")
+    data_end = len(data) - 8 - footer_length
+    path.write_bytes(data[:4] + b"\xa5" * (data_end - 4) + data[data_end:])
 
 
 def _json_values(row: tuple) -> list:
@@ -167,6 +209,64 @@ def test_local_csv_is_the_duckdb_answer(lake, capsys):
     code, out, _ = query_cli(capsys, "repeated_questions", "--local", str(lake), "--format", "csv")
     assert code == 0 and rows
     assert list(csv.reader(io.StringIO(out))) == [columns, *([str(value) for value in row] for row in rows)]
+
+
+def test_the_local_window_is_the_stage_start_to_today_in_utc():
+    late_evening_in_sao_paulo = datetime(2026, 12, 3, 22, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))  # 01:00Z Dec 4
+    window = DayWindow.for_stage(CONFIG, now=late_evening_in_sao_paulo)
+    assert window == DayWindow(date.fromisoformat(CONFIG.analytics_start_date), date(2026, 12, 4))
+
+
+def test_local_reads_only_the_days_athena_shows_and_says_how_many_it_left_out(lake, tmp_path, capsys):
+    start = date.fromisoformat(CONFIG.analytics_start_date)
+    widened = copy_of(lake, tmp_path / "lake")
+    for outside in (start - timedelta(days=1), TODAY_UTC + timedelta(days=2)):
+        add_day(widened, f"context_date={outside.isoformat()}")
+    for never_projected in (start.strftime("%Y%m%d"), "2026-02-30"):  # not a yyyy-MM-dd day
+        add_day(widened, f"context_date={never_projected}")
+    for inside in (start, TODAY_UTC):  # the window's first and last days
+        add_day(widened, f"context_date={inside.isoformat()}")
+
+    _, expected, _ = query_cli(capsys, "daily_message_count", "--local", str(lake), "--format", "json")
+    code, out, err = query_cli(capsys, "daily_message_count", "--local", str(widened), "--format", "json")
+
+    days = sorted(row["context_date"] for row in json.loads(out))
+    in_window = [start.isoformat(), *(row["context_date"] for row in json.loads(expected)), TODAY_UTC.isoformat()]
+    assert code == 0 and days == sorted(in_window)
+    assert err.splitlines()[-1] == (
+        f"days outside stage dev's window {start.isoformat()} to {TODAY_UTC.isoformat()}, not read "
+        "(Athena's partition projection does not show them either): 4"
+    )
+
+
+def test_local_over_days_all_outside_the_window_is_a_clear_error(lake, tmp_path, capsys):
+    only_old = tmp_path / "old"
+    (only_old / "telegram" / "context_date=2025-12-31").mkdir(parents=True)
+    shutil.copyfile(one_day_file(lake), only_old / "telegram" / "context_date=2025-12-31" / "telegram.parquet")
+    code, out, err = query_cli(capsys, "daily_message_count", "--local", str(only_old))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: no enriched Parquet in {only_old}/telegram (expected context_date=YYYY-MM-DD/*.parquet); "
+        f"days outside 2026-01-01 to {TODAY_UTC.isoformat()}, not read: 1\n"
+    )
+
+
+def test_local_over_a_file_that_is_not_parquet_is_a_one_line_error_naming_it(lake, tmp_path, capsys):
+    broken = one_day_file(copy_of(lake, tmp_path / "lake"))
+    broken.write_bytes(b"not parquet at all")
+    code, out, err = query_cli(capsys, "daily_message_count", "--local", str(tmp_path / "lake"))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: cannot open the Parquet in {tmp_path / 'lake' / 'telegram'}: ")
+    assert str(broken) in err and len(err.splitlines()) == 1
+
+
+def test_local_over_a_file_with_corrupt_data_is_a_one_line_error_naming_it(lake, tmp_path, capsys):
+    broken = one_day_file(copy_of(lake, tmp_path / "lake"))
+    corrupt_data_pages(broken)
+    code, out, err = query_cli(capsys, "daily_message_count", "--local", str(tmp_path / "lake"))
+    assert (code, out) == (1, "")
+    assert err.startswith("error: query daily_message_count failed on DuckDB: ")
+    assert str(broken) in err and len(err.splitlines()) == 1
 
 
 def test_local_table_aligns_text_left_and_numbers_right(lake, capsys):
@@ -208,3 +308,40 @@ def test_local_over_a_missing_bucket_is_a_clear_error(s3_endpoint, capsys, monke
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     code, _, err = query_cli(capsys, "daily_active_users", "--local", "s3://no-such-bucket")
     assert code == 1 and "cannot read s3://no-such-bucket" in err and "NoSuchBucket" in err
+
+
+def test_local_over_s3_names_a_corrupt_object_by_its_url(s3_endpoint, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="corrupt")
+    key = f"telegram/context_date={TODAY_UTC.isoformat()}/telegram.parquet"
+    s3.put_object(Bucket="corrupt", Key=key, Body=b"not parquet at all")
+    code, _, err = query_cli(capsys, "daily_message_count", "--local", "s3://corrupt")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith("error: cannot open the Parquet in s3://corrupt/telegram: ") and f"s3://corrupt/{key}" in err
+
+
+@pytest.mark.parametrize(
+    ("bucket", "prefix", "key"),
+    [
+        ("parent", "", "../escaped/context_date=2026-11-20/telegram.parquet"),
+        ("deep", "", "telegram/context_date=2026-11-20/../../../escaped/context_date=2026-11-20/x.parquet"),
+        ("absolute", "/telegram", "telegram/{root}/escaped/context_date=2026-11-20/telegram.parquet"),  # "//" in it
+    ],
+)
+def test_local_over_s3_refuses_a_key_that_leads_outside_its_scratch_folder(
+    lake, s3_endpoint, tmp_path, bucket, prefix, key, capsys, monkeypatch
+):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))  # where the scratch folder is made
+    (tmp_path / "scratch").mkdir()
+    key = key.format(root=tmp_path.as_posix())
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket=bucket)
+    s3.upload_file(str(one_day_file(lake)), bucket, key)
+
+    code, out, err = query_cli(capsys, "daily_message_count", "--local", f"s3://{bucket}{prefix}")
+
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: refusing to copy s3://{bucket}/{key}: its key leads outside ")
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "scratch" / "escaped").exists()

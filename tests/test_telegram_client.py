@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import traceback
+from urllib.parse import quote
 
 import pytest
 
@@ -29,7 +30,7 @@ def assert_token_hidden(error: BaseException) -> None:
     """Not in the message, and not in the printed traceback either (no chained exception carrying the URL)."""
     printed = "".join(traceback.format_exception(error))
     assert TOKEN not in printed
-    assert TOKEN.split(":")[1] not in printed
+    assert TOKEN.split(":")[1].lower() not in printed.lower()
 
 
 def test_calls_are_json_posts_to_the_method_path(telegram, bot):
@@ -88,6 +89,31 @@ def test_token_echoed_by_the_server_is_redacted(telegram, bot):
     with pytest.raises(TelegramError) as raised:
         bot.delete_webhook()
     assert str(raised.value) == "deleteWebhook failed: Not Found: no bot <bot-token> (error 404)"
+    assert_token_hidden(raised.value)
+
+
+def _percent_encoded(text: str) -> str:
+    return quote(text, safe="")
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        lambda path: path,  # /bot123456789:AAH-.../getWebhookInfo
+        _percent_encoded,  # %2Fbot123456789%3AAAH-...
+        lambda path: _percent_encoded(path).replace("%3A", "%3a"),
+        lambda path: _percent_encoded(_percent_encoded(path)),  # %253A
+        lambda path: path.partition(":")[2].partition("/")[0],  # the secret alone
+        lambda path: path.partition(":")[2].upper(),  # a server that shouts
+    ],
+    ids=["raw", "percent-encoded", "lower-case-percent", "double-encoded", "secret-alone", "upper-case"],
+)
+def test_every_encoding_of_the_token_echoed_in_a_description_is_redacted(telegram, bot, echo):
+    telegram.reply("getWebhookInfo", lambda path: Reply.error(f"Not Found: {echo(path)} is unknown", 404))
+    with pytest.raises(TelegramError) as raised:
+        bot.get_webhook_info()
+    assert "<bot-token>" in str(raised.value)
+    assert TOKEN.partition(":")[0] not in str(raised.value)  # the whole token is one <bot-token>, whatever its form
     assert_token_hidden(raised.value)
 
 

@@ -22,6 +22,7 @@ import base64
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import sys
@@ -33,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,8 +53,17 @@ MISSING_ROUTE = (403, {"message": "Missing Authentication Token"})
 LAMBDA_FAILED = (502, {"message": "Internal server error"})
 LONG_POLL_SECONDS = 30
 MAX_BACKOFF_SECONDS = 60.0
+# How long the webhook waits for a client that stopped sending mid-request (it then answers 408), so a
+# stalled client can neither hold a handler thread forever nor keep the stack from stopping.
+REQUEST_TIMEOUT_SECONDS = 10.0
+REQUEST_TIMEOUT = (408, {"message": "Request Timeout"})
+# The latest arrival the header may set: a day before datetime's end, so its date exists in every zone.
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LAST_ARRIVAL_MS = (datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1) - _EPOCH) // timedelta(milliseconds=1)
 # moto's state, the environment and the ingest handler's caches are all process-wide: one stack at a time.
 _ONE_STACK = threading.Lock()
+# A UTF-16 surrogate on its own: a code point JSON can carry escaped but UTF-8 cannot encode.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # The local servers are on 127.0.0.1: never go through an HTTP proxy from the environment to reach them.
 _LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -155,7 +165,7 @@ class LocalStack:
         ingest.reset_container()
         resources.callback(ingest.reset_container)
 
-        webhook = _WebhookServer(_IngestContainer(ingest), stage=self.config.stage)
+        webhook = _WebhookServer(_IngestContainer(ingest), stage=self.config.stage, timeout=REQUEST_TIMEOUT_SECONDS)
         webhook.start()
         resources.callback(webhook.stop)
         self.webhook_url = f"http://{HOST}:{webhook.port}{WEBHOOK_PATH}"
@@ -257,15 +267,17 @@ def proxy_event(
 class _WebhookServer(ThreadingHTTPServer):
     """The REST API's one route, POST /webhook, as a Lambda proxy integration in front of the container.
 
-    Handler threads are joined on close (`daemon_threads = False`), so stopping leaves no thread behind.
+    Handler threads are joined on close (`daemon_threads = False`), so stopping leaves no thread behind;
+    each connection's reads time out after `timeout` seconds, so that join cannot wait on a stalled client.
     """
 
     daemon_threads = False
 
-    def __init__(self, container: _IngestContainer, stage: str):
+    def __init__(self, container: _IngestContainer, stage: str, timeout: float):
         super().__init__((HOST, 0), _WebhookRequestHandler)
         self.container = container
         self.stage = stage
+        self.request_timeout = timeout
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="local-webhook")
 
     @property
@@ -284,6 +296,10 @@ class _WebhookServer(ThreadingHTTPServer):
 class _WebhookRequestHandler(BaseHTTPRequestHandler):
     server: _WebhookServer
 
+    def setup(self) -> None:
+        self.timeout = self.server.request_timeout  # StreamRequestHandler applies it to the connection
+        super().setup()
+
     def do_POST(self) -> None:
         if self.path.split("?", 1)[0] != WEBHOOK_PATH:
             self._answer(*MISSING_ROUTE)
@@ -292,7 +308,14 @@ class _WebhookRequestHandler(BaseHTTPRequestHandler):
         if length is None or not (length.isascii() and length.isdigit()):
             self._answer(411, {"message": "Content-Length required"})
             return
-        body = self.rfile.read(int(length))
+        try:
+            body = self.rfile.read(int(length))
+        except TimeoutError:
+            self._answer(*REQUEST_TIMEOUT)
+            return
+        if len(body) < int(length):  # the client ended its side early: API Gateway never passes a cut body on
+            self._answer(400, {"message": f"the body ended after {len(body)} of {length} bytes"})
+            return
         try:
             received_at = _arrival(self.headers.get(ARRIVAL_HEADER))
         except ValueError as error:
@@ -344,11 +367,13 @@ def epoch_milliseconds(instant: datetime) -> int:
 
 
 def _arrival(header: str | None) -> datetime:
+    """The arrival instant a request asks for; exact to the millisecond (no float on the way)."""
     if header is None:
         return datetime.now(timezone.utc)
-    if not (header.isascii() and header.isdigit()):
-        raise ValueError(f"{ARRIVAL_HEADER} must be Unix epoch milliseconds, got {header!r}")
-    return datetime.fromtimestamp(int(header) / 1000, timezone.utc)
+    digits = header.isascii() and header.isdigit() and len(header) <= len(str(_LAST_ARRIVAL_MS))
+    if not (digits and int(header) <= _LAST_ARRIVAL_MS):
+        raise ValueError(f"{ARRIVAL_HEADER} must be Unix epoch milliseconds, 0 to {_LAST_ARRIVAL_MS}, got {header!r}")
+    return _EPOCH + timedelta(milliseconds=int(header))
 
 
 # ---- clients of the local webhook
@@ -363,8 +388,13 @@ class Delivery:
 
 
 def telegram_json(update: Mapping[str, Any]) -> bytes:
-    """An Update as a webhook body: compact UTF-8 JSON."""
-    return json.dumps(update, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """An Update as a webhook body: compact UTF-8 JSON.
+
+    A text may hold a lone surrogate (Telegram passes `"\\ud800"` through as sent), which UTF-8 cannot
+    encode: it stays a `\\uXXXX` escape, as in Telegram's own JSON, so the body is still valid UTF-8.
+    """
+    text = json.dumps(update, ensure_ascii=False, separators=(",", ":"))
+    return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode("utf-8")
 
 
 def deliver(webhook_url: str, secret: str | None, body: bytes, *, arrival: datetime | None = None) -> Delivery:

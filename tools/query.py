@@ -11,6 +11,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from typing import Any
 
 from analytics import SavedQuery, load_queries, load_query
 from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, stage_config
+from tools.cli import CommandError, add_stage_argument, aws_session, stage_config
 
 FORMATS = ("table", "csv", "json")
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -57,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_positive_seconds,
         default=DEFAULT_TIMEOUT_SECONDS,
         help=f"seconds to wait for Athena before cancelling the query (default {DEFAULT_TIMEOUT_SECONDS})",
     )
@@ -77,11 +78,19 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as error:
         raise CommandError(error.args[0]) from None
     if args.local:
-        from tools.local_sql import run_local
+        from tools.local_sql import DayWindow, open_lake
 
-        columns, rows = run_local(query, args.local)
+        window = DayWindow.for_stage(config)
+        with open_lake(args.local, window) as lake:
+            columns, rows = lake.run(query)
         print(render(columns, rows, args.format))
         print(f"{len(rows)} rows from DuckDB over {args.local}", file=sys.stderr)
+        if lake.days_outside_window:
+            print(
+                f"days outside stage {config.stage}'s window {window}, not read "
+                f"(Athena's partition projection does not show them either): {lake.days_outside_window}",
+                file=sys.stderr,
+            )
         return 0
     answer = run_athena(query, config, timeout=args.timeout)
     print(render(answer.columns, answer.rows, args.format))
@@ -102,10 +111,9 @@ def run_athena(
     sleep: Callable[[float], None] = time.sleep,
 ) -> AthenaAnswer:
     """Start the query in the stage's workgroup and database, wait for it, and read every result page."""
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = client or boto3.client("athena", region_name=config.region)
+    client = client or aws_session(config).client("athena")
     try:
         execution_id = client.start_query_execution(
             QueryString=query.sql,
@@ -199,6 +207,18 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         ).rstrip()
 
     return "\n".join([line(columns), line(["-" * width for width in widths]), *(line(row) for row in cells)])
+
+
+def _positive_seconds(text: str) -> float:
+    """A timeout that means something: with NaN or infinity the query is never cancelled, with zero or
+    less it is cancelled before it could run."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds, got {text!r}")
+    return value
 
 
 def format_bytes(count: int) -> str:

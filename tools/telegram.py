@@ -51,6 +51,7 @@ class BotApi:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"the Bot API base URL must be http(s)://host[:port], got {api_base!r}")
         self._token = token
+        self._token_forms = _token_pattern(token)
         self.api_base = api_base.rstrip("/")
         self.timeout = timeout
 
@@ -140,7 +141,15 @@ class BotApi:
         return answer.get("result")
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._token, REDACTED)
+        return self._token_forms.sub(REDACTED, text)
+
+
+def _token_pattern(token: str) -> re.Pattern[str]:
+    """Every way a server may echo the token: as is, its colon percent-encoded once or more (`%3A`, `%253A`,
+    any case), and the secret after the colon on its own. The secret's characters are all URL-safe, so no
+    encoding changes them: hiding the secret alone hides every form, the longer match just reads better."""
+    bot_id, _, secret = token.partition(":")
+    return re.compile(rf"(?:{re.escape(bot_id)}(?::|%(?:25)*3a))?{re.escape(secret)}", re.IGNORECASE)
 
 
 def add_api_base_argument(parser: argparse.ArgumentParser) -> None:
