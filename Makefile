@@ -4,8 +4,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 STAGE ?= dev
-STAGES := $(shell python3 -c "import json; print(' '.join(json.load(open('cdk.json'))['context']['stages']))")
 PYTHON ?= python3
+# The configured stages, read with the system Python (stdlib only, before the venv exists). A broken
+# cdk.json stops make here with the config's one-line message.
+STAGES := $(shell $(PYTHON) -m stacks.config stages)
+ifeq ($(strip $(STAGES)),)
+$(error cannot read the stages from cdk.json (see the message above))
+endif
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 CDK := $(CURDIR)/node_modules/.bin/cdk
@@ -13,9 +18,13 @@ CDK := $(CURDIR)/node_modules/.bin/cdk
 # The venv's Python and the pinned Node 22 / CDK CLI come first for every recipe (jsii starts `node`).
 export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_VERSION_CHECK := 1
-export AWS_DEFAULT_REGION ?= us-east-1
-# Offline checks must never pick up somebody's real credentials.
-OFFLINE_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing AWS_PROFILE=
+# Offline checks must never pick up somebody's real credentials, and need some region to synthesize. Only
+# they get these: deploy, diff, bootstrap and the tools use the stage's `region` or the operator's own.
+OFFLINE_AWS := env -u AWS_PROFILE AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+	AWS_SESSION_TOKEN=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+# What targets a deployed stage runs first: the stage must be named, and its account and region are shown
+# (`python -m tools target` fails when the credentials do not match a pinned account or no region is set).
+TARGET = $(if $(strip $(STAGE)),,$(error STAGE is empty: name one of: $(STAGES)))$(BIN)/python -m tools target --stage $(STAGE)
 
 .PHONY: help setup test unit synth-all lint-templates check-layers synth bootstrap diff deploy demo bench clean
 
@@ -52,24 +61,28 @@ lint-templates: synth-all ## cfn-lint every synthesized template (W3005 is CDK's
 check-layers: synth-all ## Fail if a bundled Lambda layer outgrows its budget
 	$(BIN)/python -m tools check-layers $(STAGES:%=cdk.out/%)
 
-synth: setup ## cdk synth STAGE=dev
-	$(CDK) synth -c stage=$(STAGE) -o cdk.out/$(STAGE)
+synth: setup ## cdk synth STAGE=dev, offline
+	$(if $(strip $(STAGE)),,$(error STAGE is empty: name one of: $(STAGES)))
+	$(OFFLINE_AWS) $(CDK) synth -c stage=$(STAGE) -o cdk.out/$(STAGE)
 
 bootstrap: setup ## cdk bootstrap, once per account/region (needs AWS credentials)
+	$(TARGET)
 	$(CDK) bootstrap -c stage=$(STAGE)
 
 diff: setup ## cdk diff STAGE=dev (needs AWS credentials)
-	$(CDK) diff -c stage=$(STAGE) -o cdk.out/$(STAGE)
+	$(TARGET)
+	$(CDK) diff -c stage=$(STAGE) -o cdk.out/$(STAGE) --all
 
-deploy: setup ## cdk deploy STAGE=dev (needs AWS credentials)
+deploy: setup ## cdk deploy STAGE=dev (needs AWS credentials); prints the target account and region first
+	$(TARGET)
 	$(CDK) deploy -c stage=$(STAGE) -o cdk.out/$(STAGE) --all --require-approval broadening
 
 demo: $(VENV)/.installed ## The whole pipeline locally: webhook -> raw -> ETL -> DuckDB analytics and charts
-	$(BIN)/python -m tools demo --out demo-output
+	$(OFFLINE_AWS) $(BIN)/python -m tools demo --out demo-output
 
 bench: $(VENV)/.installed ## Benchmarks (not part of `make test`)
-	$(BIN)/python -m bench.ingest
-	$(BIN)/python -m bench.etl
+	$(OFFLINE_AWS) $(BIN)/python -m bench.ingest
+	$(OFFLINE_AWS) $(BIN)/python -m bench.etl
 
 clean: ## Remove build output
 	rm -rf cdk.out demo-output .pytest_cache

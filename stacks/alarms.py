@@ -31,8 +31,8 @@ class AlarmTopic(Construct):
     Not the AWS managed `alias/aws/sns` key: its key policy cannot be changed to let CloudWatch use it,
     so every alarm action on such a topic fails ("CloudWatch Alarms does not have authorization to
     access the SNS topic encryption key") and the alarm stays silent. The key policy grants CloudWatch
-    exactly the two calls publishing needs; the topic policy lets only this account's alarms (in the
-    stack's region: every stack of the stage) publish.
+    exactly the two calls publishing needs; the topic policy lets only this stage's alarms (named
+    `TelegramLake-<stage>-...` in this account and region: every stack of the stage) publish.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig):
@@ -49,17 +49,19 @@ class AlarmTopic(Construct):
             self, "Topic", display_name=f"{PROJECT} {config.stage} alarms", master_key=key, enforce_ssl=True
         )
         key.grant(iam.ServicePrincipal(CLOUDWATCH), "kms:Decrypt", "kms:GenerateDataKey*")
-        stack = cdk.Stack.of(self)
-        this_accounts_alarms = stack.format_arn(
-            service="cloudwatch", resource="alarm", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+        this_stages_alarms = cdk.Stack.of(self).format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=alarm_name(config, "*"),
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="AllowThisAccountsAlarms",
+                sid="AllowThisStagesAlarms",
                 principals=[iam.ServicePrincipal(CLOUDWATCH)],
                 actions=["sns:Publish"],
                 resources=[self.topic.topic_arn],
-                conditions={"ArnLike": {"aws:SourceArn": this_accounts_alarms}},
+                conditions={"ArnLike": {"aws:SourceArn": this_stages_alarms}},
             )
         )
         if config.alarm_email:
@@ -72,23 +74,41 @@ def alarm_topic_from_output(consumer: cdk.Stack, construct_id: str, *, producer:
     return sns.Topic.from_topic_arn(consumer, construct_id, arn)
 
 
+def alarm_name(config: StageConfig, construct_id: str) -> str:
+    """`TelegramLake-dev-UpdatesNotStored`: the stage in every alarm's name, which the topic policy relies on."""
+    return f"{PROJECT}-{config.stage}-{construct_id}"
+
+
+def notify(alarm: cloudwatch.Alarm, topic: sns.ITopic) -> cloudwatch.Alarm:
+    """Both transitions notify `topic`: raised, and cleared."""
+    action = cloudwatch_actions.SnsAction(topic)
+    alarm.add_alarm_action(action)
+    alarm.add_ok_action(action)
+    return alarm
+
+
 def alarm_on_any(
-    scope: Construct, construct_id: str, metric: cloudwatch.Metric, *, description: str, topic: sns.ITopic
+    scope: Construct,
+    construct_id: str,
+    metric: cloudwatch.IMetric,
+    *,
+    config: StageConfig,
+    description: str,
+    topic: sns.ITopic,
+    threshold: int = ANY_FAILURE,
 ) -> cloudwatch.Alarm:
-    """Raised by one failure counted in a period, cleared by a period without: both transitions notify `topic`.
+    """Raised when a period counts `threshold` (by default one failure), cleared by a period without.
 
     Missing data means nothing ran (no request, no invocation), so it is not breaching.
     """
     alarm = metric.create_alarm(
         scope,
         construct_id,
+        alarm_name=alarm_name(config, construct_id),
         alarm_description=description,
-        threshold=ANY_FAILURE,
+        threshold=threshold,
         evaluation_periods=1,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
     )
-    action = cloudwatch_actions.SnsAction(topic)
-    alarm.add_alarm_action(action)
-    alarm.add_ok_action(action)
-    return alarm
+    return notify(alarm, topic)

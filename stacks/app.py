@@ -1,10 +1,13 @@
-"""The CDK app of one stage: its three stacks, their tags and the cdk-nag AwsSolutions checks."""
+"""The CDK app of one stage: its three stacks (after the account's API Gateway settings), their tags and the
+cdk-nag AwsSolutions checks."""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.account import STACK_NAME as ACCOUNT_STACK_NAME
+from stacks.account import ApiGatewayAccountStack
 from stacks.config import PROJECT, ConfigError, StageConfig, load_stage
 from stacks.etl import EtlStack
 from stacks.ingestion import IngestionStack
@@ -12,18 +15,27 @@ from stacks.presentation import PresentationStack
 
 
 def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
-    """Add the stage chosen with `-c stage=NAME` (default dev) to `app`; return its stacks in deploy order."""
+    """Add the stage chosen with `-c stage=NAME` (default dev) to `app`; return its stacks in deploy order:
+    the account's API Gateway settings (shared by every stage), then Ingestion, Etl and Presentation."""
     stages = app.node.try_get_context("stages")
     if stages is None:
         raise ConfigError("no `stages` in the CDK context (cdk.json)")
     config = load_stage(stages, app.node.try_get_context("stage"))
-    tags = {"project": PROJECT, "stage": config.stage}
-    common = {"env": _environment(config), "tags": tags}
+    environment = _environment(config)
+    project_tag = {"project": PROJECT}
+    # No stage tag: every stage's app must produce the very same template for this shared stack.
+    account = ApiGatewayAccountStack(
+        app, ACCOUNT_STACK_NAME, env=environment, tags=project_tag,
+        description="API Gateway's CloudWatch logging role for every Telegram lake stage in this account and region",
+    )
+    stage_tags = {**project_tag, "stage": config.stage}
+    common = {"env": environment, "tags": stage_tags}
 
     ingestion = IngestionStack(
         app, config.stack_name("Ingestion"), config=config,
         description="Telegram webhook -> raw S3 bucket", **common,
     )
+    ingestion.add_stack_dependency(account, "its API stage logs through the account's API Gateway role")
     etl = EtlStack(
         app, config.stack_name("Etl"), config=config, ingestion=ingestion,
         description="Daily raw JSON -> Parquet compaction", **common,
@@ -33,11 +45,12 @@ def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
         description="Glue table with partition projection, Athena workgroup and saved queries", **common,
     )
     # Stack tags reach what CloudFormation creates implicitly; these tag every resource in the templates.
-    for key, value in tags.items():
-        cdk.Tags.of(app).add(key, value)
+    for stack, tags in ((account, project_tag), (ingestion, stage_tags), (etl, stage_tags), (presentation, stage_tags)):
+        for key, value in tags.items():
+            cdk.Tags.of(stack).add(key, value)
     if nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return [ingestion, etl, presentation]
+    return [account, ingestion, etl, presentation]
 
 
 def _environment(config: StageConfig) -> cdk.Environment | None:

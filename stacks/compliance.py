@@ -35,6 +35,8 @@ def _flatten(node: Any) -> str:
     if "Fn::GetAtt" in node:
         resource, attribute = node["Fn::GetAtt"]
         return f"<{_flatten(resource)}.{_flatten(attribute)}>"
+    if "Fn::ImportValue" in node:
+        return _flatten(node["Fn::ImportValue"])
     if "Ref" in node:
         return f"<{_flatten(node['Ref'])}>"
     return json.dumps(node, separators=(",", ":"))

@@ -14,13 +14,15 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.common.layout import PREFIX
+from lambdas.etl.day import SCHEDULED_TIME_KEY
 from stacks import outputs
 from stacks.alarms import ALARM_PERIOD, alarm_on_any, alarm_topic_from_output
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
 from stacks.functions import lake_function
 from stacks.packaging import pyarrow_layer, runtime_layer
-from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output
+from stacks.references import publish
+from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_objects
 
 # A failed day is retried twice (the ETL is idempotent: a re-run replaces the day's file), then its event
 # lands in the dead-letter queue, which keeps it for SQS's maximum of 14 days.
@@ -64,6 +66,7 @@ class EtlStack(cdk.Stack):
                 "ENRICHED_BUCKET": enriched_bucket.bucket_name,
                 "TIMEZONE": config.timezone,
                 "READ_CONCURRENCY": str(config.etl_read_concurrency),
+                "ANALYTICS_START_DATE": config.analytics_start_date,
             },
             layers=[runtime_layer(self, config), pyarrow_layer(self, config)],
             # EventBridge Scheduler invokes Lambda asynchronously: a run that raises is retried by Lambda,
@@ -73,21 +76,19 @@ class EtlStack(cdk.Stack):
             on_failure=destinations.SqsDestination(failed_runs),
         )
         # The ETL lists and reads raw days, and replaces (puts, or deletes when stale) the enriched day's
-        # file and rejects report: it never reads the enriched bucket. Both grants stop at the lake's prefix.
+        # file and rejects report: it never reads the enriched bucket, nor touches an object's versions.
         lake_objects = f"{PREFIX}*"
-        raw_bucket.grant_read(function, lake_objects)
-        enriched_bucket.grant_put(function, lake_objects)
-        enriched_bucket.grant_delete(function, lake_objects)
+        grant_listing(raw_bucket, function, PREFIX)
+        grant_on_objects(raw_bucket, function, ["s3:GetObject"], lake_objects)
+        grant_on_objects(enriched_bucket, function, ["s3:PutObject", "s3:DeleteObject"], lake_objects)
         self._acknowledge_bucket_grants(function.role, raw_bucket, enriched_bucket, lake_objects)
         self._schedule(config, function, failed_runs)
-        self._alarms(function, failed_runs, alarm_topic_from_output(self, "AlarmTopic", producer=ingestion))
+        self._alarms(config, function, failed_runs, alarm_topic_from_output(self, "AlarmTopic", producer=ingestion))
 
         cdk.CfnOutput(
             self, outputs.ETL_FUNCTION_NAME, value=function.function_name, description="Invoke for a backfill"
         )
-        cdk.CfnOutput(
-            self, outputs.ENRICHED_BUCKET_NAME, value=enriched_bucket.bucket_name, description="Daily Parquet files"
-        )
+        publish(self, outputs.ENRICHED_BUCKET_NAME, enriched_bucket.bucket_name, "Daily Parquet files")
 
     def _acknowledge_bucket_grants(
         self, role: iam.IRole, raw_bucket: s3.IBucket, enriched_bucket: s3.IBucket, objects: str
@@ -98,13 +99,6 @@ class EtlStack(cdk.Stack):
                 role,
                 f"AwsSolutions-IAM5[Resource::{nag_resource(self, bucket.arn_for_objects(objects))}]",
                 f"The ETL {access} under `{objects}`, in keys named by day; no other bucket or prefix is granted.",
-            )
-        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Action::{action}]",
-                "The action groups of Bucket.grant_read (raw) and grant_put / grant_delete (enriched), on the "
-                "lake's prefix of those two buckets only.",
             )
 
     def _schedule(self, config: StageConfig, function: lambda_.IFunction, failed_runs: sqs.IQueue) -> None:
@@ -136,7 +130,10 @@ class EtlStack(cdk.Stack):
             ),
             target=targets.LambdaInvoke(
                 function,
-                input=scheduler.ScheduleTargetInput.from_object({}),  # `{}`: the previous day in TIMEZONE
+                # The day before the scheduled instant's local date: a retry after midnight still compacts it.
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {SCHEDULED_TIME_KEY: scheduler.ContextAttribute.scheduled_time}
+                ),
                 retry_attempts=RETRY_ATTEMPTS,
                 max_event_age=MAX_EVENT_AGE,
                 dead_letter_queue=failed_runs,
@@ -149,7 +146,9 @@ class EtlStack(cdk.Stack):
             "Granted by LambdaInvoke: invoking this one function, any of its versions or aliases.",
         )
 
-    def _alarms(self, function: lambda_.IFunction, failed_runs: sqs.IQueue, topic: sns.ITopic) -> None:
+    def _alarms(
+        self, config: StageConfig, function: lambda_.IFunction, failed_runs: sqs.IQueue, topic: sns.ITopic
+    ) -> None:
         """Any failed attempt, and any run given up on, sets an alarm that notifies the topic."""
         failures = (
             (
@@ -164,4 +163,4 @@ class EtlStack(cdk.Stack):
             ),
         )
         for construct_id, metric, description in failures:
-            alarm_on_any(self, construct_id, metric, description=description, topic=topic)
+            alarm_on_any(self, construct_id, metric, config=config, description=description, topic=topic)

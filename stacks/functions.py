@@ -22,11 +22,14 @@ from stacks.packaging import RUNTIME, architecture, function_code
 from stacks.storage import removal_policy
 
 
-def log_group(scope: Construct, construct_id: str, *, config: StageConfig) -> logs.LogGroup:
-    """A log group keeping the stage's retention. The days are set on the L1 resource: in Python,
-    `RetentionDays` is an enum of names, and the config already validated the day count against
-    the values CloudWatch accepts."""
-    group = logs.LogGroup(scope, construct_id, removal_policy=removal_policy(config))
+def log_group(
+    scope: Construct, construct_id: str, *, config: StageConfig, name: str | None = None
+) -> logs.LogGroup:
+    """A log group keeping the stage's retention (named `name`, when a service writes to a fixed name).
+
+    The days are set on the L1 resource: in Python, `RetentionDays` is an enum of names, and the config
+    already validated the day count against the values CloudWatch accepts."""
+    group = logs.LogGroup(scope, construct_id, log_group_name=name, removal_policy=removal_policy(config))
     group.node.default_child.retention_in_days = config.log_retention_days
     return group
 

@@ -11,24 +11,30 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from lambdas.common.layout import PREFIX
+from lambdas.common.layout import CHAT_LINKS_PREFIX, CHATS_SEEN_PREFIX, CHATS_SEEN_RETENTION_DAYS, PREFIX
+from lambdas.ingest import metrics
+from lambdas.ingest.budget import FUNCTION_TIMEOUT_SECONDS
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, WEBHOOK_PATH
 from stacks import outputs
-from stacks.alarms import ALARM_PERIOD, AlarmTopic, alarm_on_any
+from stacks.alarms import ALARM_PERIOD, AlarmTopic, alarm_name, alarm_on_any, notify
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
 from stacks.functions import lake_function, log_group
 from stacks.packaging import runtime_layer
-from stacks.storage import AccessLogBucket, SecureBucket, removal_policy
+from stacks.references import publish
+from stacks.storage import AccessLogBucket, SecureBucket, grant_listing, grant_on_objects, removal_policy
 
 # Telegram accepts 1-256 characters of A-Z a-z 0-9 _ - as secret_token; letters and digits are a subset.
 SECRET_LENGTH = 64
-API_GATEWAY_LOGGING_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-# The ingest handler's EMF count of requests whose update it could not store (lambdas/ingest/handler.py:
-# Powertools' namespace and `service` dimension, one metric per outcome).
-INGEST_METRICS_NAMESPACE = "TelegramLake"
-INGEST_SERVICE = "ingest"
-FAILED_METRIC = "Failed"
+# Refused tokens in one ALARM_PERIOD that make a burst: after a rotation that Telegram was not told about,
+# every delivery and retry is refused; a stray scanner's single guess is not a burst.
+REJECTED_TOKENS_BURST = 5
+# Over this period, groups that wrote while nothing was stored mean the allowlist misses the stage's group.
+UNLISTED_CHATS_PERIOD = cdk.Duration.hours(1)
+# The "nothing stored" alarm counts hours: CloudWatch evaluates an hourly alarm over at most 7 days.
+HOUR = cdk.Duration.hours(1)
+# What the ingest keeps under STATE_PREFIX is rewritten per update (chats seen): old versions go in a day.
+STATE_NONCURRENT_DAYS = 1
 
 
 class IngestionStack(cdk.Stack):
@@ -41,7 +47,7 @@ class IngestionStack(cdk.Stack):
         super().__init__(scope, construct_id, **kwargs)
         access_logs = AccessLogBucket(self, "AccessLogs", config=config)
         raw_bucket = SecureBucket(
-            self, "RawBucket", config=config, access_logs=access_logs, lifecycle_rules=[_raw_lifecycle(config)]
+            self, "RawBucket", config=config, access_logs=access_logs, lifecycle_rules=_raw_lifecycle(config)
         )
         secret = secretsmanager.Secret(
             self,
@@ -65,30 +71,22 @@ class IngestionStack(cdk.Stack):
             package="ingest",
             description="Stores each allowed Telegram webhook update unchanged in the raw bucket",
             memory_mb=256,
-            timeout=cdk.Duration.seconds(10),
+            timeout=cdk.Duration.seconds(FUNCTION_TIMEOUT_SECONDS),
             environment={
                 "RAW_BUCKET": raw_bucket.bucket_name,
                 "WEBHOOK_SECRET_ARN": secret.secret_arn,
                 "ALLOWED_CHAT_IDS": ",".join(str(chat_id) for chat_id in config.allowed_chat_ids),
                 "TIMEZONE": config.timezone,
+                # Powertools' own variable: each stage's metrics in their own namespace.
+                "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
             },
             layers=[runtime_layer(self, config)],
         )
-        raw_bucket.grant_put(function, f"{PREFIX}*")
+        self._grant_raw_access(function, raw_bucket)
         secret.grant_read(function)
-        acknowledge(
-            function.role,
-            f"AwsSolutions-IAM5[Resource::{nag_resource(self, raw_bucket.arn_for_objects(f'{PREFIX}*'))}]",
-            f"The function writes one object per update under `{PREFIX}`; keys are only known at run time.",
-        )
-        acknowledge(
-            function.role,
-            "AwsSolutions-IAM5[Action::s3:Abort*]",
-            "Part of Bucket.grant_put: lets the function abort its own failed uploads, on the same prefix only.",
-        )
         api = WebhookApi(self, "WebhookApi", config=config, handler=function)
         alarm_topic = AlarmTopic(self, "AlarmTopic", config=config)
-        self._alarms(function, api.stage, alarm_topic.topic)
+        IngestionAlarms(self, "Alarms", config=config, function=function, stage=api.stage, topic=alarm_topic.topic)
 
         cdk.CfnOutput(
             self, outputs.WEBHOOK_URL, value=api.webhook_url, description="POST URL for Telegram's setWebhook"
@@ -96,32 +94,60 @@ class IngestionStack(cdk.Stack):
         cdk.CfnOutput(
             self, outputs.WEBHOOK_SECRET_ARN, value=secret.secret_arn, description="The webhook's secret_token"
         )
-        cdk.CfnOutput(
-            self, outputs.RAW_BUCKET_NAME, value=raw_bucket.bucket_name, description="Raw updates, one object each"
-        )
-        cdk.CfnOutput(
+        publish(self, outputs.RAW_BUCKET_NAME, raw_bucket.bucket_name, "Raw updates, one object each")
+        publish(
             self,
             outputs.ALARM_TOPIC_ARN,
-            value=alarm_topic.topic.topic_arn,
-            description="The stage's alarm topic: subscribe to hear of failed ingestion and ETL runs",
+            alarm_topic.topic.topic_arn,
+            "The stage's alarm topic: subscribe to hear of failed ingestion and ETL runs",
         )
 
-    def _alarms(self, function: lambda_.IFunction, stage: apigw.Stage, topic: sns.ITopic) -> None:
-        """Only Telegram retries a failed request, and it eventually drops the update: each way a request
-        can fail (not stored, function crashed, any 5xx) raises an alarm, so no update is lost in silence."""
-        not_stored = cloudwatch.Metric(
-            namespace=INGEST_METRICS_NAMESPACE,
-            metric_name=FAILED_METRIC,
-            dimensions_map={"service": INGEST_SERVICE},
-            period=ALARM_PERIOD,
-            statistic="Sum",
-        )
+    def _grant_raw_access(self, function: lambda_.Function, raw_bucket: s3.Bucket) -> None:
+        """New objects only (no reads, no deletes, no version or retention calls): the updates under
+        `telegram/`, the chats-seen records and the learned group upgrades; plus listing those upgrades.
+
+        S3 answers the conditional write of a redelivery with 412 on `s3:PutObject` alone.
+        """
+        written = (f"{PREFIX}*", f"{CHATS_SEEN_PREFIX}*", f"{CHAT_LINKS_PREFIX}*")
+        grant_on_objects(raw_bucket, function, ["s3:PutObject"], *written)
+        grant_listing(raw_bucket, function, CHAT_LINKS_PREFIX)
+        for pattern in written:
+            acknowledge(
+                function.role,
+                f"AwsSolutions-IAM5[Resource::{nag_resource(self, raw_bucket.arn_for_objects(pattern))}]",
+                f"The function writes one object per update or chat under `{pattern}`; keys are only known at run time.",
+            )
+
+
+
+class IngestionAlarms(Construct):
+    """Every way the webhook can lose updates, or stop receiving them, raises an alarm on the stage's topic.
+
+    Only Telegram retries a failed request, and it eventually drops the update: a request that fails (not
+    stored, function crashed, any 5xx) alarms at once. Silence alarms too: refused tokens (a rotated
+    secret Telegram does not know), groups writing while nothing is stored (an allowlist without the
+    stage's group), and, when the stage sets `no_updates_alarm_hours`, hours without a stored update.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        function: lambda_.IFunction,
+        stage: apigw.Stage,
+        topic: sns.ITopic,
+    ):
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.topic = topic
         failures = (
             (
                 "UpdatesNotStored",
-                not_stored,
+                self.ingest_metric(metrics.FAILED),
                 "An update was not stored (S3 or the webhook secret failed); Telegram redelivers it for a while, "
-                "then drops it",
+                "then drops it. See the ingest function's log lines with outcome `failed`.",
             ),
             (
                 "IngestErrors",
@@ -134,27 +160,100 @@ class IngestionStack(cdk.Stack):
                 "The webhook answered 5xx: Telegram redelivers the update for a while, then drops it",
             ),
         )
-        for construct_id, metric, description in failures:
-            alarm_on_any(self, construct_id, metric, description=description, topic=topic)
+        for alarm_id, metric, description in failures:
+            alarm_on_any(self, alarm_id, metric, config=config, description=description, topic=topic)
+        alarm_on_any(
+            self,
+            "RejectedTokens",
+            self.ingest_metric(metrics.UNAUTHORIZED),
+            config=config,
+            threshold=REJECTED_TOKENS_BURST,
+            description=f"The webhook refused at least {REJECTED_TOKENS_BURST} secret tokens in 5 minutes. After a "
+            "secret rotation, Telegram still sends the old token: run `python -m tools webhook set`. Otherwise "
+            "someone is probing the webhook URL.",
+            topic=topic,
+        )
+        self._unlisted_chats_alarm()
+        if config.no_updates_alarm_hours:
+            self._silence_alarm(config.no_updates_alarm_hours)
+
+    def ingest_metric(self, name: str, period: cdk.Duration = ALARM_PERIOD) -> cloudwatch.Metric:
+        """A count the ingest handler emits (EMF), in the stage's namespace."""
+        return cloudwatch.Metric(
+            namespace=self.config.metrics_namespace,
+            metric_name=name,
+            dimensions_map={"service": metrics.SERVICE},
+            period=period,
+            statistic="Sum",
+        )
+
+    def _unlisted_chats_alarm(self) -> None:
+        """Groups (or channels) wrote but nothing was stored: on a fresh deploy, the allowlist's example id."""
+        unlisted_only = cloudwatch.MathExpression(
+            expression="IF(FILL(unlisted, 0) > 0 AND FILL(stored, 0) == 0, 1, 0)",
+            using_metrics={
+                "unlisted": self.ingest_metric(metrics.SKIPPED_FROM_GROUP, UNLISTED_CHATS_PERIOD),
+                "stored": self.ingest_metric(metrics.STORED, UNLISTED_CHATS_PERIOD),
+            },
+            period=UNLISTED_CHATS_PERIOD,
+            label="groups wrote, nothing stored",
+        )
+        alarm_on_any(
+            self,
+            "OnlyUnlistedChatsWrite",
+            unlisted_only,
+            config=self.config,
+            description="In the last hour, groups or channels wrote to the bot but no update was stored: the "
+            "stage's allowed_chat_ids holds none of them. Run `python -m tools chats --stage "
+            f"{self.config.stage}`, put the group's id in cdk.json and redeploy.",
+            topic=self.topic,
+        )
+
+    def _silence_alarm(self, hours: int) -> None:
+        """No update stored for `hours` hours: a deleted webhook, a wrong secret or a lost allowlist all look
+        like this. Missing data (no request at all) is what this alarm is about, so it is breaching."""
+        silence = self.ingest_metric(metrics.STORED, HOUR).create_alarm(
+            self,
+            "NoUpdatesStored",
+            alarm_name=alarm_name(self.config, "NoUpdatesStored"),
+            alarm_description=f"No update was stored for {hours} hours. Check `python -m tools webhook info` (URL, "
+            "last error), the RejectedTokens and OnlyUnlistedChatsWrite alarms and `python -m tools chats`.",
+            threshold=1,
+            evaluation_periods=hours,
+            datapoints_to_alarm=hours,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        notify(silence, self.topic)
 
 
-def _raw_lifecycle(config: StageConfig) -> s3.LifecycleRule:
-    """Raw updates move to Glacier Instant Retrieval, then expire if the stage says so.
+def _raw_lifecycle(config: StageConfig) -> list[s3.LifecycleRule]:
+    """Raw updates move to Glacier Instant Retrieval, then expire if the stage says so; the ingest's own
+    records are untouched by that: chats seen expire on their own, learned group upgrades are kept for good.
 
     After the daily ETL, raw objects are read only by backfills (`tools etl run --from`), which need
     plain GETs: of the classes that allow them, Glacier IR stores for the least. S3 by default skips
     transitioning objects under 128 KB (they would cost more there), so the rule only moves larger ones.
     """
-    return s3.LifecycleRule(
-        id="RawUpdatesAge",
-        transitions=[
-            s3.Transition(
-                storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                transition_after=cdk.Duration.days(config.raw_transition_days),
-            )
-        ],
-        expiration=cdk.Duration.days(config.raw_expiration_days) if config.raw_expiration_days else None,
-    )
+    return [
+        s3.LifecycleRule(
+            id="RawUpdatesAge",
+            prefix=PREFIX,
+            transitions=[
+                s3.Transition(
+                    storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                    transition_after=cdk.Duration.days(config.raw_transition_days),
+                )
+            ],
+            expiration=cdk.Duration.days(config.raw_expiration_days) if config.raw_expiration_days else None,
+        ),
+        s3.LifecycleRule(
+            id="ChatsSeenExpire",
+            prefix=CHATS_SEEN_PREFIX,
+            expiration=cdk.Duration.days(CHATS_SEEN_RETENTION_DAYS),
+            noncurrent_version_expiration=cdk.Duration.days(STATE_NONCURRENT_DAYS),
+        ),
+    ]
 
 
 class WebhookApi(Construct):
@@ -174,9 +273,9 @@ class WebhookApi(Construct):
             rest_api_name=config.stack_name("Webhook"),
             description="Telegram Bot API webhook",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            # API Gateway writes access and execution logs with one role per account and region; the CDK
-            # retains it when a stack is deleted, so another stage's logging keeps working.
-            cloud_watch_role=True,
+            # API Gateway logs with one role per account and region: the shared account stack sets it
+            # (stacks/account.py), so no stage repoints it or leaves one behind.
+            cloud_watch_role=False,
             deploy_options=apigw.StageOptions(
                 stage_name=config.stage,
                 throttling_rate_limit=config.api_throttle_rate,
@@ -223,6 +322,15 @@ class WebhookApi(Construct):
         )
         self.webhook_url = api.url_for_path(resource.path)
         self.stage = api.deployment_stage
+        # API Gateway creates its execution log group on first use, with no retention: created here first
+        # (the stage waits for it), it keeps the stage's retention.
+        execution_logs = log_group(
+            self,
+            "ExecutionLogs",
+            config=config,
+            name=f"API-Gateway-Execution-Logs_{api.rest_api_id}/{config.stage}",
+        )
+        self.stage.node.add_dependency(execution_logs)
 
         acknowledge(
             api.deployment_stage,
@@ -237,8 +345,3 @@ class WebhookApi(Construct):
                 "Telegram cannot send IAM signatures, Cognito tokens or custom credentials: it sends only the "
                 f"{SECRET_TOKEN_HEADER} header, which API Gateway requires and the function verifies.",
             )
-        acknowledge(
-            api.node.find_child("CloudWatchRole"),
-            f"AwsSolutions-IAM4[Policy::{API_GATEWAY_LOGGING_POLICY}]",
-            "API Gateway's account-level logging role; this AWS managed policy is the documented one for it.",
-        )

@@ -1,15 +1,33 @@
-"""How one stack reads another's values: through the outputs the producer publishes for the tools."""
+"""How one stack reads another's values: CloudFormation exports, so a stale value can never go unnoticed.
+
+A weak reference (`Fn::GetStackOutput`) is read only when the consumer stack deploys, and `cdk deploy
+--all` skips a consumer whose template did not change: replacing the raw bucket would leave the ETL
+reading the old one, in silence. An export in use cannot change: CloudFormation refuses to update the
+producer ("Export ... cannot be updated as it is in use by ...") until its consumers stop using it, so the
+same change fails loudly at deploy time instead.
+"""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 
 
-def stack_output(consumer: cdk.Stack, *, producer: cdk.Stack, output_id: str) -> str:
-    """The value of `producer`'s output `output_id`, resolved by CloudFormation when `consumer` deploys.
+def export_name(producer: cdk.Stack, output_id: str) -> str:
+    """`TelegramLake-dev-Ingestion-RawBucketName`: unique per stage, region and account, readable in the console."""
+    return f"{producer.stack_name}-{output_id}"
 
-    Stacks depend on each other only through those documented outputs (`Fn::GetStackOutput`, no
-    export to block the producer's updates), and the producer is deployed first.
+
+def publish(producer: cdk.Stack, output_id: str, value: str, description: str) -> cdk.CfnOutput:
+    """An output the tools read (by `output_id`) that other stacks of the stage may import."""
+    return cdk.CfnOutput(
+        producer, output_id, value=value, description=description, export_name=export_name(producer, output_id)
+    )
+
+
+def stack_output(consumer: cdk.Stack, *, producer: cdk.Stack, output_id: str) -> str:
+    """The value of `producer`'s exported output `output_id`, for a resource of `consumer`.
+
+    The producer is deployed first; while the consumer imports the value, CloudFormation keeps it fixed.
     """
-    consumer.add_stack_dependency(producer, f"reads its {output_id} output")
-    return cdk.Fn.get_stack_output(stack_name=producer.stack_name, output_name=output_id)
+    consumer.add_stack_dependency(producer, f"imports its {output_id} output")
+    return cdk.Fn.import_value(export_name(producer, output_id))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -106,3 +107,24 @@ def bucket_from_output(consumer: cdk.Stack, construct_id: str, *, producer: cdk.
     """
     name = stack_output(consumer, producer=producer, output_id=output_id)
     return s3.Bucket.from_bucket_name(consumer, construct_id, name)
+
+
+def grant_on_objects(bucket: s3.IBucket, grantee: iam.IGrantable, actions: Sequence[str], *key_patterns: str) -> iam.Grant:
+    """Exactly `actions` on the keys matching `key_patterns`, as a construct relationship.
+
+    Narrower than `grant_read` / `grant_put` / `grant_delete`, which add action groups no code path needs
+    (`s3:DeleteObject*` deletes versions and defeats versioning; legal holds, retention, tagging, aborts).
+    """
+    return iam.Grant.add_to_principal(
+        grantee=grantee, actions=list(actions), resource_arns=[bucket.arn_for_objects(p) for p in key_patterns]
+    )
+
+
+def grant_listing(bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str) -> iam.Grant:
+    """`ListObjectsV2` of the keys under `prefix` only (the `s3:prefix` condition), not the whole bucket."""
+    return iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["s3:ListBucket"],
+        resource_arns=[bucket.bucket_arn],
+        conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+    )

@@ -19,7 +19,9 @@ from stacks.app import build_app
 from stacks.config import StageConfig, load_stage
 from tests.stage_settings import CDK_CONTEXT, STAGES, stages_with
 
-PARTS = ("Ingestion", "Etl", "Presentation")
+# The stacks of a stage's app, in deploy order: the account's shared settings first.
+PARTS = ("Account", "Ingestion", "Etl", "Presentation")
+STAGE_PARTS = PARTS[1:]  # named and tagged after the stage; the account's stack is shared by every stage
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ def policy_statements(template: dict[str, Any], role_logical_id: str) -> list[di
 
 
 def normalized(statements: list[dict[str, Any]]) -> list[tuple]:
-    """Statements as comparable tuples: (effect, sorted actions, sorted resources as JSON)."""
+    """Statements as comparable tuples: effect, sorted actions, sorted resources, principal and condition
+    (as JSON), so a test of a policy fails when a condition or a principal changes, not only an action."""
 
     def as_list(value: Any) -> list:
         return value if isinstance(value, list) else [value]
@@ -127,7 +130,9 @@ def normalized(statements: list[dict[str, Any]]) -> list[tuple]:
         (
             statement["Effect"],
             tuple(sorted(as_list(statement["Action"]))),
-            tuple(sorted(json.dumps(resource, sort_keys=True) for resource in as_list(statement["Resource"]))),
+            tuple(sorted(json.dumps(resource, sort_keys=True) for resource in as_list(statement.get("Resource", [])))),
+            json.dumps(statement.get("Principal"), sort_keys=True),
+            json.dumps(statement.get("Condition"), sort_keys=True),
         )
         for statement in statements
     )

@@ -7,7 +7,7 @@ import pytest
 
 from stacks.app import build_app
 from stacks.config import ConfigError
-from tests.cdk_support import PARTS, build, resources, stage_fixture
+from tests.cdk_support import PARTS, STAGE_PARTS, build, resources, stage_fixture
 from tests.stage_settings import CDK_CONTEXT
 
 TLS_ONLY = {
@@ -43,11 +43,22 @@ def stage_app(request, dev, prod):
 
 def test_stack_names_carry_the_stage_and_deploy_in_order(stage_app):
     stage = stage_app.config.stage
-    ingestion, etl, presentation = (stage_app.stacks[part] for part in PARTS)
+    account, ingestion, etl, presentation = (stage_app.stacks[part] for part in PARTS)
 
-    assert [stage_app.stacks[part].stack_name for part in PARTS] == [f"TelegramLake-{stage}-{part}" for part in PARTS]
+    assert account.stack_name == "TelegramLake-ApiGatewayAccount"
+    assert [stage_app.stacks[part].stack_name for part in STAGE_PARTS] == [
+        f"TelegramLake-{stage}-{part}" for part in STAGE_PARTS
+    ]
+    assert account.dependencies == []
+    assert ingestion.dependencies == [account]
     assert etl.dependencies == [ingestion]
     assert presentation.dependencies == [etl]
+
+
+def test_every_stage_shares_one_identical_account_stack_so_deploying_another_stage_changes_nothing(dev, prod):
+    """API Gateway's logging role is an account setting: stages must not fight over it (issue 8, section 5)."""
+    assert dev.template("Account") == prod.template("Account")
+    assert dev.stacks["Account"].stack_name == prod.stacks["Account"].stack_name
 
 
 def test_stacks_are_environment_agnostic_unless_the_stage_sets_account_and_region(dev, pinned):
@@ -57,7 +68,9 @@ def test_stacks_are_environment_agnostic_unless_the_stage_sets_account_and_regio
 
 
 def test_the_stage_comes_from_the_context_and_defaults_to_dev(stacks_without_a_stage):
-    assert [stack.stack_name for stack in stacks_without_a_stage] == [f"TelegramLake-dev-{part}" for part in PARTS]
+    assert [stack.stack_name for stack in stacks_without_a_stage[1:]] == [
+        f"TelegramLake-dev-{part}" for part in STAGE_PARTS
+    ]
 
 
 def test_an_unknown_stage_or_missing_stages_fail_the_synth_with_a_clear_message():
@@ -68,10 +81,12 @@ def test_an_unknown_stage_or_missing_stages_fail_the_synth_with_a_clear_message(
 
 
 def test_every_stack_and_taggable_resource_is_tagged_with_project_and_stage(stage_app):
-    expected = {"project": "TelegramLake", "stage": stage_app.config.stage}
+    """The account's shared stack carries the project only: a stage tag would differ between stages."""
+    project = {"project": "TelegramLake"}
     assembly = stage_app.app.synth()
 
     for part in PARTS:
+        expected = project if part == "Account" else {**project, "stage": stage_app.config.stage}
         assert assembly.get_stack_by_name(stage_app.stacks[part].stack_name).tags == expected
         for logical_id, resource in stage_app.template(part)["Resources"].items():
             tags = resource.get("Properties", {}).get("Tags")
@@ -80,6 +95,7 @@ def test_every_stack_and_taggable_resource_is_tagged_with_project_and_stage(stag
             if tags is not None:
                 as_dict = {tag["Key"]: tag["Value"] for tag in tags} if isinstance(tags, list) else tags
                 assert expected.items() <= as_dict.items(), f"{part}/{logical_id}"
+                assert as_dict.get("stage") == expected.get("stage"), f"{part}/{logical_id}"
 
 
 def test_every_bucket_is_encrypted_private_owner_enforced_and_tls_only(stage_app):
@@ -119,3 +135,40 @@ def test_dev_follows_its_config_and_removes_them_with_the_stack(dev):
         for resource_type in DATA_RESOURCES:
             for logical_id, resource in resources(dev.template(part), resource_type).items():
                 assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Delete", "Delete"), logical_id
+
+
+def _values_of(node, key: str):
+    """Every value of an intrinsic function (e.g. `Fn::ImportValue`) anywhere in a template."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == key:
+                yield value
+            yield from _values_of(value, key)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _values_of(item, key)
+
+
+def test_stacks_read_each_other_only_through_exports_that_cannot_change_while_in_use(stage_app):
+    """A weak `Fn::GetStackOutput` is read only when the consumer deploys, and `cdk deploy --all` skips an
+    unchanged consumer: a replaced raw bucket would leave the ETL on the old one, silently. An export in use
+    cannot change: CloudFormation fails the producer's update instead (issue 8, section 6)."""
+    stage = stage_app.config.stage
+    exported = {
+        output["Export"]["Name"]: part
+        for part in PARTS
+        for output in stage_app.template(part).get("Outputs", {}).values()
+        if "Export" in output
+    }
+    imported = {part: set(_values_of(stage_app.template(part), "Fn::ImportValue")) for part in PARTS}
+
+    assert not [part for part in PARTS if list(_values_of(stage_app.template(part), "Fn::GetStackOutput"))]
+    assert imported == {
+        "Account": set(),
+        "Ingestion": set(),
+        "Etl": {f"TelegramLake-{stage}-Ingestion-RawBucketName", f"TelegramLake-{stage}-Ingestion-AlarmTopicArn"},
+        "Presentation": {f"TelegramLake-{stage}-Etl-EnrichedBucketName"},
+    }
+    for part, names in imported.items():
+        for name in names:
+            assert stage_app.stacks[exported[name]] in stage_app.stacks[part].dependencies

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
+from lambdas.etl.day import SCHEDULED_TIME_KEY
 from stacks import outputs, packaging
 from stacks.limits import LAYER_BUDGET_METADATA, PYARROW_LAYER_BUDGET_BYTES
 from tests.cdk_support import arn, normalized, policy_statements, ref, resources, stage_fixture, the_resource
@@ -23,8 +25,8 @@ def template(dev):
 
 
 def ingestion_output(config, output_id: str) -> dict:
-    """A value the ETL stack reads from the Ingestion stack's outputs."""
-    return {"Fn::GetStackOutput": {"StackName": config.stack_name("Ingestion"), "OutputName": output_id}}
+    """A value the ETL stack imports from the Ingestion stack's exported outputs."""
+    return {"Fn::ImportValue": f"{config.stack_name('Ingestion')}-{output_id}"}
 
 
 def raw_bucket_name(config) -> dict:
@@ -58,7 +60,7 @@ def test_etl_function_runtime_limits_and_layers_follow_the_config(dev, template)
     assert log_group["RetentionInDays"] == dev.config.log_retention_days
 
 
-def test_etl_environment_names_both_buckets_the_zone_and_the_read_concurrency(dev, template):
+def test_etl_environment_names_both_buckets_the_zone_the_read_concurrency_and_the_first_day(dev, template):
     function = template["Resources"][dev.logical_id("Etl", "Etl")]["Properties"]
 
     assert function["Environment"]["Variables"] == {
@@ -66,6 +68,7 @@ def test_etl_environment_names_both_buckets_the_zone_and_the_read_concurrency(de
         "ENRICHED_BUCKET": ref(dev.logical_id("Etl", "EnrichedBucket")),
         "TIMEZONE": dev.config.timezone,
         "READ_CONCURRENCY": str(dev.config.etl_read_concurrency),
+        "ANALYTICS_START_DATE": dev.config.analytics_start_date,  # the ETL refuses days Athena cannot see
     }
 
 
@@ -98,11 +101,12 @@ def test_schedule_runs_daily_at_the_local_time_in_the_stages_zone(dev, template,
     assert schedule["State"] == "ENABLED"
 
 
-def test_schedule_invokes_the_etl_for_the_previous_day_with_retries_and_a_dead_letter_queue(dev, template):
+def test_schedule_invokes_the_etl_for_the_day_before_its_scheduled_time_with_retries_and_a_dlq(dev, template):
+    """Scheduler fills in the run's scheduled time, so a retry after midnight still compacts the right day."""
     target = the_resource(template, "AWS::Scheduler::Schedule")["Properties"]["Target"]
 
     assert target["Arn"] == arn(dev.logical_id("Etl", "Etl"))
-    assert target["Input"] == "{}"  # the handler's "previous day in TIMEZONE"
+    assert json.loads(target["Input"]) == {SCHEDULED_TIME_KEY: "<aws.scheduler.scheduled-time>"}
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 6 * 3600}
     assert target["DeadLetterConfig"] == {"Arn": arn(dev.logical_id("Etl", "FailedRuns"))}
     assert target["RoleArn"] == arn(dev.logical_id("Etl", "ScheduleRole"))
@@ -137,18 +141,21 @@ def test_dead_letter_queue_is_encrypted_tls_only_and_keeps_messages_14_days(dev,
 
 def test_alarms_on_function_errors_and_on_runs_waiting_in_the_dead_letter_queue(dev, template):
     alarms = {
-        alarm["Properties"]["MetricName"]: alarm["Properties"]
+        alarm["Properties"]["AlarmName"]: alarm["Properties"]
         for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
     }
 
-    assert alarms.keys() == {"Errors", "ApproximateNumberOfMessagesVisible"}
-    errors, waiting = alarms["Errors"], alarms["ApproximateNumberOfMessagesVisible"]
-    assert (errors["Namespace"], errors["Dimensions"]) == (
-        "AWS/Lambda", [{"Name": "FunctionName", "Value": ref(dev.logical_id("Etl", "Etl"))}]
+    assert alarms.keys() == {"TelegramLake-dev-EtlErrors", "TelegramLake-dev-FailedRunsWaiting"}
+    errors, waiting = alarms["TelegramLake-dev-EtlErrors"], alarms["TelegramLake-dev-FailedRunsWaiting"]
+    assert (errors["Namespace"], errors["MetricName"], errors["Dimensions"]) == (
+        "AWS/Lambda", "Errors", [{"Name": "FunctionName", "Value": ref(dev.logical_id("Etl", "Etl"))}]
     )
-    assert waiting["Namespace"] == "AWS/SQS"
+    assert (errors["Statistic"], errors["Period"]) == ("Sum", 300)
+    assert (waiting["Namespace"], waiting["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     queue_name = {"Fn::GetAtt": [dev.logical_id("Etl", "FailedRuns"), "QueueName"]}
     assert waiting["Dimensions"] == [{"Name": "QueueName", "Value": queue_name}]
+    # A gauge, not a count: the most messages waiting in the period (a Sum would add up every sample).
+    assert (waiting["Statistic"], waiting["Period"]) == ("Maximum", 300)
     for alarm in (errors, waiting):
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
         assert alarm["TreatMissingData"] == "notBreaching"
@@ -165,25 +172,28 @@ def test_both_alarms_notify_the_ingestion_stacks_alarm_topic_when_raised_and_whe
 
 
 def test_etl_role_lists_and_reads_raw_replaces_enriched_files_under_the_prefix_and_nothing_else(dev, template):
-    """Listing is granted on the raw bucket itself (the ETL lists a day's prefix and the day before's),
-    objects only under `telegram/`; the enriched bucket is written and pruned, never read or listed."""
+    """Listing only under `telegram/` (the `s3:prefix` condition), GETs only there; the enriched bucket is
+    written and pruned, never read or listed, and no version of any object can be deleted."""
     enriched = dev.logical_id("Etl", "EnrichedBucket")
     raw = raw_bucket_arn(dev.config)
     statements = policy_statements(template, dev.logical_id("Etl", "EtlRole"))
-    read = ["s3:GetBucket*", "s3:GetObject*", "s3:List*"]
-    replace = ["s3:Abort*", "s3:DeleteObject*", "s3:PutObject", "s3:PutObjectLegalHold", "s3:PutObjectRetention",
-               "s3:PutObjectTagging", "s3:PutObjectVersionTagging"]
 
     assert normalized(statements) == normalized(
         [
             {
                 "Effect": "Allow",
-                "Action": read,
-                "Resource": [raw, {"Fn::Join": ["", [*raw["Fn::Join"][1], "/telegram/*"]]}],
+                "Action": "s3:ListBucket",
+                "Resource": raw,
+                "Condition": {"StringLike": {"s3:prefix": ["telegram/*"]}},
             },
             {
                 "Effect": "Allow",
-                "Action": replace,
+                "Action": "s3:GetObject",
+                "Resource": {"Fn::Join": ["", [*raw["Fn::Join"][1], "/telegram/*"]]},
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:DeleteObject", "s3:PutObject"],
                 "Resource": {"Fn::Join": ["", [arn(enriched), "/telegram/*"]]},
             },
             {
@@ -202,6 +212,7 @@ def test_etl_role_lists_and_reads_raw_replaces_enriched_files_under_the_prefix_a
 
 
 def test_schedule_role_may_only_invoke_the_etl_and_feed_its_dead_letter_queue(dev, template):
+    """Only Scheduler may assume it, and only for this account's default schedule group (confused deputy)."""
     role_id = dev.logical_id("Etl", "ScheduleRole")
     function = arn(dev.logical_id("Etl", "Etl"))
     trust = template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
@@ -216,8 +227,25 @@ def test_schedule_role_may_only_invoke_the_etl_and_feed_its_dead_letter_queue(de
             {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn(dev.logical_id("Etl", "FailedRuns"))},
         ]
     )
-    assert [statement["Principal"] for statement in trust] == [{"Service": "scheduler.amazonaws.com"}]
-    assert trust[0]["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    default_group = {
+        "Fn::Join": [
+            "",
+            ["arn:", {"Ref": "AWS::Partition"}, ":scheduler:", {"Ref": "AWS::Region"}, ":",
+             {"Ref": "AWS::AccountId"}, ":schedule-group/default"],
+        ]
+    }
+    assert normalized(trust) == normalized(
+        [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"Service": "scheduler.amazonaws.com"},
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}, "aws:SourceArn": default_group}
+                },
+            }
+        ]
+    )
 
 
 def test_outputs_and_the_dependency_on_the_ingestion_stack(dev, template):
@@ -226,6 +254,7 @@ def test_outputs_and_the_dependency_on_the_ingestion_stack(dev, template):
     assert declared.keys() == {outputs.ETL_FUNCTION_NAME, outputs.ENRICHED_BUCKET_NAME}
     assert declared[outputs.ETL_FUNCTION_NAME]["Value"] == ref(dev.logical_id("Etl", "Etl"))
     assert declared[outputs.ENRICHED_BUCKET_NAME]["Value"] == ref(dev.logical_id("Etl", "EnrichedBucket"))
+    assert declared[outputs.ENRICHED_BUCKET_NAME]["Export"] == {"Name": "TelegramLake-dev-Etl-EnrichedBucketName"}
     assert dev.stacks["Ingestion"] in dev.stacks["Etl"].dependencies
 
 

@@ -6,14 +6,15 @@ import json
 
 import pytest
 
-from lambdas.ingest import handler
+from lambdas.ingest import metrics
+from lambdas.ingest.budget import FUNCTION_TIMEOUT_SECONDS
 from stacks import outputs
 from tests.cdk_support import arn, normalized, policy_statements, ref, resources, stage_fixture, the_resource
 
 dev = stage_fixture("dev")
 several_chats = stage_fixture("dev", name="several_chats", allowed_chat_ids=[-1001, 42, -7])
-# The same stage with someone to mail the alarms to.
-dev_mailed = stage_fixture("dev", name="dev_mailed", alarm_email="oncall@example.org")
+# The same stage with someone to mail the alarms to, and an alarm after 6 hours without a stored update.
+dev_mailed = stage_fixture("dev", name="dev_mailed", alarm_email="oncall@example.org", no_updates_alarm_hours=6)
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +31,35 @@ def test_raw_bucket_is_versioned_logged_and_ages_as_configured(dev, template):
         "LogFilePrefix": "RawBucket/",
     }
     rules = {rule["Id"]: rule for rule in raw["LifecycleConfiguration"]["Rules"]}
+    assert rules.keys() == {"ExpireOldVersions", "RawUpdatesAge", "ChatsSeenExpire"}
     assert rules["RawUpdatesAge"] == {
         "Id": "RawUpdatesAge",
+        "Prefix": "telegram/",
         "Status": "Enabled",
         "Transitions": [{"StorageClass": "GLACIER_IR", "TransitionInDays": dev.config.raw_transition_days}],
         "ExpirationInDays": dev.config.raw_expiration_days,
     }
     assert rules["ExpireOldVersions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
     assert rules["ExpireOldVersions"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+
+
+def test_the_raw_zones_expiry_never_reaches_the_ingests_learned_group_upgrades(dev, template):
+    """Only `telegram/` ages out; chats seen expire on their own schedule; chat links are kept for good."""
+    raw = template["Resources"][dev.logical_id("Ingestion", "RawBucket")]["Properties"]
+    ageing = [
+        rule for rule in raw["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in rule or "Transitions" in rule
+    ]
+
+    assert {rule["Id"]: rule.get("Prefix") for rule in ageing} == {
+        "RawUpdatesAge": "telegram/", "ChatsSeenExpire": "ingest-state/chats-seen/"
+    }
+    assert next(rule for rule in ageing if rule["Id"] == "ChatsSeenExpire") == {
+        "Id": "ChatsSeenExpire",
+        "Prefix": "ingest-state/chats-seen/",
+        "Status": "Enabled",
+        "ExpirationInDays": 35,
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+    }
 
 
 def test_access_log_bucket_accepts_only_the_raw_buckets_logs_and_expires_them(dev, template):
@@ -82,14 +104,15 @@ def test_ingest_function_runtime_code_and_limits(dev, template):
     assert function["Handler"] == "lambdas.ingest.handler.handler"
     assert function["Runtime"] == "python3.14"
     assert function["Architectures"] == ["arm64"]
-    assert (function["MemorySize"], function["Timeout"]) == (256, 10)
+    # The handler's own AWS-call budget (lambdas/ingest/budget.py) fits inside this timeout.
+    assert (function["MemorySize"], function["Timeout"]) == (256, FUNCTION_TIMEOUT_SECONDS)
     assert function["TracingConfig"] == {"Mode": "Active"}
     assert function["Layers"] == [ref(dev.logical_id("Ingestion", "RuntimeLayer"))]
     assert (layer["CompatibleRuntimes"], layer["CompatibleArchitectures"]) == (["python3.14"], ["arm64"])
     assert "ReservedConcurrentExecutions" not in function
 
 
-def test_ingest_function_is_configured_only_through_its_four_environment_variables(dev, template):
+def test_ingest_function_is_configured_through_its_four_variables_and_its_stages_metric_namespace(dev, template):
     function = the_resource(template, "AWS::Lambda::Function")["Properties"]
 
     assert function["Environment"]["Variables"] == {
@@ -97,6 +120,7 @@ def test_ingest_function_is_configured_only_through_its_four_environment_variabl
         "WEBHOOK_SECRET_ARN": ref(dev.logical_id("Ingestion", "WebhookSecret")),
         "ALLOWED_CHAT_IDS": ",".join(str(chat) for chat in dev.config.allowed_chat_ids),
         "TIMEZONE": dev.config.timezone,
+        "POWERTOOLS_METRICS_NAMESPACE": "TelegramLake/dev",
     }
 
 
@@ -114,19 +138,30 @@ def test_ingest_logs_go_to_its_own_group_kept_for_the_configured_days(dev, templ
     assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == dev.config.log_retention_days
 
 
-def test_ingest_role_may_put_under_telegram_read_its_secret_and_write_logs_and_traces_nothing_else(dev, template):
+def test_ingest_role_may_only_add_objects_list_chat_links_read_its_secret_and_write_logs_and_traces(dev, template):
+    """No GET, no delete, no version, tagging, retention or abort calls: a conditional PutObject per update
+    (S3 answers a redelivery with 412), the chats-seen records, the learned group upgrades, and listing
+    those upgrades only (the `s3:prefix` condition)."""
     raw = dev.logical_id("Ingestion", "RawBucket")
     statements = policy_statements(template, dev.logical_id("Ingestion", "IngestRole"))
+
+    def objects(pattern):
+        return {"Fn::Join": ["", [arn(raw), f"/{pattern}"]]}
 
     assert normalized(statements) == normalized(
         [
             {
                 "Effect": "Allow",
-                "Action": [
-                    "s3:Abort*", "s3:PutObject", "s3:PutObjectLegalHold", "s3:PutObjectRetention",
-                    "s3:PutObjectTagging", "s3:PutObjectVersionTagging",
+                "Action": "s3:PutObject",
+                "Resource": [
+                    objects("telegram/*"), objects("ingest-state/chats-seen/*"), objects("ingest-state/chat-links/*")
                 ],
-                "Resource": {"Fn::Join": ["", [arn(raw), "/telegram/*"]]},
+            },
+            {
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": arn(raw),
+                "Condition": {"StringLike": {"s3:prefix": ["ingest-state/chat-links/*"]}},
             },
             {
                 "Effect": "Allow",
@@ -142,6 +177,19 @@ def test_ingest_role_may_put_under_telegram_read_its_secret_and_write_logs_and_t
         ]
     )
     assert not [p for p in template["Resources"].values() if p["Type"] == "AWS::IAM::ManagedPolicy"]
+
+
+def test_the_policy_comparison_sees_conditions_and_principals():
+    """The helper every IAM test relies on: dropping a condition or changing a principal is a difference."""
+    statement = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b",
+                 "Condition": {"StringLike": {"s3:prefix": ["x/*"]}}}
+    unconditional = {key: value for key, value in statement.items() if key != "Condition"}
+
+    assert normalized([statement]) != normalized([unconditional])
+    assert normalized([{**statement, "Principal": {"Service": "a"}}]) != normalized([statement])
+    assert normalized([{**statement, "Principal": {"Service": "a"}}]) != normalized(
+        [{**statement, "Principal": {"Service": "b"}}]
+    )
 
 
 def test_api_has_one_post_route_proxied_to_the_function(dev, template):
@@ -203,6 +251,30 @@ def test_api_stage_throttles_traces_and_writes_json_access_logs_but_never_bodies
     assert template["Resources"][access_logs]["Properties"]["RetentionInDays"] == dev.config.log_retention_days
 
 
+def test_api_execution_logs_keep_the_stages_retention_and_exist_before_the_stage_writes_to_them(dev, template):
+    """API Gateway would otherwise create `API-Gateway-Execution-Logs_<api id>/<stage>` itself, kept forever."""
+    group_id = dev.logical_id("Ingestion", "WebhookApi", "ExecutionLogs")
+    group = template["Resources"][group_id]
+    stage_id = dev.logical_id("Ingestion", "WebhookApi", "Api", "DeploymentStage.dev")
+
+    assert group["Properties"]["LogGroupName"] == {
+        "Fn::Join": ["", ["API-Gateway-Execution-Logs_", ref(dev.logical_id("Ingestion", "WebhookApi", "Api")), "/dev"]]
+    }
+    assert group["Properties"]["RetentionInDays"] == dev.config.log_retention_days
+    assert group_id in template["Resources"][stage_id]["DependsOn"]
+
+
+def test_no_stage_touches_api_gateways_account_wide_logging_role(template):
+    """One role per account and region, owned by the shared account stack (tests/test_account_stack.py)."""
+    assert not resources(template, "AWS::ApiGateway::Account")
+    trusted = [
+        statement["Principal"]
+        for role in resources(template, "AWS::IAM::Role").values()
+        for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    ]
+    assert {"Service": "apigateway.amazonaws.com"} not in trusted
+
+
 def test_outputs_give_the_full_webhook_url_the_secret_arn_the_raw_bucket_and_the_alarm_topic(dev, template):
     declared = template["Outputs"]
     url = declared[outputs.WEBHOOK_URL]["Value"]["Fn::Join"][1]
@@ -217,47 +289,102 @@ def test_outputs_give_the_full_webhook_url_the_secret_arn_the_raw_bucket_and_the
     assert declared[outputs.WEBHOOK_SECRET_ARN]["Value"] == ref(dev.logical_id("Ingestion", "WebhookSecret"))
     assert declared[outputs.RAW_BUCKET_NAME]["Value"] == ref(dev.logical_id("Ingestion", "RawBucket"))
     assert declared[outputs.ALARM_TOPIC_ARN]["Value"] == ref(dev.logical_id("Ingestion", "AlarmTopic", "Topic"))
+    # What the later stacks import: CloudFormation keeps an export in use from changing (tests/test_app.py).
+    assert declared[outputs.RAW_BUCKET_NAME]["Export"] == {"Name": "TelegramLake-dev-Ingestion-RawBucketName"}
+    assert declared[outputs.ALARM_TOPIC_ARN]["Export"] == {"Name": "TelegramLake-dev-Ingestion-AlarmTopicArn"}
 
 
-def alarms_by_metric(template) -> dict[str, dict]:
+def alarms_by_name(template) -> dict[str, dict]:
     return {
-        alarm["Properties"]["MetricName"]: alarm["Properties"]
+        alarm["Properties"]["AlarmName"]: alarm["Properties"]
         for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
     }
 
 
-def test_alarms_on_failed_stores_function_errors_and_api_server_errors(dev, template):
-    alarms = alarms_by_metric(template)
+def ingest_metric(name: str, period: int = 300) -> dict:
+    """A count the ingest handler emits, as an alarm's metric stat: the stage's own namespace."""
+    return {
+        "Metric": {
+            "Namespace": "TelegramLake/dev",
+            "MetricName": name,
+            "Dimensions": [{"Name": "service", "Value": metrics.SERVICE}],
+        },
+        "Period": period,
+        "Stat": "Sum",
+    }
 
-    assert alarms.keys() == {"Failed", "Errors", "5XXError"}
-    failed, errors, server_errors = alarms["Failed"], alarms["Errors"], alarms["5XXError"]
-    # The count the handler emits (Powertools EMF) for every update it answers 5xx without storing.
-    assert (failed["Namespace"], failed["Dimensions"]) == (
-        handler.NAMESPACE, [{"Name": "service", "Value": handler.SERVICE}]
+
+def test_alarms_on_failed_stores_function_errors_and_api_server_errors(dev, template):
+    alarms = alarms_by_name(template)
+    failed, errors, server_errors = (
+        alarms[f"TelegramLake-dev-{name}"] for name in ("UpdatesNotStored", "IngestErrors", "WebhookServerErrors")
     )
-    assert (errors["Namespace"], errors["Dimensions"]) == (
-        "AWS/Lambda", [{"Name": "FunctionName", "Value": ref(dev.logical_id("Ingestion", "Ingest"))}]
+
+    # The count the handler emits (Powertools EMF) for every update it answers 5xx without storing, in the
+    # stage's namespace: another stage's failures never raise this stage's alarm.
+    assert (failed["Namespace"], failed["MetricName"], failed["Dimensions"]) == (
+        "TelegramLake/dev", metrics.FAILED, [{"Name": "service", "Value": metrics.SERVICE}]
+    )
+    assert (errors["Namespace"], errors["MetricName"], errors["Dimensions"]) == (
+        "AWS/Lambda", "Errors", [{"Name": "FunctionName", "Value": ref(dev.logical_id("Ingestion", "Ingest"))}]
     )
     stage = ref(dev.logical_id("Ingestion", "WebhookApi", "Api", "DeploymentStage.dev"))
-    assert (server_errors["Namespace"], server_errors["Dimensions"]) == (
-        "AWS/ApiGateway", [{"Name": "ApiName", "Value": "TelegramLake-dev-Webhook"}, {"Name": "Stage", "Value": stage}]
+    assert (server_errors["Namespace"], server_errors["MetricName"], server_errors["Dimensions"]) == (
+        "AWS/ApiGateway", "5XXError",
+        [{"Name": "ApiName", "Value": "TelegramLake-dev-Webhook"}, {"Name": "Stage", "Value": stage}],
     )
-    for alarm in alarms.values():
+    for alarm in (failed, errors, server_errors):
         assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
         assert alarm["TreatMissingData"] == "notBreaching"
 
 
-def test_every_alarm_notifies_the_alarm_topic_when_raised_and_when_cleared(dev, template):
+def test_a_burst_of_refused_secret_tokens_raises_an_alarm(template):
+    rejected = alarms_by_name(template)["TelegramLake-dev-RejectedTokens"]
+
+    assert (rejected["Namespace"], rejected["MetricName"]) == ("TelegramLake/dev", metrics.UNAUTHORIZED)
+    assert (rejected["Statistic"], rejected["Period"], rejected["EvaluationPeriods"]) == ("Sum", 300, 1)
+    assert (rejected["Threshold"], rejected["ComparisonOperator"]) == (5, "GreaterThanOrEqualToThreshold")
+    assert "webhook set" in rejected["AlarmDescription"]
+
+
+def test_groups_writing_while_nothing_is_stored_raise_an_alarm(template):
+    """The fresh-deploy case: the allowlist still holds the example id, the real group is skipped."""
+    unlisted = alarms_by_name(template)["TelegramLake-dev-OnlyUnlistedChatsWrite"]
+    queries = {query["Id"]: query for query in unlisted["Metrics"]}
+
+    assert queries["expr_1"]["Expression"] == "IF(FILL(unlisted, 0) > 0 AND FILL(stored, 0) == 0, 1, 0)"
+    assert queries["unlisted"]["MetricStat"] == ingest_metric(metrics.SKIPPED_FROM_GROUP, 3600)
+    assert queries["stored"]["MetricStat"] == ingest_metric(metrics.STORED, 3600)
+    assert (unlisted["Threshold"], unlisted["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert unlisted["TreatMissingData"] == "notBreaching"
+    assert "tools chats --stage dev" in unlisted["AlarmDescription"]
+
+
+def test_hours_without_a_stored_update_raise_an_alarm_when_the_stage_asks_for_it(dev_mailed, template):
+    silent = alarms_by_name(dev_mailed.template("Ingestion"))["TelegramLake-dev-NoUpdatesStored"]
+
+    assert (silent["Namespace"], silent["MetricName"], silent["Statistic"]) == ("TelegramLake/dev", metrics.STORED, "Sum")
+    assert (silent["Period"], silent["EvaluationPeriods"], silent["DatapointsToAlarm"]) == (3600, 6, 6)
+    assert (silent["Threshold"], silent["ComparisonOperator"]) == (1, "LessThanThreshold")
+    assert silent["TreatMissingData"] == "breaching"  # no request at all is exactly the silence it is about
+    assert "TelegramLake-dev-NoUpdatesStored" not in alarms_by_name(template)  # dev: no_updates_alarm_hours 0
+
+
+def test_every_alarm_is_named_after_the_stage_and_notifies_the_topic_when_raised_and_when_cleared(
+    dev, template, dev_mailed
+):
     topic = ref(dev.logical_id("Ingestion", "AlarmTopic", "Topic"))
 
-    for alarm in alarms_by_metric(template).values():
-        assert (alarm["AlarmActions"], alarm["OKActions"]) == ([topic], [topic])
+    for stage_template in (template, dev_mailed.template("Ingestion")):
+        for name, alarm in alarms_by_name(stage_template).items():
+            assert name.startswith("TelegramLake-dev-")
+            assert (alarm["AlarmActions"], alarm["OKActions"]) == ([topic], [topic])
 
 
 def test_alarm_topic_is_tls_only_and_encrypted_with_a_rotated_key_cloudwatch_may_use(dev, template):
     """Not the AWS managed alias/aws/sns key: CloudWatch cannot use it, and alarm actions would fail.
-    The grants name no stack: the ETL stack's alarms, in the same account and region, publish too."""
+    The grants name no stack: the ETL stack's alarms publish too; but only this stage's alarms may."""
     key_id = dev.logical_id("Ingestion", "AlarmTopic", "Key")
     topic_id = dev.logical_id("Ingestion", "AlarmTopic", "Topic")
     topic = the_resource(template, "AWS::SNS::Topic")["Properties"]
@@ -271,21 +398,21 @@ def test_alarm_topic_is_tls_only_and_encrypted_with_a_rotated_key_cloudwatch_may
         {"Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Effect": "Allow", "Principal": cloudwatch, "Resource": "*"}
     ]
     assert topic_policy["Topics"] == [ref(topic_id)]
-    this_accounts_alarms = {
+    this_stages_alarms = {
         "Fn::Join": [
             "",
             ["arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:", {"Ref": "AWS::Region"}, ":",
-             {"Ref": "AWS::AccountId"}, ":alarm:*"],
+             {"Ref": "AWS::AccountId"}, ":alarm:TelegramLake-dev-*"],
         ]
     }
     assert sorted(topic_policy["PolicyDocument"]["Statement"], key=lambda s: s["Effect"]) == [
         {
             "Action": "sns:Publish",
-            "Condition": {"ArnLike": {"aws:SourceArn": this_accounts_alarms}},
+            "Condition": {"ArnLike": {"aws:SourceArn": this_stages_alarms}},
             "Effect": "Allow",
             "Principal": cloudwatch,
             "Resource": ref(topic_id),
-            "Sid": "AllowThisAccountsAlarms",
+            "Sid": "AllowThisStagesAlarms",
         },
         {
             "Action": "sns:Publish",

@@ -31,8 +31,8 @@ def table(template):
 
 
 def enriched_bucket(config) -> dict:
-    """The enriched bucket's name as the presentation stack reads it from the ETL stack's output."""
-    return {"Fn::GetStackOutput": {"StackName": config.stack_name("Etl"), "OutputName": outputs.ENRICHED_BUCKET_NAME}}
+    """The enriched bucket's name as the presentation stack imports it from the ETL stack's exported output."""
+    return {"Fn::ImportValue": f"{config.stack_name('Etl')}-{outputs.ENRICHED_BUCKET_NAME}"}
 
 
 def test_database_is_the_stages(dev, template):

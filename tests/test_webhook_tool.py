@@ -16,6 +16,8 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 import tools.__main__
+from lambdas.common.layout import today
+from lambdas.ingest.chats import Chat, ChatsSeen
 from stacks import outputs
 from stacks.config import load_from_cdk_json
 from tests.fake_bot_api import FakeBotApi, Reply
@@ -26,6 +28,7 @@ SECRET = "webhook_secret-0123456789-abcdefghijkl"
 WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/webhook"
 DEV = load_from_cdk_json("dev")
 STACK = DEV.stack_name("Ingestion")
+RAW_BUCKET = "telegram-lake-dev-raw"
 
 
 @pytest.fixture
@@ -58,7 +61,11 @@ def deploy_ingestion_stack(values: dict[str, str]) -> None:
 
 @pytest.fixture
 def deployed(secret_arn):
-    deploy_ingestion_stack({outputs.WEBHOOK_URL: WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN: secret_arn})
+    """The Ingestion stack's outputs and its (empty) raw bucket: a fresh deploy nobody has written to yet."""
+    boto3.client("s3").create_bucket(Bucket=RAW_BUCKET)
+    deploy_ingestion_stack(
+        {outputs.WEBHOOK_URL: WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN: secret_arn, outputs.RAW_BUCKET_NAME: RAW_BUCKET}
+    )
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -90,6 +97,33 @@ def test_set_sends_the_deployed_url_secret_and_stage_settings(telegram, deployed
     assert "dropped" not in out
 
 
+def test_set_on_a_fresh_deploy_names_the_stored_chats_and_how_to_check_them(telegram, deployed, capsys):
+    code, out, err = run(capsys, "set", "--stage", "dev")
+
+    assert (code, err) == (0, "")
+    assert f"stored chats: {DEV.allowed_chat_ids[0]} (allowed_chat_ids)" in out
+    assert "`python -m tools chats --stage dev`" in out
+
+
+def test_set_warns_when_chats_wrote_but_none_of_them_is_allowlisted(telegram, deployed, capsys):
+    """The fresh-deploy mistake: the example id is still in cdk.json, and the real group's updates are
+    skipped (the ingest recorded the group under `ingest-state/chats-seen/`)."""
+    group = Chat(id=-1005550001111, type="supergroup", title="Our real group", username=None)
+    now = datetime.now(timezone.utc)
+    record = ChatsSeen("container-1").observe(
+        today(DEV.timezone), group, "message", "skipped", allowlisted=False, now=now
+    )
+    boto3.client("s3").put_object(Bucket=RAW_BUCKET, Key=record.key, Body=record.to_json())
+
+    code, out, err = run(capsys, "set", "--stage", "dev")
+
+    assert code == 0  # the webhook is set: the warning says what to change
+    assert out.startswith("webhook set for stage dev")
+    assert err.startswith("WARNING: ")
+    assert "-1005550001111" in err and "allowed_chat_ids" in err
+    assert telegram.calls("setWebhook")
+
+
 def test_set_can_drop_pending_updates_and_override_max_connections(telegram, deployed, capsys):
     code, out, _ = run(capsys, "set", "--stage", "dev", "--drop-pending-updates", "--max-connections", "7")
 
@@ -119,17 +153,20 @@ def test_api_base_flag_wins_over_the_environment(telegram, deployed, monkeypatch
 # ---- info and delete
 
 
+WEBHOOK_INFO = {
+    "url": WEBHOOK_URL,
+    "has_custom_certificate": False,
+    "pending_update_count": 3,
+    "ip_address": "203.0.113.7",
+    "last_error_date": int(datetime(2026, 11, 2, 10, 40, tzinfo=timezone.utc).timestamp()),
+    "last_error_message": "Wrong response from the webhook: 401 Unauthorized",
+    "max_connections": 40,
+    "allowed_updates": ["message", "edited_message"],
+}
+
+
 def test_info_prints_telegram_answer_readably(telegram, capsys):
-    telegram.reply("getWebhookInfo", Reply.ok({
-        "url": WEBHOOK_URL,
-        "has_custom_certificate": False,
-        "pending_update_count": 3,
-        "ip_address": "203.0.113.7",
-        "last_error_date": int(datetime(2026, 11, 2, 10, 40, tzinfo=timezone.utc).timestamp()),
-        "last_error_message": "Wrong response from the webhook: 401 Unauthorized",
-        "max_connections": 40,
-        "allowed_updates": ["message", "edited_message"],
-    }))
+    telegram.reply("getWebhookInfo", Reply.ok(WEBHOOK_INFO))
 
     code, out, _ = run(capsys, "info")
 
@@ -150,6 +187,51 @@ def test_info_without_a_webhook_says_so(telegram, capsys):
     assert code == 0
     assert "url:              none (no webhook set" in out
     assert "last error:       none" in out
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "line"),
+    [
+        ("url", 5, "url:              unexpected 5"),
+        ("url", f"{WEBHOOK_URL}\nip address: forged", f'url:              "{WEBHOOK_URL}\\nip address: forged"'),
+        ("pending_update_count", None, "pending updates:  unexpected null"),
+        ("pending_update_count", True, "pending updates:  unexpected true"),
+        ("pending_update_count", -3, "pending updates:  unexpected -3"),
+        ("last_error_date", "yesterday",
+         'last error:       (unexpected date "yesterday") Wrong response from the webhook: 401 Unauthorized'),
+        ("last_error_date", 10**20,
+         "last error:       (unexpected date 100000000000000000000) Wrong response from the webhook: 401 Unauthorized"),
+        ("last_error_message", 7, "last error:       2026-11-02T10:40:00+00:00 (unexpected message 7)"),
+        ("last_error_message", "bad \ud800 text", 'last error:       2026-11-02T10:40:00+00:00 "bad \\ud800 text"'),
+        ("max_connections", "40", 'max connections:  unexpected "40"'),
+        ("allowed_updates", "message", 'allowed updates:  unexpected "message"'),
+        ("allowed_updates", ["message", 1], 'allowed updates:  unexpected ["message", 1]'),
+        ("ip_address", {"v4": "203.0.113.7"}, 'ip address:       unexpected {"v4": "203.0.113.7"}'),
+    ],
+)
+def test_info_shows_a_field_of_an_unexpected_type_as_received(telegram, capsys, field, value, line):
+    telegram.reply("getWebhookInfo", Reply.ok({**WEBHOOK_INFO, field: value}))
+    code, out, err = run(capsys, "info")
+    assert (code, err) == (0, "")
+    assert line in out.splitlines() and len(out.splitlines()) == 6
+
+
+def test_info_cuts_a_long_unexpected_value_short(telegram, capsys):
+    telegram.reply("getWebhookInfo", Reply.ok({**WEBHOOK_INFO, "allowed_updates": list(range(1000))}))
+    code, out, _ = run(capsys, "info")
+    [line] = [line for line in out.splitlines() if line.startswith("allowed updates:")]
+    assert code == 0 and line.startswith("allowed updates:  unexpected [0, 1, 2, ") and line.endswith("...")
+    assert len(line) <= 120  # one terminal line, not a thousand numbers
+
+
+@pytest.mark.parametrize(
+    ("reply", "shown"), [(Reply.ok([]), "[]"), (Reply.ok("none"), '"none"'), (Reply(200, b'{"ok": true}'), "null")]
+)
+def test_info_refuses_an_answer_that_is_not_an_object_in_one_line(telegram, capsys, reply, shown):
+    telegram.reply("getWebhookInfo", reply)
+    code, out, err = run(capsys, "info")
+    assert (code, out) == (1, "")
+    assert err == f"error: getWebhookInfo answered {shown} instead of a WebhookInfo object\n"
 
 
 def test_set_then_info_shows_what_was_set(telegram, deployed, capsys):
@@ -202,9 +284,9 @@ def test_stack_not_deployed(telegram, aws, capsys):
     assert telegram.requests == []
 
 
-@pytest.mark.parametrize("missing", [outputs.WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN])
+@pytest.mark.parametrize("missing", [outputs.WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN, outputs.RAW_BUCKET_NAME])
 def test_stack_output_missing(telegram, secret_arn, missing, capsys):
-    values = {outputs.WEBHOOK_URL: WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN: secret_arn}
+    values = {outputs.WEBHOOK_URL: WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN: secret_arn, outputs.RAW_BUCKET_NAME: RAW_BUCKET}
     del values[missing]
     deploy_ingestion_stack(values)
 
@@ -218,7 +300,9 @@ def test_stack_output_missing(telegram, secret_arn, missing, capsys):
 def test_secret_that_is_not_a_telegram_token_is_refused_without_printing_it(telegram, aws, capsys):
     wrapped = json.dumps({"token": SECRET})  # a JSON wrapper instead of the plain token string
     arn = boto3.client("secretsmanager").create_secret(Name="wrapped", SecretString=wrapped)["ARN"]
-    deploy_ingestion_stack({outputs.WEBHOOK_URL: WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN: arn})
+    deploy_ingestion_stack(
+        {outputs.WEBHOOK_URL: WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN: arn, outputs.RAW_BUCKET_NAME: RAW_BUCKET}
+    )
 
     code, _, err = run(capsys, "set")
 

@@ -1,4 +1,4 @@
-"""`python -m tools ...`: the project's own commands (webhook, etl, query, local, demo, check-layers)."""
+"""`python -m tools ...`: the project's own commands (webhook, etl, query, local, demo, check-layers, chats)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from tools.cli import CommandError
 
 # Each module exposes `register(subparsers)`, adding its command with `set_defaults(func=...)`;
 # `func(args)` returns the process exit code.
-COMMAND_MODULES = ("tools.webhook", "tools.etl_runs", "tools.query", "tools.local", "tools.demo", "tools.layers")
+COMMAND_MODULES = (
+    "tools.webhook", "tools.etl_runs", "tools.query", "tools.local", "tools.demo", "tools.layers", "tools.chats",
+    "tools.target",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,25 +2,33 @@
 
 `set` reads the webhook URL and the secret's ARN from the Ingestion stack's outputs and the secret from
 Secrets Manager, so nothing is copied by hand; the bot token comes only from TELEGRAM_BOT_TOKEN. Neither
-the token nor the secret is ever printed.
+the token nor the secret is ever printed. It then warns when chats wrote to the stage recently but none of
+them is allowlisted (see `tools chats`): the fresh-deploy mistake that otherwise drops every update.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from stacks import outputs
 from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, require_output, stack_outputs, stage_config
+from tools.chats import allowlist_warning
+from tools.cli import CommandError, add_stage_argument, aws_session, require_output, stack_outputs, stage_config
 from tools.telegram import TelegramError, add_api_base_argument, bot_api_from_env
 
 # What Telegram accepts as `secret_token` (and what the stack's generated secret is made of).
-_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Telegram's `allowed_updates` default, shown when a webhook was set without the field.
 _TELEGRAM_DEFAULT_UPDATES = "Telegram's default (all but chat_member, message_reaction, message_reaction_count)"
+_NO_WEBHOOK = "none (no webhook set: the bot can poll getUpdates)"
+# How much of an unexpected value `webhook info` shows.
+_RECEIVED_CHARACTERS = 80
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,19 +59,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def set_webhook(args: argparse.Namespace) -> int:
     bot = bot_api_from_env(args.api_base)  # first: a missing token fails before any AWS call
     config = stage_config(args)
-    url, secret_token = deployed_webhook(config)
+    deployed = deployed_webhook(config)
     max_connections = args.max_connections or config.webhook_max_connections
-    _telegram(bot.set_webhook, url, secret_token, config.allowed_updates, max_connections, args.drop_pending_updates)
-    print(f"webhook set for stage {config.stage}: {url}")
+    _telegram(
+        bot.set_webhook, deployed.url, deployed.secret_token, config.allowed_updates, max_connections,
+        args.drop_pending_updates,
+    )
+    print(f"webhook set for stage {config.stage}: {deployed.url}")
     print(f"allowed updates: {', '.join(config.allowed_updates)}")
     print(f"max connections: {max_connections}")
     if args.drop_pending_updates:
         print("pending updates dropped")
+    print(f"stored chats: {', '.join(str(chat_id) for chat_id in config.allowed_chat_ids)} (allowed_chat_ids)")
+    warning = allowlist_warning(config, deployed.session.client("s3"), deployed.raw_bucket)
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    else:
+        print(f"next: write in the group, then `python -m tools chats --stage {config.stage}` shows whether it is stored")
     return 0
 
 
 def show_webhook_info(args: argparse.Namespace) -> int:
     info = _telegram(bot_api_from_env(args.api_base).get_webhook_info)
+    if not isinstance(info, dict):
+        raise CommandError(f"getWebhookInfo answered {_received(info)} instead of a WebhookInfo object")
     for label, value in describe_webhook_info(info):
         print(f"{label + ':':<17} {value}")
     return 0
@@ -75,43 +94,105 @@ def delete_webhook(args: argparse.Namespace) -> int:
     return 0
 
 
-def deployed_webhook(config: StageConfig) -> tuple[str, str]:
-    """The Ingestion stack's webhook URL and the secret Telegram must send with every delivery."""
-    import boto3
+@dataclass(frozen=True)
+class DeployedWebhook:
+    """What `webhook set` reads from a deployed stage: where Telegram posts, the token it must send, and the
+    raw bucket whose chats-seen records say whether the allowlist matches the chats that write."""
+
+    url: str
+    secret_token: str
+    raw_bucket: str
+    session: Any  # boto3 session in the stage's region
+
+
+def deployed_webhook(config: StageConfig) -> DeployedWebhook:
+    """The Ingestion stack's webhook URL, raw bucket and the secret Telegram must send with every delivery."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    session = boto3.session.Session(region_name=config.region)
+    session = aws_session(config)
     stack = config.stack_name("Ingestion")
     deployed = stack_outputs(config, "Ingestion", session)
     url = require_output(deployed, outputs.WEBHOOK_URL, stack)
     secret_arn = require_output(deployed, outputs.WEBHOOK_SECRET_ARN, stack)
+    raw_bucket = require_output(deployed, outputs.RAW_BUCKET_NAME, stack)
     try:
         secret_token = session.client("secretsmanager").get_secret_value(SecretId=secret_arn).get("SecretString")
     except (BotoCoreError, ClientError) as error:
         raise CommandError(f"cannot read the webhook secret {secret_arn}: {error}") from None
-    if not secret_token or not _SECRET_TOKEN.match(secret_token):
+    if not secret_token or not _SECRET_TOKEN.fullmatch(secret_token):
         raise CommandError(
             f"the webhook secret {secret_arn} is not a Telegram secret token (1-256 characters of A-Z a-z 0-9 _ -)"
         )
-    return url, secret_token
+    return DeployedWebhook(url, secret_token, raw_bucket, session)
 
 
 def describe_webhook_info(info: dict[str, Any]) -> list[tuple[str, str]]:
-    """getWebhookInfo's answer as labelled lines; Telegram omits the fields that do not apply."""
-    error_date = info.get("last_error_date")
-    last_error = "none"
-    if error_date:
-        when = datetime.fromtimestamp(error_date, timezone.utc).isoformat()
-        last_error = f"{when} {info.get('last_error_message', '')}".rstrip()
-    allowed_updates = ", ".join(info["allowed_updates"]) if "allowed_updates" in info else _TELEGRAM_DEFAULT_UPDATES
+    """getWebhookInfo's answer as labelled lines; Telegram omits the fields that do not apply.
+
+    Nothing in the answer is trusted: a field of an unexpected type is shown as received and marked, and
+    text is shown on one line, so a strange answer is still readable.
+    """
     return [
-        ("url", info.get("url") or "none (no webhook set: the bot can poll getUpdates)"),
-        ("pending updates", str(info.get("pending_update_count", 0))),
-        ("last error", last_error),
-        ("max connections", str(info.get("max_connections", "-"))),
-        ("allowed updates", allowed_updates),
-        ("ip address", info.get("ip_address", "-")),
+        ("url", _field(info, "url", _is_text, lambda url: _one_line(url) if url else _NO_WEBHOOK, _NO_WEBHOOK)),
+        ("pending updates", _field(info, "pending_update_count", _is_count, str, "0")),
+        ("last error", _last_error(info)),
+        ("max connections", _field(info, "max_connections", _is_count, str, "-")),
+        ("allowed updates", _field(info, "allowed_updates", _is_names, _names, _TELEGRAM_DEFAULT_UPDATES)),
+        ("ip address", _field(info, "ip_address", _is_text, _one_line, "-")),
     ]
+
+
+def _field(
+    info: dict[str, Any], name: str, valid: Callable[[Any], bool], shown: Callable[[Any], str], missing: str
+) -> str:
+    if name not in info:
+        return missing
+    value = info[name]
+    return shown(value) if valid(value) else f"unexpected {_received(value)}"
+
+
+def _last_error(info: dict[str, Any]) -> str:
+    if "last_error_date" not in info:
+        return "none"
+    message = info.get("last_error_message", "")
+    shown = _one_line(message) if _is_text(message) else f"(unexpected message {_received(message)})"
+    return f"{_utc_time(info['last_error_date'])} {shown}".rstrip()
+
+
+def _utc_time(value: Any) -> str:
+    if _is_count(value):
+        try:
+            return datetime.fromtimestamp(value, timezone.utc).isoformat()
+        except (OverflowError, OSError, ValueError):  # beyond what a datetime holds
+            pass
+    return f"(unexpected date {_received(value)})"
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(name, str) for name in value)
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(_one_line(name) for name in names)
+
+
+def _one_line(text: str) -> str:
+    """Text as received, or JSON-escaped when it holds line breaks or control characters."""
+    return text if text.isprintable() else json.dumps(text)
+
+
+def _received(value: Any) -> str:
+    """A value from the answer as JSON, cut short: what Telegram sent, readable on one line."""
+    shown = json.dumps(value)
+    return shown if len(shown) <= _RECEIVED_CHARACTERS else shown[: _RECEIVED_CHARACTERS - 3] + "..."
 
 
 def _telegram(call: Callable[..., Any], *args: Any) -> Any:
