@@ -564,7 +564,7 @@ def describe(stack: LocalStack) -> str:
         f"  enriched bucket  {stack.enriched_bucket}",
         f"  allowed chats    {', '.join(str(chat_id) for chat_id in stack.allowed_chat_ids)}",
         f"  time zone        {stack.timezone}",
-        "in another shell, for `python -m tools etl run --local` and `python -m tools query --local`:",
+        "in another shell, for `python -m tools etl run --local`, `query --local` and `chats --local`:",
         f"  export {exports}",
     ])
 
