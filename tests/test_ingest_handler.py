@@ -954,6 +954,20 @@ class SilentServer:
             except OSError:  # closed
                 return
 
+    def received(self) -> list[bytes]:
+        """What each connection sent (already in its socket buffer: the server never answers)."""
+        requests = []
+        for connection in self.connections:
+            connection.settimeout(1)
+            chunks = []
+            try:
+                while chunk := connection.recv(65536):
+                    chunks.append(chunk)
+            except TimeoutError:
+                pass
+            requests.append(b"".join(chunks))
+        return requests
+
     def close(self) -> None:
         self._socket.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         self._socket.close()
@@ -983,7 +997,11 @@ def test_a_hung_s3_call_ends_in_the_handlers_failed_path_within_the_budget(hung_
     assert "ReadTimeoutError" in line["exception"]
     assert output.counts() == {"Failed": 1}
     assert len(hung_s3.connections) == budget.TOTAL_MAX_ATTEMPTS  # tried, then retried once
-    assert elapsed <= budget.WORST_CALL_SECONDS
-    # Each attempt waits for the read timeout only: no extra wait for `100 Continue` before the body.
-    assert elapsed < budget.TOTAL_MAX_ATTEMPTS * budget.READ_TIMEOUT_SECONDS + budget.RETRY_DELAY_MAX_SECONDS
+    # The contract: the handler's own `failed` path, well before Lambda's timeout would cut it off silently.
+    # (The per-call bounds are the client settings, asserted above; no timing is asserted tighter than this.)
+    assert elapsed < budget.FUNCTION_TIMEOUT_SECONDS
+    # Each attempt sends its body at once: no `Expect: 100-continue`, whose wait the read timeout does not bound.
+    for request in hung_s3.received():
+        assert b"expect: 100-continue" not in request.lower()
+        assert request.endswith(update_body(update_id=77))
 

@@ -347,7 +347,7 @@ def test_a_client_stalled_mid_body_is_answered_408_and_cannot_keep_the_stack_fro
     stopped_in = time.monotonic() - stopping
     rescue.cancel()
     still_stalled.close()
-    assert stopped_in < 3
+    assert stopped_in < 9  # the 1 s request timeout ended it, not the 10 s rescue (generous for a loaded machine)
 
 
 def test_an_arrival_whose_date_does_not_exist_in_the_stage_zone_is_refused():
