@@ -1,4 +1,4 @@
-"""What the lake needs once per AWS account and region, whatever its stages: API Gateway's logging role.
+"""What the lake needs once per AWS account and region, whatever its stages: today, API Gateway's logging role.
 
 API Gateway writes every REST API's execution logs in a region with ONE role, an account setting. A stage
 that set it itself (`RestApi(cloud_watch_role=True)`) would repoint it to its own role on every deploy, and
@@ -19,12 +19,14 @@ from constructs import Construct
 from stacks.compliance import acknowledge
 from stacks.config import PROJECT
 
-STACK_NAME = f"{PROJECT}-ApiGatewayAccount"
+STACK_NAME = f"{PROJECT}-Account"
 API_GATEWAY_LOGGING_POLICY = "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 
 
-class ApiGatewayAccountStack(cdk.Stack):
-    """The account and region's API Gateway CloudWatch role, shared by every stage's webhook API."""
+class AccountStack(cdk.Stack):
+    """Shared by every stage in an account and region: API Gateway's CloudWatch role for every webhook API.
+
+    Every stage's app builds it from nothing stage-specific, so all stages synthesize the same template."""
 
     def __init__(self, scope: Construct, construct_id: str, **kwargs):
         super().__init__(scope, construct_id, **kwargs)

@@ -7,7 +7,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.account import STACK_NAME as ACCOUNT_STACK_NAME
-from stacks.account import ApiGatewayAccountStack
+from stacks.account import AccountStack
 from stacks.config import PROJECT, ConfigError, StageConfig, load_stage
 from stacks.etl import EtlStack
 from stacks.ingestion import IngestionStack
@@ -24,9 +24,9 @@ def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
     environment = _environment(config)
     project_tag = {"project": PROJECT}
     # No stage tag: every stage's app must produce the very same template for this shared stack.
-    account = ApiGatewayAccountStack(
+    account = AccountStack(
         app, ACCOUNT_STACK_NAME, env=environment, tags=project_tag,
-        description="API Gateway's CloudWatch logging role for every Telegram lake stage in this account and region",
+        description="What every Telegram lake stage in this account and region shares (API Gateway logging role)",
     )
     stage_tags = {**project_tag, "stage": config.stage}
     common = {"env": environment, "tags": stage_tags}

@@ -45,7 +45,7 @@ def test_stack_names_carry_the_stage_and_deploy_in_order(stage_app):
     stage = stage_app.config.stage
     account, ingestion, etl, presentation = (stage_app.stacks[part] for part in PARTS)
 
-    assert account.stack_name == "TelegramLake-ApiGatewayAccount"
+    assert account.stack_name == "TelegramLake-Account"
     assert [stage_app.stacks[part].stack_name for part in STAGE_PARTS] == [
         f"TelegramLake-{stage}-{part}" for part in STAGE_PARTS
     ]
