@@ -1,0 +1,216 @@
+"""GitHub Actions' access to a stage through OIDC: exact trust and permissions of the deploy and review roles,
+the account's OIDC provider, nothing at all when the stage names no repository, cdk-nag and cfn-lint clean."""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+from cfnlint.api import ManualArgs, lint
+
+import stacks.github
+from stacks.config import ConfigError
+from stacks.github_access import CREATE_PROVIDER_KEY
+from tests.cdk_support import PARTS, arn, build, normalized, policy_statements, resources, the_resource
+from tests.stage_settings import stages_with
+from tests.test_nag import findings
+
+REPOSITORY = "octo-org/telegram-lake"
+PROVIDER = {CREATE_PROVIDER_KEY: True}  # the top-level context setting that creates the OIDC provider
+GITHUB_STACK = "TelegramLake-{stage}-GitHub"
+AUDIENCE = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+
+
+def partition_arn(*parts: object) -> dict:
+    """`arn:${AWS::Partition}...` as CDK renders an ARN in the stack's account: Fn::Join of the parts."""
+    return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, *parts]]}
+
+
+ACCOUNT, REGION = {"Ref": "AWS::AccountId"}, {"Ref": "AWS::Region"}
+PROVIDER_ARN = partition_arn(":iam::", ACCOUNT, ":oidc-provider/token.actions.githubusercontent.com")
+
+
+def synthesized(stage: str, *, context: dict | None = None, **settings) -> dict[str, tuple[cdk.Stack, dict]]:
+    """The stage's stacks with `github_repository` set, by name: (stack, template)."""
+    _, built = build(stage, stages=stages_with(stage, github_repository=REPOSITORY, **settings), context=context)
+    return {stack.stack_name: (stack, Template.from_stack(stack).to_json()) for stack in built}
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return synthesized("dev", context=PROVIDER)
+
+
+@pytest.fixture(scope="module")
+def github(dev):
+    return dev[GITHUB_STACK.format(stage="dev")]
+
+
+def role_id(stack: cdk.Stack, construct_id: str) -> str:
+    return stack.resolve(stack.node.find_child(construct_id).node.default_child.logical_id)
+
+
+def trust(template: dict, logical_id: str) -> list[dict]:
+    return template["Resources"][logical_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+
+
+def test_the_deploy_role_trusts_only_oidc_tokens_of_the_stages_github_environment_in_the_repository(github):
+    stack, template = github
+
+    assert trust(template, role_id(stack, "DeployRole")) == [{
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            **AUDIENCE, "token.actions.githubusercontent.com:sub": "repo:octo-org/telegram-lake:environment:dev",
+        }},
+        "Effect": "Allow",
+        "Principal": {"Federated": PROVIDER_ARN},
+    }]
+
+
+def test_the_review_role_trusts_only_oidc_tokens_of_the_repositorys_pull_requests(github):
+    stack, template = github
+
+    assert trust(template, role_id(stack, "ReviewRole")) == [{
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            **AUDIENCE, "token.actions.githubusercontent.com:sub": "repo:octo-org/telegram-lake:pull_request",
+        }},
+        "Effect": "Allow",
+        "Principal": {"Federated": PROVIDER_ARN},
+    }]
+
+
+def bootstrap_role(purpose: str, account: object = ACCOUNT, region: object = REGION) -> dict:
+    return partition_arn(":iam::", account, f":role/cdk-hnb659fds-{purpose}-role-", account, "-", region)
+
+
+def test_the_deploy_role_may_only_assume_the_bootstrap_roles_cdk_deploy_uses(github):
+    stack, template = github
+
+    assert normalized(policy_statements(template, role_id(stack, "DeployRole"))) == normalized([{
+        "Action": "sts:AssumeRole",
+        "Effect": "Allow",
+        "Resource": [bootstrap_role("deploy"), bootstrap_role("file-publishing")],
+    }])
+
+
+def test_the_bootstrap_roles_are_the_ones_the_cdk_cli_assumes_for_a_pinned_environment():
+    """With `account` and `region` pinned the ARNs are literal: the deploy role's is the one the synthesizer
+    writes into the cloud assembly for the CLI to assume, and the file-publishing role is its sibling."""
+    pinned = synthesized("prod", account="123456789012", region="eu-west-1")
+    stack, template = pinned[GITHUB_STACK.format(stage="prod")]
+    [statement] = policy_statements(template, role_id(stack, "DeployRole"))
+    cli_role = stack.synthesizer.deploy_role_arn.replace("${AWS::Partition}", "aws")
+
+    assert cli_role == "arn:aws:iam::123456789012:role/cdk-hnb659fds-deploy-role-123456789012-eu-west-1"
+    assert sorted(statement["Resource"]) == [cli_role, cli_role.replace("-deploy-role-", "-file-publishing-role-")]
+
+
+def test_the_review_role_may_only_read_the_templates_of_the_stages_own_stacks(github):
+    stack, template = github
+    names = ["TelegramLake-Account", *(f"TelegramLake-dev-{part}" for part in (*PARTS[1:], "GitHub"))]
+
+    assert normalized(policy_statements(template, role_id(stack, "ReviewRole"))) == normalized([{
+        "Action": ["cloudformation:DescribeStacks", "cloudformation:GetTemplate"],
+        "Effect": "Allow",
+        "Resource": [partition_arn(":cloudformation:", REGION, ":", ACCOUNT, f":stack/{name}/*") for name in names],
+    }])
+    assert set(resources(template, "AWS::IAM::Role")) == {role_id(stack, "DeployRole"), role_id(stack, "ReviewRole")}
+
+
+def test_the_role_arns_are_outputs_naming_the_repository_variable_to_set(github):
+    stack, template = github
+
+    assert template["Outputs"] == {
+        "DeployRoleArn": {
+            "Value": arn(role_id(stack, "DeployRole")),
+            "Description": "Set as the GitHub repository variable AWS_DEPLOY_ROLE_ARN_DEV",
+        },
+        "ReviewRoleArn": {
+            "Value": arn(role_id(stack, "ReviewRole")),
+            "Description": "Set as the GitHub repository variable AWS_REVIEW_ROLE_ARN_DEV",
+        },
+    }
+
+
+def test_the_github_stack_deploys_after_the_account_stack_and_carries_the_stage_tags(dev, github):
+    stack, template = github
+    account, _ = dev["TelegramLake-Account"]
+
+    assert stack.dependencies == [account]
+    for role in resources(template, "AWS::IAM::Role").values():
+        assert {"Key": "stage", "Value": "dev"} in role["Properties"]["Tags"]
+
+
+def test_without_github_repository_the_stage_has_no_github_stack_and_the_account_no_provider():
+    _, built = build("dev")
+
+    assert [stack.stack_name for stack in built] == [
+        "TelegramLake-Account", "TelegramLake-dev-Ingestion", "TelegramLake-dev-Etl", "TelegramLake-dev-Presentation",
+    ]
+    for stack in built:
+        assert not resources(Template.from_stack(stack).to_json(), "AWS::IAM::OIDCProvider"), stack.stack_name
+
+
+def test_the_account_stack_creates_the_retained_provider_only_when_the_context_says_so(dev):
+    _, with_provider = dev["TelegramLake-Account"]
+    without = synthesized("dev")
+
+    provider = the_resource(with_provider, "AWS::IAM::OIDCProvider")
+    assert provider["Properties"]["Url"] == "https://token.actions.githubusercontent.com"
+    assert provider["Properties"]["ClientIdList"] == ["sts.amazonaws.com"]
+    assert (provider["DeletionPolicy"], provider["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert not resources(without["TelegramLake-Account"][1], "AWS::IAM::OIDCProvider")
+    # Reusing the account's provider: the roles trust the same, fixed ARN.
+    github, template = without[GITHUB_STACK.format(stage="dev")]
+    assert trust(template, role_id(github, "DeployRole"))[0]["Principal"] == {"Federated": PROVIDER_ARN}
+
+
+def test_the_provider_setting_leaves_the_shared_account_stack_identical_for_every_stage(dev):
+    """It is a top-level setting: dev naming a repository and prod naming none still share one template."""
+    _, prod = build("prod", context=PROVIDER)
+
+    assert dev["TelegramLake-Account"][1] == Template.from_stack(prod[0]).to_json()
+
+
+@pytest.mark.parametrize("value", ["true", 1, ["yes"]])
+def test_the_provider_setting_must_be_a_json_boolean(value):
+    with pytest.raises(ConfigError, match=f"`{CREATE_PROVIDER_KEY}` in the CDK context must be true or false"):
+        build("dev", context={CREATE_PROVIDER_KEY: value})
+
+
+def test_cdk_nag_finds_nothing_unacknowledged(tmp_path):
+    app, _ = build(
+        "dev", stages=stages_with("dev", github_repository=REPOSITORY), context=PROVIDER, nag=True, outdir=tmp_path
+    )
+    try:
+        app.synth()
+    except RuntimeError:
+        pytest.fail(f"cdk-nag findings: {sorted(findings(tmp_path))}")
+
+    assert findings(tmp_path) == set()
+
+
+def test_every_acknowledgment_of_the_github_stack_suppresses_a_real_finding(tmp_path, monkeypatch):
+    recorded: list[tuple[str, str, str]] = []
+    def record(construct, rule: str, reason: str) -> None:
+        recorded.append((rule, construct.node.path, reason))
+
+    monkeypatch.setattr(stacks.github, "acknowledge", record)
+    app, _ = build("dev", stages=stages_with("dev", github_repository=REPOSITORY), nag=True, outdir=tmp_path)
+    with pytest.raises(RuntimeError, match="^ValidationFailed"):
+        app.synth()
+    reported = findings(tmp_path)
+
+    assert len(recorded) == 5  # one wildcard per stack the review role reads: the stack id CloudFormation adds
+    for rule, path, reason in recorded:
+        assert any(found == rule and where.startswith(path + "/") for found, where in reported), (rule, path)
+        assert len(reason) >= 40
+
+
+def test_cfn_lint_accepts_the_github_stack_and_the_account_stack_with_the_provider(dev):
+    for name in ("TelegramLake-Account", GITHUB_STACK.format(stage="dev")):
+        matches = lint(json.dumps(dev[name][1]), config=ManualArgs(regions=["us-east-1"], ignore_checks=["W3005"]))
+        assert [str(match) for match in matches] == [], name
