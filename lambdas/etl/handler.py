@@ -4,7 +4,7 @@ Event `{"scheduled_time": "<aws.scheduler.scheduled-time>"}` (the daily schedule
 that instant's date in TIMEZONE, on every retry; `{"date": "YYYY-MM-DD"}` compacts that day (backfills,
 `python -m tools etl run`); `{}` compacts yesterday at run time. A day before ANALYTICS_START_DATE (when
 set), any other event, a bad setting or any S3 error raises, so the Lambda's retries, dead-letter queue and
-error alarm see it. The summary is logged and returned.
+error alarm see it. The summary is logged, published as metrics (lambdas/etl/metrics.py) and returned.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from datetime import date, datetime
 from typing import Any, Mapping
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from lambdas.common.layout import is_time_zone
+from lambdas.etl import metrics as metric_names
 from lambdas.etl.compact import compact_day
 from lambdas.etl.day import iso_date, requested_day
 from lambdas.etl.store import DEFAULT_READ_CONCURRENCY, s3_client
@@ -79,6 +81,25 @@ def process(event: Any, settings: EtlSettings, now: datetime | None = None) -> d
     return summary
 
 
+def publish_summary(summary: Mapping[str, Any], namespace: str) -> None:
+    """The day's summary as one EMF document on standard output, which CloudWatch turns into the metrics the
+    stage's dashboard charts. A failed run publishes none: Lambda's own Errors metric counts it.
+
+    EphemeralMetrics, not Metrics: nothing is shared between invocations, so no document can carry another
+    day's numbers.
+    """
+    metrics = EphemeralMetrics(namespace=namespace, service=metric_names.SERVICE)
+    for field, name in metric_names.COUNTS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=summary[field])
+    for field, name in metric_names.SECONDS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=summary[field])
+    metrics.add_metadata(key="day", value=summary["day"])
+    metrics.flush_metrics()
+
+
 @logger.inject_lambda_context
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    return process(event, EtlSettings.from_environ(os.environ))
+    summary = process(event, EtlSettings.from_environ(os.environ))
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or metric_names.DEFAULT_NAMESPACE
+    publish_summary(summary, namespace)
+    return summary

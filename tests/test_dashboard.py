@@ -1,0 +1,174 @@
+"""The stage's CloudWatch dashboard (in the Etl stack): every alarm of the stage, the webhook, the ingest's
+outcomes and the ETL, read by the names the API, the handlers and the stacks really use."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_cloudwatch as cloudwatch
+
+import lambdas.etl.metrics as etl_metrics
+import lambdas.ingest.metrics as ingest_metrics
+from stacks import outputs
+from stacks.dashboard import StageDashboard, dashboard_name
+from tests.cdk_support import STAGE_PARTS, build, resources, stage_fixture, the_resource
+from tests.stage_settings import stages_with
+from stacks.config import load_stage
+
+dev = stage_fixture("dev")
+prod = stage_fixture("prod")
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012"}
+
+
+def body(stage_app) -> dict[str, Any]:
+    """The dashboard's JSON body, with the pseudo parameters filled in and each other reference named."""
+    joined = the_resource(stage_app.template("Etl"), "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]
+    parts = joined["Fn::Join"][1] if isinstance(joined, dict) else [joined]
+    return json.loads("".join(map(reference, parts)))
+
+
+def reference(part: str | dict[str, Any]) -> str:
+    """A piece of the body: text as it is, a pseudo parameter's example value, `ref:Id` or `getatt:Id.Attr`."""
+    if isinstance(part, str):
+        return part
+    if "Ref" in part:
+        return PSEUDO.get(part["Ref"], f"ref:{part['Ref']}")
+    return "getatt:" + ".".join(part["Fn::GetAtt"])
+
+
+def widgets(stage_app, kind: str) -> list[dict[str, Any]]:
+    return [widget for widget in body(stage_app)["widgets"] if widget["type"] == kind]
+
+
+def graph(stage_app, title: str) -> list[list[Any]]:
+    [found] = [widget for widget in widgets(stage_app, "metric") if widget["properties"]["title"] == title]
+    return found["properties"]["metrics"]
+
+
+def alarm_names(stage_app) -> list[str]:
+    return sorted(
+        alarm["Properties"]["AlarmName"]
+        for part in STAGE_PARTS
+        for alarm in resources(stage_app.template(part), "AWS::CloudWatch::Alarm").values()
+    )
+
+
+@pytest.mark.parametrize("stage_app", ["dev", "prod"])
+def test_the_alarm_widget_shows_every_alarm_of_the_stage_by_arn(stage_app, request):
+    stage_app = request.getfixturevalue(stage_app)
+    [widget] = widgets(stage_app, "alarm")
+    names = alarm_names(stage_app)
+
+    assert len(names) >= 7
+    arn = "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:"
+    assert widget["properties"]["alarms"] == [f"{arn}{name}" for name in names]
+    assert widget["width"] == 24
+
+
+def test_prod_shows_its_silence_alarm_which_dev_does_not_have(dev, prod):
+    assert "TelegramLake-prod-NoUpdatesStored" in alarm_names(prod)
+    assert not [name for name in alarm_names(dev) if name.endswith("NoUpdatesStored")]
+
+
+def test_an_alarm_added_later_to_any_stack_of_the_stage_appears_and_another_stages_does_not():
+    config = load_stage(stages_with("dev"), "dev")
+    app, stacks = build("dev")
+    presentation = stacks[-1]
+    metric = cloudwatch.Metric(namespace="Test", metric_name="Late")
+    for construct_id, name in (("Late", f"TelegramLake-{config.stage}-Late"), ("Other", "TelegramLake-prod-Other")):
+        metric.create_alarm(presentation, construct_id, alarm_name=name, threshold=1, evaluation_periods=1)
+
+    template = app.synth().get_stack_by_name(stacks[2].stack_name).template
+    dashboard = json.dumps(the_resource(template, "AWS::CloudWatch::Dashboard"))
+    assert ":alarm:TelegramLake-dev-Late" in dashboard
+    assert "TelegramLake-prod-Other" not in dashboard
+
+
+def test_webhook_graphs_read_the_api_by_its_name_and_stage(dev):
+    api = the_resource(dev.template("Ingestion"), "AWS::ApiGateway::RestApi")["Properties"]["Name"]
+    stage = the_resource(dev.template("Ingestion"), "AWS::ApiGateway::Stage")["Properties"]["StageName"]
+    metrics = [
+        *graph(dev, "Webhook requests per hour"), *graph(dev, "Webhook 4xx and 5xx per hour"),
+        *graph(dev, "Webhook latency (ms)"),
+    ]
+    assert {tuple(metric[:2]) for metric in metrics} == {
+        ("AWS/ApiGateway", name) for name in ("Count", "4XXError", "5XXError", "Latency", "IntegrationLatency")
+    }
+    assert all(metric[2:6] == ["ApiName", api, "Stage", stage] for metric in metrics)
+
+
+def test_every_ingest_metric_is_charted_in_the_stage_namespace(dev):
+    metrics = [*graph(dev, "Ingest outcomes per hour"), *graph(dev, "Ingest signals per hour")]
+    emitted = {
+        value for name, value in vars(ingest_metrics).items()
+        if name.isupper() and isinstance(value, str) and name not in ("SERVICE", "DEFAULT_NAMESPACE")
+    }
+    assert {metric[1] for metric in metrics} == emitted
+    assert all(metric[0] == dev.config.metrics_namespace and metric[2:4] == ["service", "ingest"] for metric in metrics)
+    assert all(metric[4]["stat"] == "Sum" for metric in metrics)
+
+
+def test_the_etl_graphs_chart_the_function_its_summary_metrics_and_its_dead_letter_queue(dev):
+    template = dev.template("Etl")
+    [function] = [key for key in resources(template, "AWS::Lambda::Function") if key.startswith("Etl")]
+    [queue] = resources(template, "AWS::SQS::Queue")
+    summary = [*graph(dev, "Rows written per day"), *graph(dev, "Left out per day")]
+    assert {metric[1] for metric in summary} == set(etl_metrics.COUNTS.values())
+    assert all(metric[0] == dev.config.metrics_namespace and metric[2:4] == ["service", "etl"] for metric in summary)
+    assert all(metric[4]["period"] == 86400 for metric in summary)
+
+    runs = graph(dev, "ETL runs and errors per day") + graph(dev, "ETL duration (ms)")
+    assert {metric[1] for metric in runs} == {"Invocations", "Errors", "Duration"}
+    assert all(metric[3] == f"ref:{function}" for metric in runs)
+    [waiting] = graph(dev, "Failed runs in the dead-letter queue")
+    assert waiting[:2] == ["AWS/SQS", "ApproximateNumberOfMessagesVisible"]
+    assert waiting[3] == f"getatt:{queue}.QueueName"
+
+
+def test_the_etl_function_publishes_in_the_stage_namespace(dev, prod):
+    for stage_app in (dev, prod):
+        [function] = [
+            value for key, value in resources(stage_app.template("Etl"), "AWS::Lambda::Function").items()
+            if key.startswith("Etl")
+        ]
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == stage_app.config.metrics_namespace
+
+
+def test_the_dashboard_is_named_after_the_stage_and_its_url_is_an_output(dev, prod):
+    for stage_app in (dev, prod):
+        template = stage_app.template("Etl")
+        name = the_resource(template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardName"]
+        assert name == dashboard_name(stage_app.config) == f"TelegramLake-{stage_app.config.stage}"
+        url = template["Outputs"][outputs.DASHBOARD_URL]["Value"]["Fn::Join"][1]
+        assert url[-1].endswith(f"#dashboards/dashboard/{name}") and {"Ref": "AWS::Region"} in url
+    assert body(dev)["start"] == "-P7D"
+
+
+def test_the_dashboard_refers_to_no_other_stack_only_to_its_own_resources(dev):
+    template = dev.template("Etl")
+    parts = the_resource(template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]["Fn::Join"][1]
+    references = [part for part in parts if not isinstance(part, str)]
+    assert references and all(set(part) <= {"Ref", "Fn::GetAtt"} for part in references)
+    named = {part["Ref"] if "Ref" in part else part["Fn::GetAtt"][0] for part in references}
+    assert named - set(PSEUDO) <= set(template["Resources"])
+
+
+def test_the_construct_builds_into_any_stack():
+    """StageDashboard needs only the ETL function and queue: usable without the rest of the stage."""
+    config = load_stage(stages_with("dev"), "dev")
+    app = cdk.App()
+    stack = cdk.Stack(app, "Standalone")
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_sqs as sqs
+
+    function = lambda_.Function(
+        stack, "Fn", runtime=lambda_.Runtime.PYTHON_3_12, handler="x.handler", code=lambda_.Code.from_inline("x=1")
+    )
+    StageDashboard(stack, "Dashboard", config=config, etl_function=function, failed_runs=sqs.Queue(stack, "Queue"))
+    template = app.synth().get_stack_by_name("Standalone").template
+    body_text = json.dumps(the_resource(template, "AWS::CloudWatch::Dashboard"))
+    assert '\\"alarms\\":[]' in body_text  # no alarm in this app: an empty list, not an error

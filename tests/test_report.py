@@ -1,0 +1,343 @@
+"""`python -m tools report`: one self-contained HTML page from the saved queries' answers.
+
+The page is parsed back with the standard library's HTML parser, as a browser would tokenize it, so the
+tests see the elements and text a browser would build: hostile message text stays text, every chart names
+its saved query, zone and range, and nothing in the page reaches outside the file. The SQL range filter is
+checked on DuckDB against a lake that holds only the range's days.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.athena.models import athena_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+
+import tools.__main__
+from analytics import load_queries
+from lambdas.common.layout import today
+from stacks.config import load_from_cdk_json
+from tests.analytics_dataset import Scenario, generate, write_lake
+from tools.operate import svg
+from tools.local.sql import open_lake
+from tools.operate.report import limited_to_days, report_days, report_queries
+from tools.operate.report_html import SECTION_QUERIES, ReportContext, column_kinds, render_report
+
+CONFIG = load_from_cdk_json("dev")
+CONTEXT = ReportContext(
+    stage="dev", zone="America/Sao_Paulo", first_day=date(2026, 11, 20), last_day=date(2026, 11, 26),
+    source="DuckDB over a test lake", generated_at=datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc),
+)
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>"\'&?'
+SCENARIO = Scenario("America/Sao_Paulo", date(2025, 12, 26))
+DATABASE = "telegram_lake_test"
+
+
+class Page(HTMLParser):
+    """The elements (tag, attributes) and the text of a page, as an HTML tokenizer reads them."""
+
+    def __init__(self, markup: str):
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.texts: list[str] = []
+        self.feed(markup)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_startendtag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.texts)
+
+    def tags(self, name: str) -> list[dict[str, str | None]]:
+        return [attributes for tag, attributes in self.elements if tag == name]
+
+
+def render(answers, queries=None, context=CONTEXT) -> str:
+    return render_report(answers, queries or {}, context)
+
+
+def sections(markup: str) -> list[str]:
+    return [attributes["id"] for attributes in Page(markup).tags("section")]
+
+
+# --- the page ---------------------------------------------------------------------------------------------------
+
+
+def test_hostile_text_from_the_data_and_the_context_is_text_never_markup():
+    answers = {
+        "top_questions": (["question", "times_asked", "users_asking"], [(HOSTILE, 3, 2), ("plain?", 1, 1)]),
+        "most_reacted_messages": (["message_id", "text", "reactions"], [(7, HOSTILE, 4)]),
+        "daily_message_count": (["context_date", HOSTILE], [(date(2026, 11, 20), 5)]),
+    }
+    context = replace(CONTEXT, stage="<b>dev</b>", source="a <script> folder")
+
+    page = Page(render(answers, context=context))
+
+    tags = {tag for tag, _ in page.elements}
+    assert tags <= {
+        "html", "head", "meta", "title", "style", "body", "header", "h1", "p", "nav", "a", "main", "section", "h2",
+        "figure", "figcaption", "code", "details", "summary", "div", "table", "thead", "tbody", "tr", "th", "td",
+        "svg", "rect", "text", "line", "footer", "span",
+    }, tags
+    assert not [attrs for _, attrs in page.elements if any(name.startswith("on") for name in attrs)]
+    assert HOSTILE in page.text  # shown, whole, as the user wrote it (in the tables and tooltips)
+    assert "<b>dev</b>" in page.text and "a <script> folder" in page.text
+
+
+def test_the_page_allows_no_script_and_no_request_and_links_only_to_itself():
+    answers = {"top_commands": (["command", "uses", "users"], [("/help", 3, 2)])}
+    page = Page(render(answers))
+
+    [policy] = [attrs["content"] for attrs in page.tags("meta") if attrs.get("http-equiv") == "Content-Security-Policy"]
+    assert policy.startswith("default-src 'none'") and "script-src" not in policy
+    assert [attrs["href"] for attrs in page.tags("a")] == ["#top_commands"]
+    assert not [attrs for _, attrs in page.elements if {"src", "srcset", "action", "formaction"} & set(attrs)]
+    assert not page.tags("link") and not page.tags("script") and not page.tags("img")
+
+
+def test_every_chart_names_its_saved_query_time_zone_and_range_with_its_numbers_written():
+    answers = {
+        "daily_message_count": (
+            ["context_date", "message_amount"], [(date(2026, 11, 21), 1234), (date(2026, 11, 20), 7)]
+        ),
+        "top_commands": (["command", "uses", "users"], [("/price", 58, 26), ("/help", 43, 28)]),
+    }
+    markup = render(answers)
+
+    for name in answers:
+        section = re.search(rf'<section id="{name}">.*?</section>', markup).group()
+        [caption] = re.findall(r"<figcaption>(.*?)</figcaption>", section)
+        assert f"<code>{name}</code>" in caption
+        assert "America/Sao_Paulo" in caption and "2026-11-20 to 2026-11-26" in caption
+    labels = Page(markup)
+    assert {"1,234", "7", "58", "43"} <= set(labels.texts)  # written on the bars
+
+
+def test_sections_follow_the_report_order_unknown_queries_are_skipped_and_absent_ones_named():
+    answers = {
+        "top_commands": (["command", "uses", "users"], [("/help", 3, 2)]),
+        "daily_message_count": (["context_date", "message_amount"], [(date(2026, 11, 20), 5)]),
+        "messages_per_user_per_day": (["user_id", "context_date", "message_amount"], [(1, date(2026, 11, 20), 5)]),
+        "something_new": (["a"], [(1,)]),
+    }
+    markup = render(answers)
+
+    assert sections(markup) == ["daily_message_count", "top_commands"]
+    footer = Page(re.search(r"<footer>.*</footer>", markup).group()).text
+    assert "reactions_per_day" in footer and "member_changes_per_day" in footer and "top_questions" in footer
+    assert "something_new" not in markup and "messages_per_user_per_day" not in markup
+
+
+def charts_of(markup: str, name: str) -> list[str]:
+    return re.findall(r"<svg .*?</svg>", re.search(rf'<section id="{name}">.*?</section>', markup).group())
+
+
+def bar_tooltips(chart: str) -> list[str]:
+    return re.findall(r'<rect class="bar"[^>]*><title>([^<]*)</title>', chart)
+
+
+def test_member_changes_add_up_the_chats_of_a_day_and_a_net_loss_hangs_below_zero():
+    answers = {
+        "member_changes_per_day": (
+            ["context_date", "chat_id", "joins", "leaves", "net_change"],
+            [("2026-11-22", -100, 1, 3, -2), ("2026-11-22", -200, 2, 0, 2), ("2026-11-21", -100, 4, 1, 3)],
+        ),  # Athena returns days as text
+    }
+    joins, leaves, net = charts_of(render(answers), "member_changes_per_day")  # the chat id is not charted
+
+    assert bar_tooltips(joins) == ["2026-11-21: 4", "2026-11-22: 3"]  # oldest first, both chats added up
+    assert bar_tooltips(leaves) == ["2026-11-21: 1", "2026-11-22: 3"]
+    assert bar_tooltips(net) == ["2026-11-21: 3", "2026-11-22: 0"]
+    losing = render({"member_changes_per_day": (["context_date", "net_change"], [("2026-11-21", -2)])})
+    [chart] = charts_of(losing, "member_changes_per_day")
+    assert ">-2<" in chart and re.search(r">-\d+</text>", chart)  # a negative side on the value axis
+
+
+def test_reactions_per_day_chart_the_day_totals_and_rank_the_reactions_over_the_range():
+    columns = ["context_date", "reaction_type", "reaction", "reactions_added", "reactions_removed"]
+    rows = [
+        (date(2026, 11, 21), "emoji", "👍", 5, 0), (date(2026, 11, 21), "emoji", "🔥", 2, 1),
+        (date(2026, 11, 22), "emoji", "🔥", 4, 0), (date(2026, 11, 22), "emoji", HOSTILE, 1, 0),
+    ]
+    per_day, ranking = charts_of(render({"reactions_per_day": (columns, rows)}), "reactions_per_day")
+
+    assert bar_tooltips(per_day) == ["2026-11-21: 7", "2026-11-22: 5"]
+    assert bar_tooltips(ranking) == ["🔥: 6", "👍: 5", f"{svg.text(HOSTILE)}: 1"]
+
+
+def test_the_most_reacted_messages_are_ranked_by_their_text_even_when_the_bot_never_saw_one():
+    columns = ["chat_id", "message_id", "total_reactions", "reacting_users", "text"]
+    rows = [(-100, 9, 12, 8, "great news"), (-100, 3, 5, None, None)]
+    [chart] = charts_of(render({"most_reacted_messages": (columns, rows)}), "most_reacted_messages")
+    assert bar_tooltips(chart) == ["great news: 12", "(no text): 5"]
+
+
+def test_today_so_far_is_one_bar_per_local_hour_in_the_query_order():
+    columns = ["local_date", "hour_of_day", "message_amount", "active_users"]
+    rows = [(date(2026, 11, 25), 23, 4, 2), (date(2026, 11, 26), 0, 1, 1), (date(2026, 11, 26), 9, 12, 5)]
+    messages, users = charts_of(render({"messages_last_24_hours": (columns, rows)}), "messages_last_24_hours")
+    assert bar_tooltips(messages) == ["2026-11-25 23:00: 4", "2026-11-26 00:00: 1", "2026-11-26 09:00: 12"]
+    assert bar_tooltips(users) == ["2026-11-25 23:00: 2", "2026-11-26 00:00: 1", "2026-11-26 09:00: 5"]
+    assert ">23h<" in messages and ">09h<" in messages
+
+
+def test_an_answer_of_one_row_of_numbers_is_shown_as_figures_and_one_without_numbers_as_a_table():
+    markup = render({
+        "messages_last_24_hours": (["messages", "active_users"], [(321, 45)]),
+        "top_commands": (["command"], [("/help",)]),
+    })
+    figures = Page(re.search(r'<section id="messages_last_24_hours">.*?</section>', markup).group())
+    assert "321" in figures.texts and "45" in figures.texts and not figures.tags("svg")
+    commands = Page(re.search(r'<section id="top_commands">.*?</section>', markup).group())
+    assert not commands.tags("svg") and commands.tags("table") and "/help" in commands.texts
+
+
+def test_the_heatmap_puts_each_count_in_its_weekday_row_and_local_hour_column():
+    rows = [(7, 23, 30), (1, 0, 2), (3, 12, 15)]  # Sunday 23:00, Monday 00:00, Wednesday 12:00
+    markup = render({"messages_by_local_hour_weekday": (["weekday", "hour_of_day", "message_amount"], rows)})
+
+    cells = dict(re.findall(r"<title>(\w{3} \d\d): (\d+) message_amount</title>", markup))
+    assert cells["Sun 23"] == "30" and cells["Mon 00"] == "2" and cells["Wed 12"] == "15"
+    assert cells["Tue 05"] == "0" and len(cells) == 7 * 24
+    assert "the busiest cell has 30" in markup
+
+
+def test_an_empty_answer_says_so_and_why_a_stage_may_have_none():
+    markup = render({"reactions_per_day": (["context_date", "reactions"], [])})
+    section = Page(re.search(r'<section id="reactions_per_day">.*?</section>', markup).group())
+    assert "No rows in this range." in section.text and "administrator" in section.text
+    assert not section.tags("svg") and not section.tags("table")
+
+
+def test_the_repeat_trend_charts_the_share_and_carries_its_caveat():
+    rows = [(date(2026, 11, 21), 10, 2, 20.0), (date(2026, 11, 20), 8, 1, 12.5)]
+    columns = ["context_date", "users_asking", "users_repeating", "repeat_percent"]
+    markup = render({"repeated_questions": (columns, rows)})
+    section = re.search(r'<section id="repeated_questions">.*?</section>', markup).group()
+    assert len(re.findall("<svg ", section)) == 1 and "repeat_percent" in section
+    assert "A proxy, not a verdict" in Page(section).text
+    assert ">12.5<" in section and ">20<" in section
+
+
+def test_column_kinds_judge_every_row():
+    kinds = column_kinds(
+        ["context_date", "count", "text", "user_id", "nothing", "mixed"],
+        [(date(2026, 1, 1), 1, "a", 5, None, 1), ("2026-01-02 10:00:00.000", 2.5, "b", 6, None, "x")],
+    )
+    assert kinds == {
+        "context_date": "time", "count": "number", "text": "text", "user_id": "id", "nothing": "empty", "mixed": "text",
+    }
+
+
+def test_svg_numbers_and_axes():
+    numbers = [svg.number(value) for value in (1234567, 12.5, 3.0, None, 0.125)]
+    assert numbers == ["1,234,567", "12.5", "3", "–", "0.12"]
+    assert [svg.nice_ceiling(value) for value in (291, 57, 0.3, 1000, 0)] == pytest.approx([300, 60, 0.3, 1000, 1])
+    assert svg.heat_colour(0) == "#fff5cc" and svg.heat_colour(1) == "#800026"
+    assert svg.shorten("x" * 50, 10) == "x" * 9 + "…"
+
+
+# --- the range of days --------------------------------------------------------------------------------------------
+
+
+def test_the_range_is_the_last_days_in_the_stage_zone_never_before_its_start():
+    now = datetime(2026, 11, 27, 2, 0, tzinfo=timezone.utc)  # still the 26th in Sao Paulo
+    assert report_days(CONFIG, 7, now) == (date(2026, 11, 20), date(2026, 11, 26))
+    assert report_days(CONFIG, None, now) == (date.fromisoformat(CONFIG.analytics_start_date), date(2026, 11, 26))
+    assert report_days(CONFIG, 10_000, now)[0] == date.fromisoformat(CONFIG.analytics_start_date)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory) -> Path:
+    return write_lake(generate(SCENARIO), tmp_path_factory.mktemp("lake"))
+
+
+def test_a_limited_query_answers_what_the_range_alone_answers(lake, tmp_path):
+    """On DuckDB: each report query limited to three days equals the same query over a lake holding only them."""
+    days = [SCENARIO.first_day + timedelta(days=offset) for offset in (2, 3, 4)]
+    only_range = tmp_path / "range"
+    for day in days:
+        folder = f"telegram/context_date={day.isoformat()}"
+        shutil.copytree(lake / folder, only_range / folder)
+    queries = [query for query in load_queries(SCENARIO.zone, DATABASE) if query.name in SECTION_QUERIES]
+    assert len(queries) >= 6
+
+    with open_lake(str(lake)) as whole, open_lake(str(only_range)) as part:
+        for query in queries:
+            answer = whole.run(replace(query, sql=limited_to_days(query.sql, days[0], days[-1])))
+            assert answer == part.run(query), query.name
+            unlimited = whole.run(query)
+            assert answer != unlimited or not unlimited[1], f"{query.name}: the limit changed nothing"
+
+
+def test_the_limit_leaves_the_rest_of_the_saved_sql_as_it_was():
+    query = next(query for query in load_queries(SCENARIO.zone, DATABASE) if query.name == "top_questions")
+    limited = limited_to_days(query.sql, date(2026, 1, 1), date(2026, 1, 31))
+    condition = "context_date BETWEEN DATE '2026-01-01' AND DATE '2026-01-31'"
+    assert limited.count(condition) == 1
+    unwrapped = limited.replace("\nSELECT * FROM (", "", 1).replace(f"\n) AS telegram WHERE {condition}\n", "", 1)
+    assert unwrapped == query.sql
+    assert limited_to_days("SELECT 1 FROM other", date(2026, 1, 1), date(2026, 1, 2)) == "SELECT 1 FROM other"
+
+
+# --- the command -------------------------------------------------------------------------------------------------
+
+
+def report_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = tools.__main__.main(["report", *args])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    return code, captured.out, captured.err
+
+
+def test_local_report_is_written_with_the_stage_sections(lake, tmp_path, capsys):
+    out = tmp_path / "nested" / "report.html"
+    code, stdout, _ = report_cli(capsys, "--local", str(lake), "--out", str(out))
+
+    assert code == 0 and stdout.strip() == str(out)
+    markup = out.read_text(encoding="utf-8")
+    assert sections(markup) == [name for name in SECTION_QUERIES if name in {q.name for q in report_queries(CONFIG)}]
+    assert f"DuckDB over {lake}" in Page(markup).text
+    assert len(re.findall("<svg ", markup)) >= 6
+
+
+def test_days_must_be_positive_and_a_missing_lake_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        tools.__main__.main(["report", "--days", "0"])
+    assert "positive whole number of days" in capsys.readouterr().err
+    code, _, err = report_cli(capsys, "--local", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.html"))
+    assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_on_athena_every_report_query_runs_limited_in_the_stage_workgroup(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    with mock_aws():
+        boto3.client("athena").create_work_group(Name=CONFIG.athena_workgroup)
+        code, _, err = report_cli(capsys, "--stage", "dev", "--days", "3", "--out", str(tmp_path / "r.html"))
+        executions = list(athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].executions.values())
+
+    assert code == 0 and "scanned" in err
+    last = today(CONFIG.timezone)
+    condition = f"context_date BETWEEN DATE '{(last - timedelta(days=2)).isoformat()}' AND DATE '{last.isoformat()}'"
+    assert sorted(execution.query for execution in executions) == sorted(
+        limited_to_days(query.sql, last - timedelta(days=2), last) for query in report_queries(CONFIG)
+    )
+    assert all(condition in execution.query for execution in executions)
+    assert {execution.workgroup.name for execution in executions} == {CONFIG.athena_workgroup}
+    assert "No rows in this range." in (tmp_path / "r.html").read_text(encoding="utf-8")
