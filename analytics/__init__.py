@@ -1,33 +1,69 @@
 """The saved analytics: one Athena SQL file per question, loaded by the presentation stack and `tools query`.
 
-Each `NN_name.sql` starts with `--` header lines saying the question it answers. The only placeholder is
-`{{timezone}}`, replaced by the stage's IANA zone, so "hour of day" means the users' local hour.
+Each `NN_name.sql` starts with `--` header lines saying the question it answers. Placeholders:
+`{{timezone}}`, the stage's IANA zone (so "hour of day" means the users' local hour), and `{{database}}`,
+the stage's Glue database (for the raw table, `{{database}}.telegram_raw`).
+
+A query that reads `telegram` reads it up to the minute: the loader puts `lake/telegram.sql` in front of it
+as a common table expression named `telegram` (the compacted days plus the raw days not compacted yet,
+flattened by `lake/raw_rows.sql`). A query that reads `telegram_updates` gets every update type of the
+recent raw days (`lake/raw_updates.sql`: members, reactions, ...). The files stay as short as the questions
+they answer, each saved query is still one self-contained statement (what an Athena named query must be),
+and the exact text Athena runs is the text the DuckDB tests run.
+
+A query that needs update types Telegram sends only on request says so in its header, in one line of a
+fixed form: `-- updates: chat_member, message`. `webhook set` asks Telegram for those types too.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Mapping
 
+from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
+from lambdas.etl.flatten import CONTENT_TYPES, SERVICE_FIELDS
+from lambdas.etl.schema import COLUMN_NAMES, PARTITION
 from stacks.time_zones import is_accepted_zone, unknown_zone_message
 
 QUERY_DIR = Path(__file__).resolve().parent
+LAKE_DIR = QUERY_DIR / "lake"
 TIMEZONE_PLACEHOLDER = "{{timezone}}"
+# Raw days read beside the compacted ones: today and the days before it that a failed ETL run may have left
+# uncompacted. Counted back from UTC's current_date, one more than needed, so every zone's "today" is in.
+RAW_WINDOW_DAYS = 3
+# Raw days the member and reaction questions read (every update type is in the raw zone only).
+UPDATES_WINDOW_DAYS = 31
+TOMORROW = "current_date + INTERVAL '1' DAY"  # the last raw day: a zone east of UTC may already be there
+# What a saved query may read besides the tables, each defined in front of the query that reads it.
+RELATION_NOTES = {
+    "telegram": "up to the minute: compacted days plus recent raw days (analytics/lake/telegram.sql)",
+    "telegram_updates": f"every update of the last {UPDATES_WINDOW_DAYS} raw days (analytics/lake/raw_updates.sql)",
+}
 _PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")
+_LEADING_WITH = re.compile(r"\AWITH\s+", re.IGNORECASE)
+_DATABASE_NAME = re.compile(r"[a-z0-9_]+")
+UPDATES_HEADER = "-- updates:"
 
 
 @dataclass(frozen=True)
 class SavedQuery:
     name: str  # file stem without the ordering prefix, e.g. `daily_message_count`
     question: str  # the header comment, one line
-    sql: str  # Athena SQL with the stage's time zone filled in
+    sql: str  # Athena SQL: the file's, with the stage's zone and database, reading `telegram` up to the minute
+    database: str  # the Glue database it reads (the local DuckDB session names its schema so)
+    update_types: tuple[str, ...] = ()  # its `-- updates:` header: the update types it reads from the raw zone
 
 
-def load_queries(timezone: str) -> list[SavedQuery]:
-    """Every saved query, in file order, for a stage whose day and hours are in `timezone`."""
+def load_queries(timezone: str, database: str) -> list[SavedQuery]:
+    """Every saved query, in file order, for a stage whose day and hours are in `timezone` and whose Glue
+    database is `database`."""
     _check_zone(timezone)
-    queries = [_load(path, timezone) for path in sorted(QUERY_DIR.glob("*.sql"))]
+    _check_database(database)
+    relations = {"telegram": up_to_the_minute(database), "telegram_updates": recent_updates(database)}
+    queries = [_load(path, timezone, database, relations) for path in sorted(QUERY_DIR.glob("*.sql"))]
     names = [query.name for query in queries]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -35,11 +71,73 @@ def load_queries(timezone: str) -> list[SavedQuery]:
     return queries
 
 
-def load_query(name: str, timezone: str) -> SavedQuery:
-    queries = {query.name: query for query in load_queries(timezone)}
+def load_query(name: str, timezone: str, database: str) -> SavedQuery:
+    queries = {query.name: query for query in load_queries(timezone, database)}
     if name not in queries:
         raise KeyError(f"no saved query {name!r}; available: {', '.join(queries)}")
     return queries[name]
+
+
+def raw_updates(database: str, first_day: str, last_day: str) -> str:
+    """`lake/raw_updates.sql`: every stored update of the raw days `first_day` .. `last_day` (SQL date
+    expressions), deduplicated as the ETL counts them, with its type and payload (JSON)."""
+    _check_database(database)
+    return _statement(
+        LAKE_DIR / "raw_updates.sql",
+        {"database": database, "first_day": first_day, "last_day": last_day, "update_types": _sql_strings(UPDATE_TYPES)},
+    )
+
+
+def raw_rows(database: str, first_day: str, last_day: str) -> str:
+    """`lake/raw_rows.sql`: the rows the ETL writes for the raw days `first_day` .. `last_day`; also the SQL
+    the Athena engine compacts a day with."""
+    return _statement(
+        LAKE_DIR / "raw_rows.sql",
+        {
+            "raw_updates": _indented(raw_updates(database, first_day, last_day)),
+            "update_types": _sql_strings(UPDATE_TYPES),
+            "message_update_types": _sql_strings(MESSAGE_UPDATE_TYPES),
+            "content_types": _sql_strings(CONTENT_TYPES),
+            "service_fields": _sql_strings(SERVICE_FIELDS),
+        },
+    )
+
+
+def up_to_the_minute(database: str) -> str:
+    """`lake/telegram.sql`: the compacted days plus the raw days of the recent window not compacted yet."""
+    window_start = f"current_date - INTERVAL '{RAW_WINDOW_DAYS}' DAY"
+    return _statement(
+        LAKE_DIR / "telegram.sql",
+        {
+            "database": database,
+            "raw_window_days": str(RAW_WINDOW_DAYS),
+            "window_start": window_start,
+            "columns": ", ".join(f'"{name}"' for name in (*COLUMN_NAMES, PARTITION.name)),
+            "raw_rows": _indented(raw_rows(database, window_start, TOMORROW)),
+        },
+    )
+
+
+def recent_updates(database: str) -> str:
+    """Every update type of the last UPDATES_WINDOW_DAYS raw days, deduplicated: what the member and reaction
+    questions read (the compacted zone keeps messages only)."""
+    return raw_updates(database, f"current_date - INTERVAL '{UPDATES_WINDOW_DAYS}' DAY", TOMORROW)
+
+
+def requested_updates(
+    configured: Iterable[str], queries: Iterable[SavedQuery]
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The update types to ask Telegram for: the stage's `allowed_updates`, then each type a saved query
+    declares that they lack (Telegram sends none of a type it was not asked for, so the query would answer
+    nothing). Also which queries asked for each added type."""
+    configured = tuple(configured)
+    asked_by: dict[str, tuple[str, ...]] = {}
+    for query in queries:
+        for update_type in query.update_types:
+            if update_type not in configured:
+                asked_by[update_type] = (*asked_by.get(update_type, ()), query.name)
+    added = sorted(asked_by, key=UPDATE_TYPES.index)
+    return (*configured, *added), {update_type: asked_by[update_type] for update_type in added}
 
 
 def _check_zone(timezone: str) -> None:
@@ -49,14 +147,102 @@ def _check_zone(timezone: str) -> None:
         raise ValueError(unknown_zone_message(timezone))
 
 
-def _load(path: Path, timezone: str) -> SavedQuery:
-    text = path.read_text(encoding="utf-8").replace(TIMEZONE_PLACEHOLDER, timezone)
-    unknown = _PLACEHOLDER.search(text)
-    if unknown:
-        raise ValueError(f"{path.name}: unknown placeholder {unknown.group()}; the only one is {TIMEZONE_PLACEHOLDER}")
-    first_line = text.splitlines()[0] if text else ""
+def _check_database(database: str) -> None:
+    """A Glue database name as the stage config derives it: it is pasted into SQL, so nothing else passes."""
+    if not _DATABASE_NAME.fullmatch(database):
+        raise ValueError(f"a Glue database name is lower-case letters, digits and underscores, got {database!r}")
+
+
+def _load(path: Path, timezone: str, database: str, relations: Mapping[str, str]) -> SavedQuery:
+    text = _fill(path, {"timezone": timezone, "database": database})
+    lines = text.splitlines()
+    first_line = lines[0] if lines else ""
     question = first_line.removeprefix("--").strip()
     if not first_line.startswith("--") or not question:
         raise ValueError(f"{path.name}: the first line must be a `--` comment saying the question it answers")
+    header = _leading_comments(lines)
+    body = "\n".join(lines[len(header):]).strip()
+    update_types = _declared_update_types(path, header)
+    if _reads(body, "telegram_updates") and not update_types:
+        raise ValueError(
+            f"{path.name}: it reads telegram_updates, so its header must name the update types it reads, "
+            f"e.g. `{UPDATES_HEADER} chat_member, message`"
+        )
     name = path.stem.split("_", 1)[1] if path.stem[:2].isdigit() else path.stem
-    return SavedQuery(name=name, question=question, sql=text.strip())
+    return SavedQuery(
+        name=name, question=question, sql="\n".join([*header, _with_relations(body, relations)]), database=database,
+        update_types=update_types,
+    )
+
+
+def _declared_update_types(path: Path, header: list[str]) -> tuple[str, ...]:
+    """The update types of the header's `-- updates:` line (none without one): Bot API names, each once."""
+    declarations = [line.removeprefix(UPDATES_HEADER) for line in header if line.startswith(UPDATES_HEADER)]
+    if not declarations:
+        return ()
+    if len(declarations) > 1:
+        raise ValueError(f"{path.name}: one `{UPDATES_HEADER}` line at most, found {len(declarations)}")
+    names = tuple(name.strip() for name in declarations[0].split(","))
+    unknown = [name for name in names if name not in UPDATE_TYPES]
+    if unknown:
+        raise ValueError(
+            f"{path.name}: `{UPDATES_HEADER}` names unknown update types {unknown}; "
+            f"the Bot API's are {', '.join(UPDATE_TYPES)}"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{path.name}: `{UPDATES_HEADER}` names {repeated} more than once")
+    return names
+
+
+def _leading_comments(lines: list[str]) -> list[str]:
+    header = []
+    for line in lines:
+        if not line.startswith("--"):
+            break
+        header.append(line)
+    return header
+
+
+def _with_relations(body: str, relations: Mapping[str, str]) -> str:
+    """`body` with the relations it reads defined in front of it, merged into its own WITH clause."""
+    used = [name for name in relations if _reads(body, name)]
+    if not used:
+        return body
+    definitions = ",\n".join(
+        f"{name} AS (\n    -- {RELATION_NOTES[name]}\n{_indented(relations[name])}\n)" for name in used
+    )
+    leading_with = _LEADING_WITH.match(body)
+    if leading_with:
+        return f"WITH {definitions},\n{body[leading_with.end():]}"
+    return f"WITH {definitions}\n{body}"
+
+
+def _reads(body: str, relation: str) -> bool:
+    return re.search(rf"\b(FROM|JOIN)\s+{relation}\b(?![.])", body, re.IGNORECASE) is not None
+
+
+def _indented(sql: str) -> str:
+    return textwrap.indent(sql, "    ")
+
+
+def _statement(path: Path, values: Mapping[str, str]) -> str:
+    """A lake file's SQL without its header comments (they explain the file, not each query that uses it)."""
+    lines = _fill(path, values).splitlines()
+    return "\n".join(lines[len(_leading_comments(lines)):]).strip()
+
+
+def _fill(path: Path, values: Mapping[str, str]) -> str:
+    """The file's text with its `{{name}}` placeholders replaced; any placeholder not in `values` is an error."""
+    text = path.read_text(encoding="utf-8")
+    for name, value in values.items():
+        text = text.replace("{{" + name + "}}", value)
+    unknown = _PLACEHOLDER.search(text)
+    if unknown:
+        known = ", ".join("{{" + name + "}}" for name in values)
+        raise ValueError(f"{path.name}: unknown placeholder {unknown.group()}; the known ones are {known}")
+    return text
+
+
+def _sql_strings(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{value}'" for value in values)

@@ -12,8 +12,11 @@ ALARM_TOPIC_ARN = "AlarmTopicArn"
 # Etl
 ETL_FUNCTION_NAME = "EtlFunctionName"
 ENRICHED_BUCKET_NAME = "EnrichedBucketName"
+DASHBOARD_URL = "DashboardUrl"
 # Presentation
 WORKGROUP_NAME = "WorkgroupName"
 DATABASE_NAME = "DatabaseName"
 TABLE_NAME = "TableName"
+RAW_TABLE_NAME = "RawTableName"
 RESULTS_BUCKET_NAME = "ResultsBucketName"
+ANALYST_POLICY_ARN = "AnalystPolicyArn"

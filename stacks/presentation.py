@@ -1,14 +1,19 @@
-"""Presentation: the Glue table over the enriched Parquet, an Athena workgroup and the saved analytics.
+"""Presentation: the Glue tables over both zones, an Athena workgroup, the saved analytics and the analysts' policy.
 
 Partition projection computes every day's location from the date itself, so a new day is queryable the
-moment the ETL writes it: no crawler, no `MSCK REPAIR TABLE`, no partitions to load.
+moment its first object is written (a raw update, or the ETL's Parquet file): no crawler, no
+`MSCK REPAIR TABLE`, no partitions to load.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
 import aws_cdk as cdk
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -16,20 +21,83 @@ from analytics import load_queries
 from lambdas.common.layout import PARTITION_KEY, PREFIX
 from lambdas.etl import schema
 from stacks import outputs
-from stacks.config import TABLE, StageConfig
-from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output
+from stacks.compliance import acknowledge, nag_resource
+from stacks.config import RAW_TABLE, TABLE, StageConfig
+from stacks.grantees import PolicyGrantee
+from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_objects
 
-PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 ATHENA_ENGINE = "Athena engine version 3"
+# Partition projection evaluates its range in UTC when a query runs. In a stage east of UTC the local day
+# begins while UTC is still on the day before: without one more day, "today" would be invisible then.
+PROJECTION_END = "NOW+1DAYS"
+# The raw table's single column: each stored update is one line of Telegram's compact JSON.
+RAW_LINE_COLUMN = "line"
+# The raw table's field delimiter, U+0001: JSON escapes every control character inside its strings and
+# allows none outside them, so a line of JSON never contains it and is never split into fields.
+NO_FIELD_SPLIT = "\u0001"
+
+# Athena on the stage's workgroup: run, follow, stop and read queries (the `query` command and the
+# console), list and open the saved queries, and the console's recent-queries list.
+ANALYST_ATHENA_ACTIONS = (
+    "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution",
+    "athena:GetWorkGroup", "athena:ListNamedQueries", "athena:GetNamedQuery", "athena:BatchGetNamedQuery",
+    "athena:ListQueryExecutions", "athena:BatchGetQueryExecution",
+)
+# Glue: what Athena reads of a table's definition (its database, columns, projection) as the caller.
+ANALYST_GLUE_ACTIONS = (
+    "glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions",
+)
+# Athena writes a query's results, and reads them back, with the caller's permissions: what its own managed
+# policy grants on a results bucket, without creating or configuring buckets.
+RESULTS_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")
+RESULTS_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
+
+
+@dataclass(frozen=True)
+class StorageFormat:
+    """How a table's files are read: Hadoop input/output formats, SerDe and the parameters they need."""
+
+    input_format: str
+    output_format: str
+    serde: str
+    serde_parameters: Mapping[str, str]
+    table_parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+PARQUET = StorageFormat(
+    input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    serde="org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+    serde_parameters={"serialization.format": "1"},
+    table_parameters={"classification": "parquet"},
+)
+# Text, one row per line, the whole line in one column: the SQL parses the JSON by the ETL's rules, so a body
+# that is not one line of valid JSON spoils only its own rows. A JSON SerDe would apply rules of its own
+# (Hive's fails the query on a malformed line) and need a typed column for every field of every update type.
+WHOLE_LINES = StorageFormat(
+    input_format="org.apache.hadoop.mapred.TextInputFormat",
+    output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+    serde="org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+    serde_parameters={"field.delim": NO_FIELD_SPLIT, "serialization.format": NO_FIELD_SPLIT},
+)
 
 
 class PresentationStack(cdk.Stack):
-    """What an analyst touches: database, table, workgroup (with its results bucket) and named queries."""
+    """What an analyst touches: database, tables, workgroup (with its results bucket), named queries, and the
+    managed policy that lets an analyst use them."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, etl: cdk.Stack, **kwargs):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        ingestion: cdk.Stack,
+        etl: cdk.Stack,
+        **kwargs,
+    ):
         super().__init__(scope, construct_id, **kwargs)
+        raw_bucket = bucket_from_output(self, "RawBucket", producer=ingestion, output_id=outputs.RAW_BUCKET_NAME)
         enriched_bucket = bucket_from_output(
             self, "EnrichedBucket", producer=etl, output_id=outputs.ENRICHED_BUCKET_NAME
         )
@@ -46,7 +114,41 @@ class PresentationStack(cdk.Stack):
             "Table",
             catalog_id=self.account,
             database_name=database.ref,
-            table_input=_table_input(config, f"s3://{enriched_bucket.bucket_name}/{PREFIX}"),
+            table_input=_table_input(
+                config,
+                name=TABLE,
+                description="Telegram messages, one row per message-like update, one Parquet file per day",
+                bucket=enriched_bucket,
+                columns=[_column(**column) for column in schema.glue_columns()],
+                storage=PARQUET,
+            ),
+        )
+        glue.CfnTable(
+            self,
+            "RawTable",
+            catalog_id=self.account,
+            database_name=database.ref,
+            table_input=_table_input(
+                config,
+                name=RAW_TABLE,
+                description=(
+                    "Every Telegram update as the webhook stored it, of every type, read in place from the raw "
+                    "zone (no copy): one row per line of each stored object, and Telegram sends one line of "
+                    f"compact JSON per update. Parse `{RAW_LINE_COLUMN}` with Athena's JSON functions; a line "
+                    "that is not JSON spoils only its own row. Raw JSON is read whole: filter on "
+                    f"{PARTITION_KEY} so a query reads only the days it needs."
+                ),
+                bucket=raw_bucket,
+                columns=[
+                    _column(
+                        RAW_LINE_COLUMN,
+                        "string",
+                        "one stored update as Telegram sent it: a line of compact JSON, parsed by the query "
+                        "(json_extract_scalar, json_parse, ...)",
+                    )
+                ],
+                storage=WHOLE_LINES,
+            ),
         )
 
         access_logs = AccessLogBucket(self, "AccessLogs", config=config)
@@ -86,7 +188,7 @@ class PresentationStack(cdk.Stack):
                 ),
             ),
         )
-        for query in load_queries(config.timezone):
+        for query in load_queries(config.timezone, config.glue_database):
             athena.CfnNamedQuery(
                 self,
                 f"Query-{query.name}",
@@ -96,6 +198,9 @@ class PresentationStack(cdk.Stack):
                 database=database.ref,
                 work_group=workgroup.ref,
             )
+        analyst_policy = self._analyst_policy(
+            config, workgroup=workgroup, database=database, zones=(raw_bucket, enriched_bucket), results=results
+        )
 
         cdk.CfnOutput(
             self, outputs.WORKGROUP_NAME, value=workgroup.ref, description="Athena workgroup (enforced settings)"
@@ -105,39 +210,132 @@ class PresentationStack(cdk.Stack):
             self, outputs.TABLE_NAME, value=TABLE, description="Enriched table, partitioned by context_date"
         )
         cdk.CfnOutput(
+            self,
+            outputs.RAW_TABLE_NAME,
+            value=RAW_TABLE,
+            description="Raw table: every stored update, one line of JSON per row, partitioned by context_date",
+        )
+        cdk.CfnOutput(
             self, outputs.RESULTS_BUCKET_NAME, value=results.bucket_name, description="Athena query results"
         )
+        cdk.CfnOutput(
+            self,
+            outputs.ANALYST_POLICY_ARN,
+            value=analyst_policy.managed_policy_arn,
+            description=(
+                "Managed policy to query this stage with Athena: attach it to an analyst's role, group or user with "
+                "aws iam attach-role-policy --role-name NAME --policy-arn THIS_ARN "
+                "(or attach-group-policy --group-name, attach-user-policy --user-name)"
+            ),
+        )
+
+    def _analyst_policy(
+        self,
+        config: StageConfig,
+        *,
+        workgroup: athena.CfnWorkGroup,
+        database: glue.CfnDatabase,
+        zones: Sequence[s3.IBucket],
+        results: s3.IBucket,
+    ) -> iam.ManagedPolicy:
+        """Everything a query in the stage's workgroup needs, as grants to a policy an administrator attaches.
+
+        Athena reads the catalog and S3, and writes its results, with the caller's own permissions: without
+        this an analyst with Athena access alone is refused at the first table. Not more: only this
+        workgroup, this database's tables, the `telegram/` prefix of both zones (not the ingest's state).
+        """
+        policy = iam.ManagedPolicy(
+            self,
+            "AnalystPolicy",
+            description=f"Query the Telegram lake of stage {config.stage} in its Athena workgroup {workgroup.name}",
+        )
+        analysts = PolicyGrantee(policy)
+        workgroup_arn = self.format_arn(service="athena", resource="workgroup", resource_name=workgroup.ref)
+        iam.Grant.add_to_principal(
+            grantee=analysts, actions=list(ANALYST_ATHENA_ACTIONS), resource_arns=[workgroup_arn]
+        )
+        tables = self.format_arn(service="glue", resource="table", resource_name=f"{database.ref}/*")
+        iam.Grant.add_to_principal(
+            grantee=analysts,
+            actions=list(ANALYST_GLUE_ACTIONS),
+            resource_arns=[
+                self.format_arn(service="glue", resource="catalog"),
+                self.format_arn(service="glue", resource="database", resource_name=database.ref),
+                tables,
+            ],
+        )
+        lake_objects = f"{PREFIX}*"
+        for bucket in zones:
+            _grant_on_bucket(bucket, analysts, ["s3:GetBucketLocation"])
+            grant_listing(bucket, analysts, PREFIX)
+            grant_on_objects(bucket, analysts, ["s3:GetObject"], lake_objects)
+        _grant_on_bucket(results, analysts, RESULTS_BUCKET_ACTIONS)
+        grant_on_objects(results, analysts, RESULTS_OBJECT_ACTIONS, "*")
+
+        wildcards = {
+            tables: f"Every table and view of the stage's database `{config.glue_database}` and no other database: "
+            "an analyst reads whichever the saved queries join.",
+            results.arn_for_objects("*"): "Athena writes each query's results under a key named by its query id, "
+            "only known when the query runs; the bucket holds nothing but this workgroup's results.",
+        }
+        for bucket in zones:
+            wildcards[bucket.arn_for_objects(lake_objects)] = (
+                f"Athena reads every object of the days a query selects, under `{lake_objects}` only: keys are named "
+                "by day and update (raw) or day (enriched), only known at run time."
+            )
+        for resource, reason in wildcards.items():
+            acknowledge(policy, f"AwsSolutions-IAM5[Resource::{nag_resource(self, resource)}]", reason)
+        return policy
 
 
-def _table_input(config: StageConfig, location: str) -> glue.CfnTable.TableInputProperty:
-    """External Parquet table; columns from the ETL's schema module, the single source of truth."""
+def _grant_on_bucket(bucket: s3.IBucket, grantee: iam.IGrantable, actions: Sequence[str]) -> iam.Grant:
+    """Exactly `actions` on the bucket itself (not its objects)."""
+    return iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[bucket.bucket_arn])
+
+
+def _table_input(
+    config: StageConfig,
+    *,
+    name: str,
+    description: str,
+    bucket: s3.IBucket,
+    columns: list[glue.CfnTable.ColumnProperty],
+    storage: StorageFormat,
+) -> glue.CfnTable.TableInputProperty:
+    """An external table over a zone's `telegram/` prefix, partitioned (and projected) by day like every zone."""
+    location = f"s3://{bucket.bucket_name}/{PREFIX}"
     partition = schema.PARTITION
     return glue.CfnTable.TableInputProperty(
-        name=TABLE,
-        description="Telegram messages, one row per message-like update, one Parquet file per day",
+        name=name,
+        description=description,
         table_type="EXTERNAL_TABLE",
-        parameters={
-            "classification": "parquet",
-            "EXTERNAL": "TRUE",
-            "projection.enabled": "true",
-            f"projection.{partition.name}.type": "date",
-            f"projection.{partition.name}.format": "yyyy-MM-dd",
-            f"projection.{partition.name}.range": f"{config.analytics_start_date},NOW",
-            f"projection.{partition.name}.interval": "1",
-            f"projection.{partition.name}.interval.unit": "DAYS",
-            "storage.location.template": f"{location}{PARTITION_KEY}=${{{partition.name}}}/",
-        },
+        parameters={"EXTERNAL": "TRUE", **storage.table_parameters, **_day_projection(config, location)},
         partition_keys=[_column(partition.name, partition.sql_type, partition.comment)],
         storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-            columns=[_column(**column) for column in schema.glue_columns()],
+            columns=columns,
             location=location,
-            input_format=PARQUET_INPUT_FORMAT,
-            output_format=PARQUET_OUTPUT_FORMAT,
+            input_format=storage.input_format,
+            output_format=storage.output_format,
             serde_info=glue.CfnTable.SerdeInfoProperty(
-                serialization_library=PARQUET_SERDE, parameters={"serialization.format": "1"}
+                serialization_library=storage.serde, parameters=dict(storage.serde_parameters)
             ),
         ),
     )
+
+
+def _day_projection(config: StageConfig, location: str) -> dict[str, str]:
+    """Partition projection of `context_date`: every day from the stage's analytics start to tomorrow (UTC),
+    each at `<location>context_date=YYYY-MM-DD/`, the folder both zones write."""
+    key = schema.PARTITION.name
+    return {
+        "projection.enabled": "true",
+        f"projection.{key}.type": "date",
+        f"projection.{key}.format": "yyyy-MM-dd",
+        f"projection.{key}.range": f"{config.analytics_start_date},{PROJECTION_END}",
+        f"projection.{key}.interval": "1",
+        f"projection.{key}.interval.unit": "DAYS",
+        "storage.location.template": f"{location}{PARTITION_KEY}=${{{key}}}/",
+    }
 
 
 def _column(name: str, type: str, comment: str) -> glue.CfnTable.ColumnProperty:

@@ -1,18 +1,21 @@
-"""Presentation stack template: Glue table (schema agreement, projection), Athena workgroup, named queries."""
+"""Presentation stack template: Glue tables over both zones (schema agreement, storage, projection), Athena
+workgroup, named queries and the analysts' managed policy."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pyarrow.parquet as pq
 import pytest
 
 from analytics import QUERY_DIR, load_queries
-from lambdas.common.layout import day_prefix
+from lambdas.common.layout import day_prefix, raw_key
 from lambdas.etl import schema
 from lambdas.etl.compact import write_parquet
+from lambdas.etl.day import enriched_key
 from stacks import outputs
-from tests.cdk_support import ref, resources, stage_fixture, the_resource
+from tests.cdk_support import arn, normalized, ref, resources, stage_fixture, the_resource
 
 ARROW_TO_GLUE = {"int64": "bigint", "bool": "boolean", "string": "string"}
 
@@ -26,13 +29,45 @@ def template(dev):
 
 
 @pytest.fixture(scope="module")
-def table(template):
-    return the_resource(template, "AWS::Glue::Table")["Properties"]
+def table(dev, template):
+    return template["Resources"][dev.logical_id("Presentation", "Table")]["Properties"]
+
+
+@pytest.fixture(scope="module")
+def raw_table(dev, template):
+    return template["Resources"][dev.logical_id("Presentation", "RawTable")]["Properties"]
 
 
 def enriched_bucket(config) -> dict:
     """The enriched bucket's name as the presentation stack imports it from the ETL stack's exported output."""
     return {"Fn::ImportValue": f"{config.stack_name('Etl')}-{outputs.ENRICHED_BUCKET_NAME}"}
+
+
+def raw_bucket(config) -> dict:
+    """The raw bucket's name as the presentation stack imports it from the Ingestion stack's exported output."""
+    return {"Fn::ImportValue": f"{config.stack_name('Ingestion')}-{outputs.RAW_BUCKET_NAME}"}
+
+
+def joined(*parts) -> dict:
+    return {"Fn::Join": ["", list(parts)]}
+
+
+def account_arn(service: str, resource: str, *rest) -> dict:
+    """`arn:<partition>:<service>:<region>:<account>:<resource><rest>` as CDK's format_arn writes it."""
+    return joined(
+        "arn:", ref("AWS::Partition"), f":{service}:", ref("AWS::Region"), ":", ref("AWS::AccountId"), f":{resource}",
+        *rest,
+    )
+
+
+def bucket_arn(bucket: dict, *key_pattern: str) -> dict:
+    """The ARN of an imported bucket (or of its keys matching `key_pattern`)."""
+    return joined("arn:", ref("AWS::Partition"), ":s3:::", bucket, *key_pattern)
+
+
+def allow(actions: list[str], resources: list, condition: dict | None = None) -> dict:
+    statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
+    return {**statement, "Condition": condition} if condition else statement
 
 
 def test_database_is_the_stages(dev, template):
@@ -70,25 +105,81 @@ def test_table_is_an_external_parquet_table_partitioned_by_date(dev, table):
     assert storage["Location"] == {"Fn::Join": ["", ["s3://", enriched_bucket(dev.config), "/telegram/"]]}
 
 
-def test_partition_projection_covers_every_day_from_the_start_date_to_now(dev, table):
-    parameters = table["TableInput"]["Parameters"]
+def test_raw_table_reads_each_stored_update_whole_as_one_line_of_text(dev, raw_table):
+    """Text, one row per line, the whole line in one string column: the SQL parses the JSON, so a body that
+    is not JSON spoils its own row only; no crawler-made schema, no second copy of the data."""
+    table_input = raw_table["TableInput"]
+    storage = table_input["StorageDescriptor"]
+
+    assert raw_table["DatabaseName"] == ref(dev.logical_id("Presentation", "Database"))
+    assert table_input["Name"] == "telegram_raw"
+    assert table_input["TableType"] == "EXTERNAL_TABLE"
+    assert "line of compact JSON" in table_input["Description"]
+    assert table_input["PartitionKeys"] == [
+        {"Name": "context_date", "Type": "date", "Comment": schema.PARTITION.comment}
+    ]
+    assert [(column["Name"], column["Type"]) for column in storage["Columns"]] == [("line", "string")]
+    assert "compact JSON" in storage["Columns"][0]["Comment"]
+    assert storage["InputFormat"] == "org.apache.hadoop.mapred.TextInputFormat"
+    assert storage["OutputFormat"] == "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+    assert storage["SerdeInfo"] == {
+        "SerializationLibrary": "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+        "Parameters": {"field.delim": "\x01", "serialization.format": "\x01"},
+    }
+    assert storage["Location"] == joined("s3://", raw_bucket(dev.config), "/telegram/")
+    parameters = table_input["Parameters"]
+    assert {k: v for k, v in parameters.items() if not k.startswith(("projection.", "storage."))} == {
+        "EXTERNAL": "TRUE"
+    }
+
+
+def test_the_field_delimiter_cannot_occur_in_valid_json_so_a_line_is_never_split():
+    """U+0001 inside a string is escaped by every JSON writer and refused raw by a strict JSON reader."""
+    update = {"update_id": 1, "message": {"text": "a\x01b\nc"}}
+
+    assert "\x01" not in json.dumps(update, ensure_ascii=False, separators=(",", ":"))
+    with pytest.raises(json.JSONDecodeError, match="control character"):
+        json.loads('{"update_id":1,"message":{"text":"a\x01b"}}')
+
+
+@pytest.mark.parametrize("part", ["Table", "RawTable"])
+def test_partition_projection_covers_every_day_from_the_start_date_to_tomorrow_in_utc(dev, template, part):
+    """Projection evaluates `NOW` in UTC at query time: east of UTC, the local today is UTC's tomorrow for part
+    of the day, and `NOW` alone would hide it until UTC's midnight."""
+    parameters = template["Resources"][dev.logical_id("Presentation", part)]["Properties"]["TableInput"]["Parameters"]
 
     assert {key: value for key, value in parameters.items() if key.startswith("projection.")} == {
         "projection.enabled": "true",
         "projection.context_date.type": "date",
         "projection.context_date.format": "yyyy-MM-dd",
-        "projection.context_date.range": f"{dev.config.analytics_start_date},NOW",
+        "projection.context_date.range": f"{dev.config.analytics_start_date},NOW+1DAYS",
         "projection.context_date.interval": "1",
         "projection.context_date.interval.unit": "DAYS",
     }
 
 
-def test_projected_location_of_a_day_is_the_folder_the_etl_writes(dev, table):
-    prefix, bucket, suffix = table["TableInput"]["Parameters"]["storage.location.template"]["Fn::Join"][1]
-    day = date(2026, 3, 8)
+def test_prod_projection_starts_at_its_own_start_date(prod):
+    for part in ("Table", "RawTable"):
+        table = prod.template("Presentation")["Resources"][prod.logical_id("Presentation", part)]["Properties"]
+        start, end = table["TableInput"]["Parameters"]["projection.context_date.range"].split(",")
+        assert (start, end) == (prod.config.analytics_start_date, "NOW+1DAYS")
 
-    assert (prefix, bucket) == ("s3://", enriched_bucket(dev.config))
-    assert suffix.replace("${context_date}", day.isoformat()) == f"/{day_prefix(day)}"
+
+@pytest.mark.parametrize(
+    ("part", "bucket", "written_key"),
+    [
+        ("Table", enriched_bucket, enriched_key),  # the ETL's Parquet file
+        ("RawTable", raw_bucket, lambda day: raw_key(day, 123456789)),  # an update the ingest stored
+    ],
+)
+def test_projected_location_of_a_day_is_the_folder_its_zone_is_written_to(dev, template, part, bucket, written_key):
+    table = template["Resources"][dev.logical_id("Presentation", part)]["Properties"]
+    prefix, bucket_name, suffix = table["TableInput"]["Parameters"]["storage.location.template"]["Fn::Join"][1]
+    day = date(2026, 3, 8)
+    folder = suffix.replace("${context_date}", day.isoformat())
+
+    assert (prefix, bucket_name) == ("s3://", bucket(dev.config))
+    assert folder == f"/{day_prefix(day)}" == f"/{written_key(day).rpartition('/')[0]}/"
 
 
 def test_workgroup_enforces_its_encrypted_results_location_and_the_scan_cutoff(dev, template):
@@ -138,7 +229,7 @@ def test_query_results_are_gone_after_the_configured_days(stage, dev, prod):
 
 def test_one_named_query_per_sql_file_bound_to_the_workgroup_and_database(dev, template):
     named = [query["Properties"] for query in resources(template, "AWS::Athena::NamedQuery").values()]
-    expected = load_queries(dev.config.timezone)
+    expected = load_queries(dev.config.timezone, dev.config.glue_database)
 
     assert len(named) == len(expected) == len(list(QUERY_DIR.glob("*.sql"))) > 0
     assert [(q["Name"], q["Description"], q["QueryString"]) for q in named] == [
@@ -150,18 +241,77 @@ def test_one_named_query_per_sql_file_bound_to_the_workgroup_and_database(dev, t
         assert "{{timezone}}" not in query["QueryString"]
 
 
-def test_no_permissions_are_created_analysts_use_their_own(template):
-    assert not [r for r in template["Resources"].values() if r["Type"].startswith("AWS::IAM::")]
+def test_analyst_policy_is_exactly_what_a_query_in_the_workgroup_needs(dev, template):
+    """Athena runs with the caller's permissions: this workgroup, the stage's database and its tables, the
+    `telegram/` prefix of both zones (not the ingest's state), and the results bucket. Nothing else."""
+    policy = template["Resources"][dev.logical_id("Presentation", "AnalystPolicy")]["Properties"]
+    raw, enriched = raw_bucket(dev.config), enriched_bucket(dev.config)
+    database = ref(dev.logical_id("Presentation", "Database"))
+    results = arn(dev.logical_id("Presentation", "ResultsBucket"))
+    workgroup = account_arn("athena", "workgroup/", ref(dev.logical_id("Presentation", "Workgroup")))
+    expected = [
+        allow(
+            [
+                "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults",
+                "athena:StopQueryExecution", "athena:GetWorkGroup", "athena:ListNamedQueries",
+                "athena:GetNamedQuery", "athena:BatchGetNamedQuery", "athena:ListQueryExecutions",
+                "athena:BatchGetQueryExecution",
+            ],
+            workgroup,
+        ),
+        allow(
+            ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions"],
+            [
+                account_arn("glue", "catalog"),
+                account_arn("glue", "database/", database),
+                account_arn("glue", "table/", database, "/*"),
+            ],
+        ),
+        allow(["s3:GetBucketLocation"], [bucket_arn(raw), bucket_arn(enriched)]),
+        allow(
+            ["s3:ListBucket"], [bucket_arn(raw), bucket_arn(enriched)], {"StringLike": {"s3:prefix": ["telegram/*"]}}
+        ),
+        allow(["s3:GetObject"], [bucket_arn(raw, "/telegram/*"), bucket_arn(enriched, "/telegram/*")]),
+        allow(["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"], results),
+        allow(
+            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            joined(results, "/*"),
+        ),
+    ]
+
+    assert normalized(policy["PolicyDocument"]["Statement"]) == normalized(expected)
 
 
-def test_outputs_name_the_workgroup_database_table_and_results_bucket(dev, template):
+def test_analyst_policy_is_the_only_iam_resource_and_attached_to_no_one(template):
+    """The app creates no analyst identity: an administrator attaches the policy to their own roles, groups or
+    users. Granting to it leaves the buckets' resource policies alone (they only refuse plain HTTP)."""
+    iam_resources = [r for r in template["Resources"].values() if r["Type"].startswith("AWS::IAM::")]
+    bucket_statements = [
+        statement
+        for policy in resources(template, "AWS::S3::BucketPolicy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+    assert [r["Type"] for r in iam_resources] == ["AWS::IAM::ManagedPolicy"]
+    assert not {"Roles", "Groups", "Users", "ManagedPolicyName"} & iam_resources[0]["Properties"].keys()
+    assert [s["Principal"] for s in bucket_statements if s["Effect"] == "Allow"] == [
+        {"Service": "logging.s3.amazonaws.com"}
+    ]
+
+
+def test_outputs_name_the_workgroup_database_tables_results_bucket_and_analyst_policy(dev, template):
     declared = template["Outputs"]
 
     assert declared.keys() == {
-        outputs.WORKGROUP_NAME, outputs.DATABASE_NAME, outputs.TABLE_NAME, outputs.RESULTS_BUCKET_NAME
+        outputs.WORKGROUP_NAME, outputs.DATABASE_NAME, outputs.TABLE_NAME, outputs.RAW_TABLE_NAME,
+        outputs.RESULTS_BUCKET_NAME, outputs.ANALYST_POLICY_ARN,
     }
     assert declared[outputs.WORKGROUP_NAME]["Value"] == ref(dev.logical_id("Presentation", "Workgroup"))
     assert declared[outputs.DATABASE_NAME]["Value"] == ref(dev.logical_id("Presentation", "Database"))
     assert declared[outputs.TABLE_NAME]["Value"] == "telegram"
+    assert declared[outputs.RAW_TABLE_NAME]["Value"] == "telegram_raw"
     assert declared[outputs.RESULTS_BUCKET_NAME]["Value"] == ref(dev.logical_id("Presentation", "ResultsBucket"))
-    assert dev.stacks["Etl"] in dev.stacks["Presentation"].dependencies
+    assert declared[outputs.ANALYST_POLICY_ARN]["Value"] == ref(dev.logical_id("Presentation", "AnalystPolicy"))
+    for command in ("attach-role-policy", "attach-group-policy", "attach-user-policy"):
+        assert command in declared[outputs.ANALYST_POLICY_ARN]["Description"]
+    assert {dev.stacks["Ingestion"], dev.stacks["Etl"]} <= set(dev.stacks["Presentation"].dependencies)

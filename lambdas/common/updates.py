@@ -36,15 +36,16 @@ NO_TYPE = "unknown"
 
 
 def update_type(update: Mapping[str, Any]) -> str:
-    """The update's type: the first known type it carries, else the first field besides `update_id`
-    (a type newer than this code keeps its own name), else `unknown`."""
+    """The update's type: the first known type it carries, else the (alphabetically) first field besides
+    `update_id` (a type newer than this code keeps its own name), else `unknown`.
+
+    Not "the first field in the document": SQL engines read a JSON object as a map, whose key order is not
+    the document's, and the flattening SQL (analytics/lake/raw_rows.sql) must name the same type.
+    """
     for name in UPDATE_TYPES:
         if name in update:
             return name
-    for name in update:
-        if name != "update_id":
-            return str(name)
-    return NO_TYPE
+    return min((str(name) for name in update if name != "update_id"), default=NO_TYPE)
 
 
 def is_known_type(name: str) -> bool:

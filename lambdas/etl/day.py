@@ -35,6 +35,8 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Scheduler's format, e.g. 2026-03-08T04:00:00Z: UTC, whole seconds.
 _SCHEDULED_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _RAW_NAME = re.compile(r"([0-9]{1,19})\.json")
+# Where a text file's lines end, as Hadoop's LineRecordReader (Athena's text tables) splits them.
+_LINE_BREAK = re.compile(r"[\r\n]")
 
 
 def enriched_key(day: date) -> str:
@@ -153,11 +155,29 @@ class NotAnUpdate(ValueError):
     """A raw object that is not valid JSON or not a Telegram Update; the message says why."""
 
 
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def decode_update(body: bytes, update_id: int) -> dict[str, Any]:
-    """The Update stored in `body` under the name `<update_id>.json`, or NotAnUpdate."""
+    """The Update stored in `body` under the name `<update_id>.json`, or NotAnUpdate.
+
+    Telegram sends one line of compact, standard JSON in UTF-8. Only that is an update here, exactly as
+    the raw table reads it on Athena (one row per line of text, parsed by Trino's strict JSON parser), so
+    both engines turn the same objects into the same rows: bytes that are not UTF-8 (including encoded
+    surrogates, which `json.loads(bytes)` would let through), a body spread over several lines, and
+    JavaScript's NaN/Infinity are refused. Escaped lone surrogates (`"\\ud800"`) are valid JSON; `flatten`
+    repairs them.
+    """
     try:
-        update = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NotAnUpdate(f"not UTF-8: {error}") from None
+    if _LINE_BREAK.search(text.removesuffix("\n").removesuffix("\r")):
+        raise NotAnUpdate("not one line of JSON: a line break inside the body")
+    try:
+        update = json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError) as error:
         raise NotAnUpdate(f"not valid JSON: {error}") from None
     if not isinstance(update, dict):
         raise NotAnUpdate(f"not a Telegram Update: a JSON {type(update).__name__}, not an object")

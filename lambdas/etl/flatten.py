@@ -20,6 +20,8 @@ CONTENT_TYPES = (
     "location", "contact", "poll", "dice", "story",
 )
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
 # Fields of a service message: something happened to the chat rather than someone saying something.
 SERVICE_FIELDS = (
     "new_chat_members", "left_chat_member", "new_chat_title", "new_chat_photo", "delete_chat_photo",
@@ -86,6 +88,8 @@ def leading_command(message: Mapping[str, Any]) -> str | None:
     Telegram marks commands with a `bot_command` entity (in `entities` for text, `caption_entities` for a
     caption). Entity lengths count UTF-16 code units; a command is ASCII, so at offset 0 they are characters.
     The entity is data like any other: its span is clamped to the text, and what it marks must start with `/`.
+    Only ASCII letters are lowered (Telegram's commands are ASCII): Unicode case rules differ between Python
+    and the SQL engines that flatten the same updates (analytics/lake/raw_rows.sql).
     """
     for text_field, entities_field in (("text", "entities"), ("caption", "caption_entities")):
         text = _string(message.get(text_field))
@@ -96,7 +100,7 @@ def leading_command(message: Mapping[str, Any]) -> str | None:
             entity = _mapping(entity)
             length = _integer(entity.get("length")) or 0
             if entity.get("type") == "bot_command" and _integer(entity.get("offset")) == 0 and length > 0:
-                command = text[:length].split("@", 1)[0].lower()  # the slice stops at the text's end
+                command = text[:length].split("@", 1)[0].translate(_ASCII_LOWER)  # the slice stops at the text's end
                 return command if len(command) > 1 and command.startswith("/") else None
     return None
 
