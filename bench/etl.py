@@ -56,7 +56,7 @@ from lambdas.etl.day import enriched_key  # noqa: E402
 from lambdas.etl import handler as etl_handler  # noqa: E402
 from lambdas.etl import store as etl_store  # noqa: E402
 from lambdas.etl.handler import EtlSettings, process  # noqa: E402
-from tools.synthetic import synthetic_chat  # noqa: E402
+from tools.local.synthetic import synthetic_chat  # noqa: E402
 
 DAY = date(2026, 11, 24)  # a Tuesday
 ZONE = "America/Sao_Paulo"

@@ -10,6 +10,7 @@ from stacks.account import STACK_NAME as ACCOUNT_STACK_NAME
 from stacks.account import AccountStack
 from stacks.config import PROJECT, ConfigError, StageConfig, load_stage
 from stacks.etl import EtlStack
+from stacks.github import add_github_access
 from stacks.ingestion import IngestionStack
 from stacks.presentation import PresentationStack
 
@@ -41,16 +42,17 @@ def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
         description="Daily raw JSON -> Parquet compaction", **common,
     )
     presentation = PresentationStack(
-        app, config.stack_name("Presentation"), config=config, etl=etl,
+        app, config.stack_name("Presentation"), config=config, ingestion=ingestion, etl=etl,
         description="Glue table with partition projection, Athena workgroup and saved queries", **common,
     )
     # Stack tags reach what CloudFormation creates implicitly; these tag every resource in the templates.
     for stack, tags in ((account, project_tag), (ingestion, stage_tags), (etl, stage_tags), (presentation, stage_tags)):
         for key, value in tags.items():
             cdk.Tags.of(stack).add(key, value)
+    github = add_github_access(app, config=config, account=account, **common)
     if nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return [account, ingestion, etl, presentation]
+    return [account, ingestion, etl, presentation, *([github] if github else [])]
 
 
 def _environment(config: StageConfig) -> cdk.Environment | None:

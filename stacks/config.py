@@ -26,6 +26,7 @@ from stacks import time_zones
 
 PROJECT = "TelegramLake"
 TABLE = "telegram"  # the enriched table: the original design's name, so its analytics run unchanged
+RAW_TABLE = "telegram_raw"  # the raw zone: one row per line of each stored update (one line: Telegram's compact JSON)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 DEFAULT_STAGE = "dev"
@@ -58,6 +59,11 @@ _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2,4}(-[a-z]{2,5})?-((north|south)(east|west)?|east|west|central)-[1-9][0-9]?")
 # Plausible, not RFC 5322: one @, no spaces, a dotted domain. SNS sends a confirmation mail anyway.
 _EMAIL = re.compile(r"[^@\s]+@([^@\s.]+\.)+[^@\s.]+")
+# GitHub's rules: an owner has 1-39 letters, digits and single inner hyphens; a repository name 1-100
+# letters, digits, `.`, `_` and `-`, but is not `.` or `..`. No `:`: it separates the fields of the OIDC `sub` claim.
+_GITHUB_REPOSITORY = re.compile(
+    r"(?=[A-Za-z0-9-]{1,39}/)[A-Za-z0-9]+(-[A-Za-z0-9]+)*/(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,100}"
+)
 # Every pattern above is used with `fullmatch`: `$` would accept a trailing newline.
 
 
@@ -92,6 +98,7 @@ class StageConfig:
     athena_results_expiration_days: int
     athena_bytes_scanned_cutoff: int
     no_updates_alarm_hours: int  # the ingest's alarm fires after this many hours with nothing stored; 0 = off
+    github_repository: str | None  # `owner/name` whose workflows may review and deploy the stage; None = none
 
     @property
     def retain_data(self) -> bool:
@@ -364,6 +371,9 @@ class _Parser:
             ),
             no_updates_alarm_hours=self.integer(
                 "no_updates_alarm_hours", 24, minimum=0, maximum=MAX_NO_UPDATES_ALARM_HOURS
+            ),
+            github_repository=self.optional_string(
+                "github_repository", _GITHUB_REPOSITORY, "a GitHub repository 'owner/name', spelled as on GitHub"
             ),
         )
 

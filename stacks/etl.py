@@ -19,6 +19,7 @@ from stacks import outputs
 from stacks.alarms import ALARM_PERIOD, alarm_on_any, alarm_topic_from_output
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
+from stacks.dashboard import StageDashboard, dashboard_url
 from stacks.functions import lake_function
 from stacks.packaging import pyarrow_layer, runtime_layer
 from stacks.references import publish
@@ -67,6 +68,8 @@ class EtlStack(cdk.Stack):
                 "TIMEZONE": config.timezone,
                 "READ_CONCURRENCY": str(config.etl_read_concurrency),
                 "ANALYTICS_START_DATE": config.analytics_start_date,
+                # Powertools' own variable: each day's summary is published in the stage's namespace.
+                "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
             },
             layers=[runtime_layer(self, config), pyarrow_layer(self, config)],
             # EventBridge Scheduler invokes Lambda asynchronously: a run that raises is retried by Lambda,
@@ -84,11 +87,15 @@ class EtlStack(cdk.Stack):
         self._acknowledge_bucket_grants(function.role, raw_bucket, enriched_bucket, lake_objects)
         self._schedule(config, function, failed_runs)
         self._alarms(config, function, failed_runs, alarm_topic_from_output(self, "AlarmTopic", producer=ingestion))
+        StageDashboard(self, "Dashboard", config=config, etl_function=function, failed_runs=failed_runs)
 
         cdk.CfnOutput(
             self, outputs.ETL_FUNCTION_NAME, value=function.function_name, description="Invoke for a backfill"
         )
         publish(self, outputs.ENRICHED_BUCKET_NAME, enriched_bucket.bucket_name, "Daily Parquet files")
+        cdk.CfnOutput(
+            self, outputs.DASHBOARD_URL, value=dashboard_url(config), description="The stage's health on one page"
+        )
 
     def _acknowledge_bucket_grants(
         self, role: iam.IRole, raw_bucket: s3.IBucket, enriched_bucket: s3.IBucket, objects: str

@@ -20,6 +20,7 @@ from stacks.alarms import ALARM_PERIOD, AlarmTopic, alarm_name, alarm_on_any, no
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
 from stacks.functions import lake_function, log_group
+from stacks.metrics import lake_metric
 from stacks.packaging import runtime_layer
 from stacks.references import publish
 from stacks.storage import AccessLogBucket, SecureBucket, grant_listing, grant_on_objects, removal_policy
@@ -179,13 +180,7 @@ class IngestionAlarms(Construct):
 
     def ingest_metric(self, name: str, period: cdk.Duration = ALARM_PERIOD) -> cloudwatch.Metric:
         """A count the ingest handler emits (EMF), in the stage's namespace."""
-        return cloudwatch.Metric(
-            namespace=self.config.metrics_namespace,
-            metric_name=name,
-            dimensions_map={"service": metrics.SERVICE},
-            period=period,
-            statistic="Sum",
-        )
+        return lake_metric(self.config, metrics.SERVICE, name, period=period)
 
     def _unlisted_chats_alarm(self) -> None:
         """Groups (or channels) wrote but nothing was stored: on a fresh deploy, the allowlist's example id."""
@@ -256,6 +251,11 @@ def _raw_lifecycle(config: StageConfig) -> list[s3.LifecycleRule]:
     ]
 
 
+def webhook_api_name(config: StageConfig) -> str:
+    """The REST API's name: API Gateway's metrics are dimensioned by it (and the stage), as the dashboard reads them."""
+    return config.stack_name("Webhook")
+
+
 class WebhookApi(Construct):
     """A regional REST API with one route, `POST /webhook`, proxied to the ingest function.
 
@@ -270,7 +270,7 @@ class WebhookApi(Construct):
         api = apigw.RestApi(
             self,
             "Api",
-            rest_api_name=config.stack_name("Webhook"),
+            rest_api_name=webhook_api_name(config),
             description="Telegram Bot API webhook",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # API Gateway logs with one role per account and region: the shared account stack sets it

@@ -52,7 +52,7 @@ def test_stack_names_carry_the_stage_and_deploy_in_order(stage_app):
     assert account.dependencies == []
     assert ingestion.dependencies == [account]
     assert etl.dependencies == [ingestion]
-    assert presentation.dependencies == [etl]
+    assert presentation.dependencies == [ingestion, etl]
 
 
 def test_every_stage_shares_one_identical_account_stack_so_deploying_another_stage_changes_nothing(dev, prod):
@@ -167,7 +167,9 @@ def test_stacks_read_each_other_only_through_exports_that_cannot_change_while_in
         "Account": set(),
         "Ingestion": set(),
         "Etl": {f"TelegramLake-{stage}-Ingestion-RawBucketName", f"TelegramLake-{stage}-Ingestion-AlarmTopicArn"},
-        "Presentation": {f"TelegramLake-{stage}-Etl-EnrichedBucketName"},
+        "Presentation": {
+            f"TelegramLake-{stage}-Ingestion-RawBucketName", f"TelegramLake-{stage}-Etl-EnrichedBucketName"
+        },
     }
     for part, names in imported.items():
         for name in names:

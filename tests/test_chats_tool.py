@@ -17,8 +17,8 @@ from lambdas.common.layout import CHAT_LINKS_PREFIX, CHATS_SEEN_PREFIX, chat_lin
 from lambdas.ingest.chats import Chat, ChatsSeen
 from stacks import outputs
 from stacks.config import load_from_cdk_json
-from tools.chats import allowlist_warning
-from tools.local import LocalStack, deliver, telegram_json
+from tools.operate.chats import allowlist_warning
+from tools.local.stack import LocalStack, deliver, telegram_json
 
 DEV = load_from_cdk_json("dev")
 STACK = DEV.stack_name("Ingestion")

@@ -52,6 +52,7 @@ def test_only_the_chat_allowlist_is_required_everything_else_has_safe_defaults()
         webhook_max_connections=40, etl_schedule_local_time="01:00", etl_memory_mb=1024, etl_timeout_minutes=15,
         etl_read_concurrency=32, alarm_email=None, analytics_start_date="2026-01-01",
         athena_results_expiration_days=30, athena_bytes_scanned_cutoff=1_073_741_824, no_updates_alarm_hours=24,
+        github_repository=None,
     )
     assert (config.etl_schedule_hour, config.etl_schedule_minute) == (1, 0)
     assert config.metrics_namespace == namespace(PROJECT, "qa") == "TelegramLake/qa"
@@ -151,6 +152,20 @@ def test_an_unknown_stage_names_it_and_the_configured_ones():
         ("dev", {"alarm_email": "ops@@example.com"}, "alarm_email", "must be an email address"),
         ("dev", {"alarm_email": "ops@example..com"}, "alarm_email", "must be an email address"),
         ("dev", {"alarm_email": "ops@example.com\n"}, "alarm_email", "must be an email address"),
+        ("dev", {"github_repository": ""}, "github_repository", "non-empty string"),
+        ("dev", {"github_repository": ["octo-org/lake"]}, "github_repository", "non-empty string"),
+        ("dev", {"github_repository": "octo-org"}, "github_repository", "GitHub repository 'owner/name'"),
+        ("dev", {"github_repository": "https://github.com/octo-org/lake"}, "github_repository", "'owner/name'"),
+        ("dev", {"github_repository": "octo-org/lake/sub"}, "github_repository", "'owner/name'"),
+        # `:` would let the setting change which field of the OIDC `sub` claim the role trusts.
+        ("dev", {"github_repository": "octo-org/lake:environment:prod"}, "github_repository", "'owner/name'"),
+        ("dev", {"github_repository": "octo-org/lake*"}, "github_repository", "'owner/name'"),
+        ("dev", {"github_repository": "octo-org/lake\n"}, "github_repository", "'owner/name'"),
+        ("dev", {"github_repository": "-octo/lake"}, "github_repository", "'owner/name'"),
+        ("dev", {"github_repository": "octo--org/lake"}, "github_repository", "'owner/name'"),
+        ("dev", {"github_repository": "o" * 40 + "/lake"}, "github_repository", "'owner/name'"),
+        ("dev", {"github_repository": "octo-org/" + "r" * 101}, "github_repository", "'owner/name'"),
+        ("dev", {"github_repository": "octo-org/.."}, "github_repository", "'owner/name'"),
     ],
 )
 def test_an_invalid_setting_fails_naming_the_stage_and_the_key(stage, overrides, key, problem):
@@ -167,6 +182,12 @@ def test_an_invalid_setting_fails_naming_the_stage_and_the_key(stage, overrides,
 def test_an_alarm_email_is_optional_and_kept_as_given(address):
     assert load_stage(STAGES, "dev").alarm_email is None
     assert load_stage(stages_with("dev", alarm_email=address), "dev").alarm_email == address
+
+
+@pytest.mark.parametrize("repository", ["octo-org/telegram-lake", "Octo/lake.data_v2", "o" * 39 + "/" + "r" * 100])
+def test_a_github_repository_is_optional_and_kept_as_given(repository):
+    assert load_stage(STAGES, "dev").github_repository is None
+    assert load_stage(stages_with("dev", github_repository=repository), "dev").github_repository == repository
 
 
 def test_a_misspelled_key_is_rejected_not_ignored():

@@ -13,7 +13,7 @@ from lambdas.common.layout import local_day
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES, carries_message, update_type
 from lambdas.etl.flatten import flatten, leading_command, message_type, valid_utf8
 from lambdas.etl.schema import BIGINT_MAX, BIGINT_MIN, COLUMN_NAMES, arrow_schema
-from tools.synthetic import synthetic_chat
+from tools.local.synthetic import synthetic_chat
 
 CHAT = {"id": -1001234567890, "type": "supergroup", "title": "Lake"}
 ANA = {

@@ -156,7 +156,7 @@ def test_poison_objects_are_reported_and_the_rest_of_the_day_is_written(s3, capl
     poison = {
         put_raw(s3, DAY, b"{not json", key=f"{prefix}100.json"): "not valid JSON: ",
         put_raw(s3, DAY, b"", key=f"{prefix}101.json"): "not valid JSON: ",
-        put_raw(s3, DAY, b"\xc3\x28", key=f"{prefix}102.json"): "not valid JSON: ",
+        put_raw(s3, DAY, b"\xc3\x28", key=f"{prefix}102.json"): "not UTF-8: ",
         put_raw(s3, DAY, b"[1, 2]", key=f"{prefix}103.json"): "not a Telegram Update: a JSON list, not an object",
         put_raw(s3, DAY, {**message(104), "update_id": "104"}, key=f"{prefix}104.json"):
             "not a Telegram Update: no integer update_id (got '104')",
@@ -189,8 +189,10 @@ def test_poison_objects_are_reported_and_the_rest_of_the_day_is_written(s3, capl
     assert enriched_keys(s3) == [enriched_key(DAY)]
 
 
-def test_strings_that_are_not_utf8_are_repaired_and_the_day_is_written(s3):
-    """A lone surrogate, escaped in JSON or as the raw bytes ED A0 80, made pyarrow refuse the whole day."""
+def test_an_escaped_lone_surrogate_is_repaired_and_bytes_that_are_not_utf8_are_rejected_not_the_day(s3):
+    """A lone surrogate, escaped in JSON or as the raw bytes ED A0 80, made pyarrow refuse the whole day. The
+    escape is valid JSON: repaired (U+FFFD). The bytes are not UTF-8: that object alone is rejected, as
+    Athena's JSON parser refuses it too (one flattening, two engines: tests/test_flatten_sql.py)."""
     put_raw(s3, DAY, message(1, text="before"))
     put_raw(s3, DAY, b'{"update_id": 2, "message": {"message_id": 2, "date": 1, "chat": {"id": -100}, '
                      b'"text": "escaped \\ud800 surrogate"}}', key=raw_key(DAY, 2))
@@ -200,10 +202,29 @@ def test_strings_that_are_not_utf8_are_repaired_and_the_day_is_written(s3):
 
     summary = run()
 
-    assert (summary["rows_written"], summary["rejected"], summary["rejects_key"]) == (4, 0, None)
-    written = rows(s3)
-    assert [row["text"] for row in written] == ["before", "escaped \ufffd surrogate", None, "after"]
-    assert written[2]["user_first_name"] == "raw \ufffd bytes"
+    assert (summary["rows_written"], summary["rejected"]) == (3, 1)
+    assert [row["text"] for row in rows(s3)] == ["before", "escaped \ufffd surrogate", "after"]
+    report = json.loads(s3.get_object(Bucket=ENRICHED, Key=rejects_key(DAY))["Body"].read())
+    assert [(entry["key"], entry["reason"][:10]) for entry in report["objects"]] == [(raw_key(DAY, 3), "not UTF-8:")]
+
+
+def test_a_body_that_is_not_one_line_of_standard_json_is_rejected(s3):
+    """Athena reads the raw zone line by line with a strict parser: so does the ETL, so both agree."""
+    pretty = json.dumps(message(2), indent=1).encode()
+    put_raw(s3, DAY, message(1))
+    put_raw(s3, DAY, pretty, key=raw_key(DAY, 2))
+    put_raw(s3, DAY, json.dumps(message(3)).replace('"date": ', '"date": NaN, "x": ').encode(), key=raw_key(DAY, 3))
+    put_raw(s3, DAY, json.dumps(message(4)).encode() + b"\r\n", key=raw_key(DAY, 4))  # one trailing break: one line
+
+    summary = run()
+
+    assert [row["update_id"] for row in rows(s3)] == [1, 4]
+    report = json.loads(s3.get_object(Bucket=ENRICHED, Key=rejects_key(DAY))["Body"].read())
+    assert {entry["key"]: entry["reason"] for entry in report["objects"]} == {
+        raw_key(DAY, 2): "not one line of JSON: a line break inside the body",
+        raw_key(DAY, 3): "not valid JSON: NaN is not JSON",
+    }
+    assert summary["rejected"] == 2
 
 
 def unwritable_for(update_ids: set[int], monkeypatch) -> None:

@@ -18,15 +18,15 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-import tools.etl_runs as etl_runs
+import tools.operate.etl_runs as etl_runs
 from lambdas.common.layout import local_day, raw_key, today
 from lambdas.common.updates import carries_message
 from lambdas.etl.day import enriched_key
 from stacks import outputs
 from stacks.config import load_from_cdk_json
 from tools.cli import CommandError
-from tools.etl_runs import MAX_UNCONFIRMED_DAYS, days_between, lambda_runner, register, run_days
-from tools.synthetic import synthetic_chat
+from tools.operate.etl_runs import MAX_UNCONFIRMED_DAYS, days_between, lambda_runner, register, run_days
+from tools.local.synthetic import synthetic_chat
 
 CONFIG = load_from_cdk_json("dev")
 FUNCTION = "TelegramLake-dev-Etl-EtlFunction-ABC123"

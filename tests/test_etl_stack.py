@@ -69,6 +69,7 @@ def test_etl_environment_names_both_buckets_the_zone_the_read_concurrency_and_th
         "TIMEZONE": dev.config.timezone,
         "READ_CONCURRENCY": str(dev.config.etl_read_concurrency),
         "ANALYTICS_START_DATE": dev.config.analytics_start_date,  # the ETL refuses days Athena cannot see
+        "POWERTOOLS_METRICS_NAMESPACE": dev.config.metrics_namespace,  # each day's summary, as metrics
     }
 
 
@@ -251,7 +252,7 @@ def test_schedule_role_may_only_invoke_the_etl_and_feed_its_dead_letter_queue(de
 def test_outputs_and_the_dependency_on_the_ingestion_stack(dev, template):
     declared = template["Outputs"]
 
-    assert declared.keys() == {outputs.ETL_FUNCTION_NAME, outputs.ENRICHED_BUCKET_NAME}
+    assert declared.keys() == {outputs.ETL_FUNCTION_NAME, outputs.ENRICHED_BUCKET_NAME, outputs.DASHBOARD_URL}
     assert declared[outputs.ETL_FUNCTION_NAME]["Value"] == ref(dev.logical_id("Etl", "Etl"))
     assert declared[outputs.ENRICHED_BUCKET_NAME]["Value"] == ref(dev.logical_id("Etl", "EnrichedBucket"))
     assert declared[outputs.ENRICHED_BUCKET_NAME]["Export"] == {"Name": "TelegramLake-dev-Etl-EnrichedBucketName"}

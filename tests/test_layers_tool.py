@@ -18,7 +18,7 @@ import pytest
 from stacks.limits import MIB
 from tests.cdk_support import build
 from tools.cli import CommandError
-from tools.layers import check_layers, measure_assembly
+from tools.ci.layers import check_layers, measure_assembly
 
 
 @pytest.fixture(scope="module")

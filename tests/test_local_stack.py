@@ -1,4 +1,4 @@
-"""The local stack (`tools.local`): moto + the webhook endpoint in front of the real ingest handler, the
+"""The local stack (`tools.local.stack`): moto + the webhook endpoint in front of the real ingest handler, the
 `local up` command, and polling a bot's getUpdates into the webhook (against the fake Bot API)."""
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from urllib.parse import urlsplit
 import boto3
 import pytest
 
-import tools.local
+import tools.local.stack
+from analytics import load_queries, requested_updates
 from stacks.config import load_from_cdk_json
 from lambdas.common.layout import PREFIX, chat_link_key
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER
 from tests.fake_bot_api import FakeBotApi, Reply
 from tools.cli import CommandError
-from tools.local import (
+from tools.local.stack import (
     ARRIVAL_HEADER,
     LONG_POLL_SECONDS,
     LocalStack,
@@ -331,7 +332,7 @@ def read_answer(connection: socket.socket) -> bytes:
 
 
 def test_a_client_stalled_mid_body_is_answered_408_and_cannot_keep_the_stack_from_stopping(monkeypatch):
-    monkeypatch.setattr(tools.local, "REQUEST_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(tools.local.stack, "REQUEST_TIMEOUT_SECONDS", 1.0)
     with LocalStack(CONFIG) as stack:
         address = ("127.0.0.1", urlsplit(stack.webhook_url).port)
         with socket.create_connection(address, timeout=10) as stalled:
@@ -493,7 +494,11 @@ def test_local_up_poll_feeds_the_bots_updates_through_the_webhook_and_stops_on_s
             confirming = wait_for(lambda: [call for call in telegram.calls("getUpdates") if call.get("offset") == 9002])
             assert confirming[0]["timeout"] == LONG_POLL_SECONDS  # the stack is now waiting in a long poll
             assert local_up.stop(signal.SIGTERM) == 0, "\n".join(local_up.output)
-    assert f"polling getUpdates at {telegram.base_url} for {', '.join(CONFIG.allowed_updates)} ..." in local_up.output
+    # The types `webhook set` would ask for: the stage's, plus those its saved queries declare.
+    asked, _ = requested_updates(CONFIG.allowed_updates, load_queries(CONFIG.timezone, CONFIG.glue_database))
+    assert set(CONFIG.allowed_updates) < set(asked)
+    assert f"polling getUpdates at {telegram.base_url} for {', '.join(asked)} ..." in local_up.output
+    assert {call.get("allowed_updates") and tuple(call["allowed_updates"]) for call in telegram.calls("getUpdates")} == {asked}
     assert "local stack stopped" in local_up.output
 
 

@@ -21,13 +21,13 @@ from moto.moto_api import state_manager
 from moto.server import ThreadedMotoServer
 
 import tools.__main__
-import tools.query
+import tools.operate.query
 from analytics import load_queries, load_query
 from stacks.config import load_from_cdk_json
 from tests.analytics_dataset import Scenario, generate, write_lake
 from tools.cli import CommandError
-from tools.local_sql import DayWindow, run_local
-from tools.query import FIRST_POLL_SECONDS, run_athena
+from tools.local.sql import DayWindow, run_local
+from tools.operate.query import FIRST_POLL_SECONDS, run_athena
 
 CONFIG = load_from_cdk_json("dev")
 REGION = "us-east-1"
@@ -71,7 +71,7 @@ def _register_results(columns: list[tuple[str, str]], rows: list[list[str | None
 
 def test_athena_run_sends_the_saved_sql_to_the_stage_workgroup_and_polls_with_backoff(athena):
     state_manager.set_transition(ATHENA_EXECUTION, {"progression": "manual", "times": 2})  # 2 polls per state
-    query = load_query("daily_message_count", CONFIG.timezone)
+    query = load_query("daily_message_count", CONFIG.timezone, CONFIG.glue_database)
     sleeps: list[float] = []
 
     answer = run_athena(query, CONFIG, client=athena, sleep=sleeps.append)
@@ -113,7 +113,7 @@ def test_a_failed_athena_query_exits_non_zero_with_athena_reason(athena, capsys,
 
     session = boto3.session.Session(region_name=REGION)
     session.events.register("after-call.athena.GetQueryExecution", fail)
-    monkeypatch.setattr(tools.query, "aws_session", lambda config: session)
+    monkeypatch.setattr(tools.operate.query, "aws_session", lambda config: session)
 
     code, out, err = query_cli(capsys, "daily_active_users")
     assert code == 1 and out == ""
@@ -123,7 +123,7 @@ def test_a_failed_athena_query_exits_non_zero_with_athena_reason(athena, capsys,
 def test_an_athena_query_still_running_at_the_timeout_is_cancelled(athena):
     state_manager.set_transition(ATHENA_EXECUTION, {"progression": "manual", "times": 1000})
     with pytest.raises(CommandError, match="still QUEUED after 0 s: cancelled it"):
-        run_athena(load_query("top_questions", CONFIG.timezone), CONFIG, client=athena, timeout=0, sleep=lambda _: None)
+        run_athena(load_query("top_questions", CONFIG.timezone, CONFIG.glue_database), CONFIG, client=athena, timeout=0, sleep=lambda _: None)
     [execution] = _executions()
     assert execution.status == "CANCELLED"
 
@@ -150,7 +150,7 @@ def test_list_shows_every_saved_query_with_its_question(capsys):
     code, out, _ = query_cli(capsys, "--list", "--format", "csv")
     listed = [(row["name"], row["question"]) for row in csv.DictReader(io.StringIO(out))]
     assert code == 0
-    assert listed == [(query.name, query.question) for query in load_queries(CONFIG.timezone)]
+    assert listed == [(query.name, query.question) for query in load_queries(CONFIG.timezone, CONFIG.glue_database)]
     assert ("daily_message_count", "How many messages do users send per day?") in listed
 
 
@@ -197,7 +197,7 @@ def _json_values(row: tuple) -> list:
 
 
 def test_local_json_is_the_duckdb_answer(lake, capsys):
-    columns, rows = run_local(load_query("top_questions", CONFIG.timezone), str(lake))
+    columns, rows = run_local(load_query("top_questions", CONFIG.timezone, CONFIG.glue_database), str(lake))
     code, out, err = query_cli(capsys, "top_questions", "--local", str(lake), "--format", "json")
     assert code == 0 and rows
     assert json.loads(out) == [dict(zip(columns, _json_values(row))) for row in rows]
@@ -205,36 +205,38 @@ def test_local_json_is_the_duckdb_answer(lake, capsys):
 
 
 def test_local_csv_is_the_duckdb_answer(lake, capsys):
-    columns, rows = run_local(load_query("repeated_questions", CONFIG.timezone), str(lake))
+    columns, rows = run_local(load_query("repeated_questions", CONFIG.timezone, CONFIG.glue_database), str(lake))
     code, out, _ = query_cli(capsys, "repeated_questions", "--local", str(lake), "--format", "csv")
     assert code == 0 and rows
     assert list(csv.reader(io.StringIO(out))) == [columns, *([str(value) for value in row] for row in rows)]
 
 
-def test_the_local_window_is_the_stage_start_to_today_in_utc():
+def test_the_local_window_is_the_stage_start_to_tomorrow_in_utc():
+    """NOW+1DAYS, as both tables' projection: a zone east of UTC may already be in tomorrow's UTC date."""
     late_evening_in_sao_paulo = datetime(2026, 12, 3, 22, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))  # 01:00Z Dec 4
     window = DayWindow.for_stage(CONFIG, now=late_evening_in_sao_paulo)
-    assert window == DayWindow(date.fromisoformat(CONFIG.analytics_start_date), date(2026, 12, 4))
+    assert window == DayWindow(date.fromisoformat(CONFIG.analytics_start_date), date(2026, 12, 5))
 
 
 def test_local_reads_only_the_days_athena_shows_and_says_how_many_it_left_out(lake, tmp_path, capsys):
     start = date.fromisoformat(CONFIG.analytics_start_date)
     widened = copy_of(lake, tmp_path / "lake")
-    for outside in (start - timedelta(days=1), TODAY_UTC + timedelta(days=2)):
+    for outside in (start - timedelta(days=1), TODAY_UTC + timedelta(days=2)):  # the day after the window
         add_day(widened, f"context_date={outside.isoformat()}")
     for never_projected in (start.strftime("%Y%m%d"), "2026-02-30"):  # not a yyyy-MM-dd day
         add_day(widened, f"context_date={never_projected}")
-    for inside in (start, TODAY_UTC):  # the window's first and last days
+    for inside in (start, TODAY_UTC + timedelta(days=1)):  # the window's first and last days
         add_day(widened, f"context_date={inside.isoformat()}")
 
     _, expected, _ = query_cli(capsys, "daily_message_count", "--local", str(lake), "--format", "json")
     code, out, err = query_cli(capsys, "daily_message_count", "--local", str(widened), "--format", "json")
 
     days = sorted(row["context_date"] for row in json.loads(out))
-    in_window = [start.isoformat(), *(row["context_date"] for row in json.loads(expected)), TODAY_UTC.isoformat()]
+    last = TODAY_UTC + timedelta(days=1)
+    in_window = [start.isoformat(), *(row["context_date"] for row in json.loads(expected)), last.isoformat()]
     assert code == 0 and days == sorted(in_window)
     assert err.splitlines()[-1] == (
-        f"days outside stage dev's window {start.isoformat()} to {TODAY_UTC.isoformat()}, not read "
+        f"days outside stage dev's window {start.isoformat()} to {last.isoformat()}, not read "
         "(Athena's partition projection does not show them either): 4"
     )
 
@@ -246,8 +248,8 @@ def test_local_over_days_all_outside_the_window_is_a_clear_error(lake, tmp_path,
     code, out, err = query_cli(capsys, "daily_message_count", "--local", str(only_old))
     assert (code, out) == (1, "")
     assert err == (
-        f"error: no enriched Parquet in {only_old}/telegram (expected context_date=YYYY-MM-DD/*.parquet); "
-        f"days outside 2026-01-01 to {TODAY_UTC.isoformat()}, not read: 1\n"
+        f"error: no enriched Parquet or raw objects in {only_old}/telegram (expected context_date=YYYY-MM-DD/ "
+        f"folders); days outside 2026-01-01 to {(TODAY_UTC + timedelta(days=1)).isoformat()}, not read: 1\n"
     )
 
 
@@ -270,7 +272,7 @@ def test_local_over_a_file_with_corrupt_data_is_a_one_line_error_naming_it(lake,
 
 
 def test_local_table_aligns_text_left_and_numbers_right(lake, capsys):
-    columns, rows = run_local(load_query("top_commands", CONFIG.timezone), str(lake))
+    columns, rows = run_local(load_query("top_commands", CONFIG.timezone, CONFIG.glue_database), str(lake))
     code, out, _ = query_cli(capsys, "top_commands", "--local", str(lake))
     header, rule, *lines = out.splitlines()
     assert code == 0 and header.split() == columns == ["command", "uses", "users"]

@@ -53,11 +53,11 @@ def test_the_stages_zone_and_utc_are_accepted_and_names_athena_or_the_lambdas_la
 @pytest.mark.parametrize("zone", REFUSED)
 def test_the_saved_analytics_refuse_the_same_zones_as_the_config(zone):
     with pytest.raises(ValueError, match=re.escape(f"unknown IANA time zone {zone!r}")):
-        load_queries(zone)
+        load_queries(zone, "telegram_lake_test")
 
 
 def test_the_saved_analytics_accept_a_listed_zone():
-    assert "AT TIME ZONE 'Europe/Kiev'" in "\n".join(query.sql for query in load_queries("Europe/Kiev"))
+    assert "AT TIME ZONE 'Europe/Kiev'" in "\n".join(query.sql for query in load_queries("Europe/Kiev", "telegram_lake_test"))
 
 
 def test_generating_the_list_keeps_the_named_zones_tzdata_also_has_plus_utc():

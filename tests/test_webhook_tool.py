@@ -16,12 +16,14 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 import tools.__main__
+from analytics import SavedQuery
 from lambdas.common.layout import today
 from lambdas.ingest.chats import Chat, ChatsSeen
 from stacks import outputs
 from stacks.config import load_from_cdk_json
 from tests.fake_bot_api import FakeBotApi, Reply
 from tools.telegram import API_BASE_ENV, TOKEN_ENV
+from analytics import requested_updates
 
 TOKEN = "123456789:AAH-test_token-never-printed"
 SECRET = "webhook_secret-0123456789-abcdefghijkl"
@@ -29,6 +31,8 @@ WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/webhook"
 DEV = load_from_cdk_json("dev")
 STACK = DEV.stack_name("Ingestion")
 RAW_BUCKET = "telegram-lake-dev-raw"
+# What the member and reaction queries read, which Telegram sends only when asked (in the Bot API's order).
+SAVED_QUERY_UPDATES = ["message_reaction", "message_reaction_count", "chat_member"]
 
 
 @pytest.fixture
@@ -89,12 +93,59 @@ def test_set_sends_the_deployed_url_secret_and_stage_settings(telegram, deployed
     assert request.body == {
         "url": WEBHOOK_URL,
         "secret_token": SECRET,
-        "allowed_updates": list(DEV.allowed_updates),
+        "allowed_updates": [*DEV.allowed_updates, *SAVED_QUERY_UPDATES],
         "max_connections": DEV.webhook_max_connections,
     }
     assert WEBHOOK_URL in out
-    assert ", ".join(DEV.allowed_updates) in out
     assert "dropped" not in out
+
+
+def test_set_asks_for_the_update_types_the_saved_queries_read_and_says_which_query_wants_which(
+    telegram, deployed, capsys
+):
+    assert not set(SAVED_QUERY_UPDATES) & set(DEV.allowed_updates)  # else the stage asks for them anyway
+
+    code, out, _ = run(capsys, "set", "--stage", "dev")
+
+    assert code == 0
+    lines = out.splitlines()
+    start = lines.index(f"allowed updates: {', '.join([*DEV.allowed_updates, *SAVED_QUERY_UPDATES])}")
+    assert lines[start + 1:start + 5] == [
+        "  message_reaction: for the saved queries reactions_per_day, most_reacted_messages",
+        "  message_reaction_count: for the saved queries reactions_per_day, most_reacted_messages",
+        "  chat_member: for the saved query member_changes_per_day",
+        "  message_reaction, message_reaction_count, chat_member: sent only in chats where the bot is an administrator",
+    ]
+
+
+def saved(name: str, *update_types: str) -> SavedQuery:
+    return SavedQuery(name=name, question="Which?", sql="SELECT 1", database="db", update_types=update_types)
+
+
+def test_requested_updates_keep_the_stage_s_order_and_add_the_rest_once_in_the_bot_api_s_order():
+    queries = [
+        saved("plain"),
+        saved("members", "chat_member", "message"),
+        saved("reactions", "message_reaction_count", "message_reaction"),
+        saved("boosts", "chat_member", "chat_boost"),
+    ]
+
+    allowed, asked_by = requested_updates(("edited_message", "message"), queries)
+
+    assert allowed == ("edited_message", "message", "message_reaction", "message_reaction_count", "chat_member",
+                       "chat_boost")
+    assert asked_by == {  # `message` is the stage's own: no query is said to have added it
+        "message_reaction": ("reactions",),
+        "message_reaction_count": ("reactions",),
+        "chat_member": ("members", "boosts"),
+        "chat_boost": ("boosts",),
+    }
+
+
+def test_requested_updates_without_declarations_are_the_stage_s():
+    assert requested_updates(("message", "poll"), [saved("plain"), saved("asks_for_message", "message")]) == (
+        ("message", "poll"), {}
+    )
 
 
 def test_set_on_a_fresh_deploy_names_the_stored_chats_and_how_to_check_them(telegram, deployed, capsys):
@@ -239,7 +290,7 @@ def test_set_then_info_shows_what_was_set(telegram, deployed, capsys):
     code, out, _ = run(capsys, "info")
     assert code == 0
     assert f"url:              {WEBHOOK_URL}" in out
-    assert f"allowed updates:  {', '.join(DEV.allowed_updates)}" in out
+    assert f"allowed updates:  {', '.join([*DEV.allowed_updates, *SAVED_QUERY_UPDATES])}" in out
 
 
 @pytest.mark.parametrize(("flags", "body"), [([], {}), (["--drop-pending-updates"], {"drop_pending_updates": True})])

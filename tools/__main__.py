@@ -1,4 +1,9 @@
-"""`python -m tools ...`: the project's own commands (webhook, etl, query, local, demo, check-layers, chats)."""
+"""`python -m tools ...`: the project's own commands.
+
+Laid out by what they are for: tools/operate/ operates a deployed stage (webhook, chats, target, etl run,
+query, report, status; most also run `--local`), tools/local/ emulates AWS on this machine (local up,
+demo), tools/ci/ checks the build (check-layers; the browser check and the workflow linters run from make).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ import sys
 from tools.cli import CommandError
 
 # Each module exposes `register(subparsers)`, adding its command with `set_defaults(func=...)`;
-# `func(args)` returns the process exit code.
+# `func(args)` returns the process exit code. In the order `--help` lists them.
 COMMAND_MODULES = (
-    "tools.webhook", "tools.etl_runs", "tools.query", "tools.local", "tools.demo", "tools.layers", "tools.chats",
-    "tools.target",
+    "tools.operate.webhook", "tools.operate.chats", "tools.operate.target", "tools.operate.etl_runs",
+    "tools.operate.query", "tools.operate.report", "tools.operate.status",
+    "tools.local.stack", "tools.local.demo",
+    "tools.ci.layers",
 )
 
 

@@ -2,8 +2,10 @@
 
 `set` reads the webhook URL and the secret's ARN from the Ingestion stack's outputs and the secret from
 Secrets Manager, so nothing is copied by hand; the bot token comes only from TELEGRAM_BOT_TOKEN. Neither
-the token nor the secret is ever printed. It then warns when chats wrote to the stage recently but none of
-them is allowlisted (see `tools chats`): the fresh-deploy mistake that otherwise drops every update.
+the token nor the secret is ever printed. It asks Telegram for the stage's `allowed_updates` plus the update
+types the saved queries declare (`-- updates:` in their headers). It then warns when chats wrote to the
+stage recently but none of them is allowlisted (see `tools chats`): the fresh-deploy mistake that otherwise
+drops every update.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+from analytics import load_queries, requested_updates
 from stacks import outputs
 from stacks.config import StageConfig
-from tools.chats import allowlist_warning
+from tools.operate.chats import allowlist_warning
 from tools.cli import CommandError, add_stage_argument, aws_session, require_output, stack_outputs, stage_config
 from tools.telegram import TelegramError, add_api_base_argument, bot_api_from_env
 
@@ -27,6 +30,9 @@ _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Telegram's `allowed_updates` default, shown when a webhook was set without the field.
 _TELEGRAM_DEFAULT_UPDATES = "Telegram's default (all but chat_member, message_reaction, message_reaction_count)"
 _NO_WEBHOOK = "none (no webhook set: the bot can poll getUpdates)"
+# Update types Telegram sends only to a bot that is an administrator of the chat (Bot API `Update`).
+ADMIN_ONLY_UPDATES = ("message_reaction", "message_reaction_count", "chat_member", "chat_join_request", "chat_boost",
+                      "removed_chat_boost")
 # How much of an unexpected value `webhook info` shows.
 _RECEIVED_CHARACTERS = 80
 
@@ -61,12 +67,20 @@ def set_webhook(args: argparse.Namespace) -> int:
     config = stage_config(args)
     deployed = deployed_webhook(config)
     max_connections = args.max_connections or config.webhook_max_connections
+    allowed_updates, asked_by = requested_updates(
+        config.allowed_updates, load_queries(config.timezone, config.glue_database)
+    )
     _telegram(
-        bot.set_webhook, deployed.url, deployed.secret_token, config.allowed_updates, max_connections,
+        bot.set_webhook, deployed.url, deployed.secret_token, allowed_updates, max_connections,
         args.drop_pending_updates,
     )
     print(f"webhook set for stage {config.stage}: {deployed.url}")
-    print(f"allowed updates: {', '.join(config.allowed_updates)}")
+    print(f"allowed updates: {', '.join(allowed_updates)}")
+    for update_type, names in asked_by.items():
+        print(f"  {update_type}: for the saved {'queries' if len(names) > 1 else 'query'} {', '.join(names)}")
+    admin_only = [update_type for update_type in allowed_updates if update_type in ADMIN_ONLY_UPDATES]
+    if admin_only:
+        print(f"  {', '.join(admin_only)}: sent only in chats where the bot is an administrator")
     print(f"max connections: {max_connections}")
     if args.drop_pending_updates:
         print("pending updates dropped")

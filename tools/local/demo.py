@@ -1,13 +1,14 @@
-"""`python -m tools demo`: the whole pipeline on this machine, from webhook deliveries to charts.
+"""`python -m tools demo`: the whole pipeline on this machine, from webhook deliveries to the analytics report.
 
 1. Starts the local stack (moto S3 + Secrets Manager, the webhook endpoint, the real ingest handler).
 2. Generates a synthetic week of a group chat (plus another chat's traffic) and POSTs every update over
    HTTP as Telegram would, a few of them twice (Telegram redelivers when it misses an answer), each
    arriving at its synthetic time, so it lands in that day's partition.
-3. Runs the ETL handler for every day and copies the enriched bucket's Parquet files to `enriched/` in the
-   output folder before the local stack goes away, so `python -m tools query NAME --local OUT/enriched`
-   works afterwards; then runs every saved query on DuckDB over that copy.
-4. Prints the answers and writes PNG charts to the output folder.
+3. Runs the ETL handler for every day but the last (today: not compacted yet, as before tonight's run) and
+   copies both buckets to `lake/raw/` and `lake/enriched/` in the output folder before the local stack goes
+   away, so `python -m tools query NAME --local OUT/lake` works afterwards; then runs every saved query on
+   DuckDB over that copy: today's answers come from the raw zone, up to the minute.
+4. Prints the answers and writes the analytics report (`report.html`, as `python -m tools report` does).
 
 The Lambda handlers write a JSON log line and an EMF metrics document per request to standard output,
 as CloudWatch expects: the demo sends those to `lambda.log` in the output folder, like a log group, and
@@ -26,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -34,12 +35,12 @@ from analytics import load_queries
 from lambdas.common.layout import PREFIX, today
 from lambdas.common.updates import update_chat_id
 from stacks.config import StageConfig
-from tools import charts
 from tools.cli import CommandError, add_stage_argument, stage_config
-from tools.etl_runs import DayOutcome, days_between, local_runner, run_days, summary_table
-from tools.local import LocalStack, deliver, telegram_json
-from tools.local_sql import download_lake, open_lake
-from tools.synthetic import SyntheticUpdate, synthetic_chat
+from tools.operate.etl_runs import DayOutcome, days_between, local_runner, run_days, summary_table
+from tools.local.stack import LocalStack, deliver, telegram_json
+from tools.local.sql import ENRICHED_FOLDER, RAW_FOLDER, download_lake, open_lake
+from tools.operate.report import write_demo_report
+from tools.local.synthetic import SyntheticUpdate, synthetic_chat
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -48,15 +49,15 @@ DEFAULT_OUT = "demo-output"
 DEFAULT_DAYS = 7
 DEFAULT_PER_DAY = 300
 LAMBDA_LOG = "lambda.log"
-ENRICHED_COPY = "enriched"  # the enriched bucket's layout: telegram/context_date=DAY/telegram.parquet
+LAKE_COPY = "lake"  # raw/ and enriched/, each laid out as its bucket (telegram/context_date=DAY/...)
 # Share of updates delivered twice, and how much later the second delivery arrives.
 REDELIVERY_SHARE = 0.02
 REDELIVERY_DELAY = timedelta(seconds=20)
 DELIVERY_THREADS = 8  # Telegram's webhook delivers in parallel too (max_connections)
 OTHER_CHAT_ID = -1009876543210
-TABLE_ROWS = 12  # rows shown per saved query; the charts and `tools query --local` show everything
+TABLE_ROWS = 12  # rows shown per saved query; the report and `tools query --local` show everything
 PIPED_WIDTH = 120
-CHARTS = ("activity_heatmap.png", "daily_volume.png", "top_commands.png")
+REPORT = "report.html"  # the analytics report (`python -m tools report`), from the same answers
 
 # A saved query's answer, by query name: column names and rows.
 Answers = dict[str, tuple[list[str], list[tuple]]]
@@ -73,14 +74,14 @@ class DemoSummary:
     parquet_rows: int
     parquet_files: int
     queries: int
-    enriched_copy: Path
-    charts: tuple[Path, ...]
+    lake_copy: Path
+    report: Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="run the whole pipeline locally on a synthetic chat: webhook -> raw -> ETL -> DuckDB -> charts",
+        help="run the whole pipeline locally on a synthetic chat: webhook -> raw -> ETL -> DuckDB -> report",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -93,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
-        help="first day (default: the last --days days before today)",
+        help="first day (default: the last --days days, today included)",
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the synthetic chat (default 7)")
     parser.set_defaults(func=demo_command)
@@ -103,7 +104,7 @@ def demo_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     config = stage_config(args)
-    start = args.start or today(config.timezone) - timedelta(days=args.days)
+    start = args.start or today(config.timezone) - timedelta(days=args.days - 1)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with standard_output_to(args.out / LAMBDA_LOG) as terminal:
@@ -122,9 +123,14 @@ def run_demo(
 ) -> DemoSummary:
     chat_id = config.allowed_chat_ids[0]
     other_chat_id = _other_chat(config.allowed_chat_ids)
-    updates = synthetic_chat(
-        start, days, per_day, chat_id=chat_id, other_chat_id=other_chat_id, zone=config.timezone, seed=seed
-    )
+    now = datetime.now(timezone.utc)
+    updates = [  # nothing from later today: it has not been written yet
+        update
+        for update in synthetic_chat(
+            start, days, per_day, chat_id=chat_id, other_chat_id=other_chat_id, zone=config.timezone, seed=seed
+        )
+        if update.arrival <= now
+    ]
     deliveries = with_redeliveries(updates, random.Random(seed))
     console.rule(f"[bold]Telegram Lake demo[/]: stage {config.stage}, {config.timezone}")
     with LocalStack(config) as stack:
@@ -135,13 +141,14 @@ def run_demo(
         )
         deliver_all(stack, deliveries)
         raw_objects = _count_objects(stack, stack.raw_bucket, PREFIX)
-        outcomes = compact_days(stack, config, days_between(start, start + timedelta(days=days - 1)), console)
-        enriched = copy_enriched(stack, out / ENRICHED_COPY, console)
-    answers = run_saved_queries(enriched, config.timezone, console)
-    chart_files = draw_charts(answers, config.timezone, out)
-    console.print()
-    for path in chart_files:
-        console.print(f"wrote {path}", soft_wrap=True)
+        last_day = start + timedelta(days=days - 1)
+        outcomes = compact_days(stack, config, days_between(start, last_day - timedelta(days=1)), console)
+        console.print(f"{last_day} is left to tonight's run: its answers come from the raw zone, up to the minute")
+        lake = copy_lake(stack, out / LAKE_COPY, console)
+    answers = run_saved_queries(lake, config, console)
+    console.print(today_from_the_raw_zone(answers, last_day), soft_wrap=True)
+    report = write_demo_report(answers, config, out / REPORT, first=start, last=last_day)
+    console.print(f"\nwrote the analytics report {report} (open it in a browser)", soft_wrap=True)
     etl = [outcome.summary or {} for outcome in outcomes]
     return DemoSummary(
         updates=len(updates),
@@ -153,8 +160,8 @@ def run_demo(
         parquet_rows=sum(day.get("rows_written", 0) for day in etl),
         parquet_files=sum(1 for day in etl if day.get("output_key")),
         queries=len(answers),
-        enriched_copy=enriched,
-        charts=tuple(chart_files),
+        lake_copy=lake,
+        report=report,
     )
 
 
@@ -196,25 +203,36 @@ def compact_days(stack: LocalStack, config: StageConfig, days: Sequence[date], c
     return outcomes
 
 
-def copy_enriched(stack: LocalStack, folder: Path, console: Console) -> Path:
-    """The enriched bucket's Parquet files, copied to `folder` with the bucket's layout while the local S3 is
-    still up. The folder is the demo's own: a previous run's copy is replaced, so it holds this run's days only.
+def copy_lake(stack: LocalStack, folder: Path, console: Console) -> Path:
+    """Both buckets' days, copied to `folder/raw` and `folder/enriched` with the buckets' layout while the local
+    S3 is still up. The folder is the demo's own: a previous run's copy is replaced, so it holds this run only.
     """
     if folder.exists():
         shutil.rmtree(folder)
-    files = download_lake(f"s3://{stack.enriched_bucket}", folder)
+    raw = download_lake(f"s3://{stack.raw_bucket}/{PREFIX}", folder / RAW_FOLDER / PREFIX, raw=True)
+    enriched = download_lake(f"s3://{stack.enriched_bucket}", folder / ENRICHED_FOLDER)
     console.print(
-        f"copied {len(files)} daily Parquet files to {folder} (`python -m tools query NAME --local {folder}`)",
+        f"copied {len(raw)} raw objects and {len(enriched)} daily Parquet files to {folder} "
+        f"(`python -m tools query NAME --local {folder}`)",
         soft_wrap=True,
     )
     return folder
 
 
-def run_saved_queries(enriched: Path, zone: str, console: Console) -> Answers:
-    """Every saved query on DuckDB over the enriched Parquet, printed as a table; answers by query name."""
+def today_from_the_raw_zone(answers: Answers, day: date) -> str:
+    """The line that shows "up to the minute": the last day's count, which only the raw zone holds."""
+    counts = {row["context_date"]: row["message_amount"] for row in _records(answers, "daily_message_count")}
+    return (
+        f"\n[bold]today[/] ({day}, not compacted yet): {counts.get(day, 0)} messages so far, "
+        "answered from the raw zone by the same saved query"
+    )
+
+
+def run_saved_queries(lake_folder: Path, config: StageConfig, console: Console) -> Answers:
+    """Every saved query on DuckDB over the local lake, printed as a table; answers by query name."""
     answers: Answers = {}
-    with open_lake(str(enriched)) as lake:
-        for query in load_queries(zone):
+    with open_lake(str(lake_folder)) as lake:
+        for query in load_queries(config.timezone, config.glue_database):
             columns, rows = lake.run(query)
             answers[query.name] = (columns, rows)
             console.print(f"\n[bold]{query.name}[/]: {query.question}")
@@ -222,24 +240,9 @@ def run_saved_queries(enriched: Path, zone: str, console: Console) -> Answers:
     return answers
 
 
-def draw_charts(answers: Answers, zone: str, out: Path) -> list[Path]:
-    """The three charts, each drawn from the saved query that answers its question."""
-    heatmap_file, volume_file, commands_file = (out / name for name in CHARTS)
-    by_hour = _records(answers, "messages_by_local_hour_weekday")
-    daily = _records(answers, "daily_message_count")
-    commands = _records(answers, "top_commands")
-    return [
-        charts.hour_weekday_heatmap(
-            {(row["weekday"], row["hour_of_day"]): row["message_amount"] for row in by_hour}, zone, heatmap_file
-        ),
-        charts.daily_volume([(row["context_date"], row["message_amount"]) for row in daily], volume_file),
-        charts.top_commands([(row["command"], row["uses"]) for row in commands], commands_file),
-    ]
-
-
 def _records(answers: Answers, name: str) -> list[dict[str, Any]]:
     if name not in answers:
-        raise CommandError(f"the charts need the saved query {name!r}, which analytics/ no longer has")
+        raise CommandError(f"the demo needs the saved query {name!r}, which analytics/ no longer has")
     columns, rows = answers[name]
     return [dict(zip(columns, row)) for row in rows]
 
@@ -288,8 +291,8 @@ def _summary_table(summary: DemoSummary, log: Path, seconds: float) -> Any:
         ("  non-message updates skipped by the ETL", summary.non_message_updates),
         ("Parquet rows", f"{summary.parquet_rows} in {summary.parquet_files} daily files"),
         ("saved queries run on DuckDB", summary.queries),
-        ("enriched Parquet copied to", str(summary.enriched_copy)),
-        ("charts written", f"{len(summary.charts)} in {summary.charts[0].parent}"),
+        ("raw and enriched zones copied to", str(summary.lake_copy)),
+        ("analytics report", str(summary.report)),
         ("Lambda logs", str(log)),
         ("wall time", f"{seconds:.1f} s"),
     ):

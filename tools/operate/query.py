@@ -2,7 +2,7 @@
 
 On Athena the query runs in the stage's workgroup (which enforces the results bucket and the bytes-scanned
 cutoff) against the stage's Glue database; the SQL is the file's, so it is exactly the saved named query.
-`--local` runs the same file on DuckDB over the enriched Parquet (see tools/local_sql.py).
+`--local` runs the same file on DuckDB over the enriched Parquet (see tools/local/sql.py).
 """
 
 from __future__ import annotations
@@ -68,17 +68,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = stage_config(args)
     if args.list:
-        queries = load_queries(config.timezone)
+        queries = load_queries(config.timezone, config.glue_database)
         print(render(["name", "question"], [(query.name, query.question) for query in queries], args.format))
         return 0
     if not args.name:
         raise CommandError("name a saved query, or use --list to see them")
     try:
-        query = load_query(args.name, config.timezone)
+        query = load_query(args.name, config.timezone, config.glue_database)
     except KeyError as error:
         raise CommandError(error.args[0]) from None
     if args.local:
-        from tools.local_sql import DayWindow, open_lake
+        from tools.local.sql import DayWindow, open_lake
 
         window = DayWindow.for_stage(config)
         with open_lake(args.local, window) as lake:
