@@ -31,6 +31,7 @@ from stacks.time_zones import is_accepted_zone, unknown_zone_message
 QUERY_DIR = Path(__file__).resolve().parent
 LAKE_DIR = QUERY_DIR / "lake"
 TIMEZONE_PLACEHOLDER = "{{timezone}}"
+DAY_PLACEHOLDER = "{{day}}"  # in the compaction templates: the raw day each run compacts
 # Raw days read beside the compacted ones: today and the days before it that a failed ETL run may have left
 # uncompacted. Counted back from UTC's current_date, one more than needed, so every zone's "today" is in.
 RAW_WINDOW_DAYS = 3
@@ -78,13 +79,27 @@ def load_query(name: str, timezone: str, database: str) -> SavedQuery:
     return queries[name]
 
 
-def raw_updates(database: str, first_day: str, last_day: str) -> str:
-    """`lake/raw_updates.sql`: every stored update of the raw days `first_day` .. `last_day` (SQL date
-    expressions), deduplicated as the ETL counts them, with its type and payload (JSON)."""
+def raw_objects(database: str, first_day: str, last_day: str) -> str:
+    """`lake/raw_objects.sql`: every object of the raw days `first_day` .. `last_day` (SQL date expressions)
+    with what the ETL makes of it (an update, a duplicate, a reject and why), its type and payload."""
     _check_database(database)
     return _statement(
-        LAKE_DIR / "raw_updates.sql",
-        {"database": database, "first_day": first_day, "last_day": last_day, "update_types": _sql_strings(UPDATE_TYPES)},
+        LAKE_DIR / "raw_objects.sql",
+        {
+            "database": database,
+            "first_day": first_day,
+            "last_day": last_day,
+            "update_types": _sql_strings(UPDATE_TYPES),
+            "message_update_types": _sql_strings(MESSAGE_UPDATE_TYPES),
+        },
+    )
+
+
+def raw_updates(database: str, first_day: str, last_day: str) -> str:
+    """`lake/raw_updates.sql`: every stored update of those raw days, deduplicated as the ETL counts them,
+    with its type and payload (JSON)."""
+    return _statement(
+        LAKE_DIR / "raw_updates.sql", {"raw_objects": _indented(raw_objects(database, first_day, last_day))}
     )
 
 
@@ -94,9 +109,7 @@ def raw_rows(database: str, first_day: str, last_day: str) -> str:
     return _statement(
         LAKE_DIR / "raw_rows.sql",
         {
-            "raw_updates": _indented(raw_updates(database, first_day, last_day)),
-            "update_types": _sql_strings(UPDATE_TYPES),
-            "message_update_types": _sql_strings(MESSAGE_UPDATE_TYPES),
+            "raw_objects": textwrap.indent(raw_objects(database, first_day, last_day), "        "),
             "content_types": _sql_strings(CONTENT_TYPES),
             "service_fields": _sql_strings(SERVICE_FIELDS),
         },
@@ -138,6 +151,20 @@ def requested_updates(
                 asked_by[update_type] = (*asked_by.get(update_type, ()), query.name)
     added = sorted(asked_by, key=UPDATE_TYPES.index)
     return (*configured, *added), {update_type: asked_by[update_type] for update_type in added}
+
+
+def athena_compaction_templates(database: str) -> dict[str, str]:
+    """What the Athena compaction engine runs for one raw day (`{{day}}`, YYYY-MM-DD, filled in per run):
+    `rows`, the enriched table's 21 columns for the day, by `raw_rows.sql` (UNLOADed as the day's Parquet);
+    `report`, what the day's objects became (`raw_day_report.sql`: the counts and rejects the ETL reports)."""
+    day = f"DATE '{DAY_PLACEHOLDER}'"
+    return {
+        "rows": _statement(
+            LAKE_DIR / "compacted_day.sql",
+            {"raw_rows": _indented(raw_rows(database, day, day)), "columns": ", ".join(f'"{name}"' for name in COLUMN_NAMES)},
+        ),
+        "report": _statement(LAKE_DIR / "raw_day_report.sql", {"raw_objects": _indented(raw_objects(database, day, day))}),
+    }
 
 
 def _check_zone(timezone: str) -> None:
@@ -233,15 +260,14 @@ def _statement(path: Path, values: Mapping[str, str]) -> str:
 
 
 def _fill(path: Path, values: Mapping[str, str]) -> str:
-    """The file's text with its `{{name}}` placeholders replaced; any placeholder not in `values` is an error."""
+    """The file's text with its `{{name}}` placeholders replaced; a placeholder not in `values` is an error.
+    (A value may itself hold a placeholder for a later step, as the compaction templates' `{{day}}`.)"""
     text = path.read_text(encoding="utf-8")
-    for name, value in values.items():
-        text = text.replace("{{" + name + "}}", value)
-    unknown = _PLACEHOLDER.search(text)
+    unknown = [found for found in _PLACEHOLDER.findall(text) if found[2:-2] not in values]
     if unknown:
         known = ", ".join("{{" + name + "}}" for name in values)
-        raise ValueError(f"{path.name}: unknown placeholder {unknown.group()}; the known ones are {known}")
-    return text
+        raise ValueError(f"{path.name}: unknown placeholder {unknown[0]}; the known ones are {known}")
+    return _PLACEHOLDER.sub(lambda found: values[found.group()[2:-2]], text)
 
 
 def _sql_strings(values: tuple[str, ...]) -> str:

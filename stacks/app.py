@@ -43,7 +43,7 @@ def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
     )
     presentation = PresentationStack(
         app, config.stack_name("Presentation"), config=config, ingestion=ingestion, etl=etl,
-        description="Glue table with partition projection, Athena workgroup and saved queries", **common,
+        description="Glue tables, Athena workgroup, saved queries (and the Athena compaction engine when chosen)", **common,
     )
     # Stack tags reach what CloudFormation creates implicitly; these tag every resource in the templates.
     for stack, tags in ((account, project_tag), (ingestion, stage_tags), (etl, stage_tags), (presentation, stage_tags)):

@@ -35,6 +35,9 @@ DEFAULT_STAGE = "dev"
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 ARCHITECTURES = ("arm64", "x86_64")
 REMOVAL_POLICIES = ("retain", "destroy")
+# What compacts each day: the ETL Lambda (one machine, today's default) or Athena (distributed, for the days
+# that outgrow one Lambda's 15 minutes), orchestrated by a Step Functions state machine.
+ETL_ENGINES = ("lambda", "athena")
 # Upper bounds of the numeric settings, each what the receiving service takes (or a sane ceiling below it).
 MAX_DAYS = 36_500  # S3 lifecycle days: 100 years (CloudFormation would take up to 2**31 - 1)
 MAX_API_RATE = 10_000  # API Gateway's default account-wide throttle per region, requests per second
@@ -93,6 +96,7 @@ class StageConfig:
     etl_memory_mb: int
     etl_timeout_minutes: int
     etl_read_concurrency: int
+    etl_engine: str  # one of ETL_ENGINES
     alarm_email: str | None  # subscribed to the ETL alarms' topic when set
     analytics_start_date: str
     athena_results_expiration_days: int
@@ -121,6 +125,11 @@ class StageConfig:
     def metrics_namespace(self) -> str:
         """Where the stage's custom metrics live: its own, so one stage never raises another's alarms."""
         return namespace(PROJECT, self.stage)
+
+    @property
+    def etl_engine_is_athena(self) -> bool:
+        """The daily run is Athena's (a state machine in the Presentation stack), not the ETL Lambda's."""
+        return self.etl_engine == "athena"
 
     @property
     def etl_schedule_hour(self) -> int:
@@ -360,6 +369,7 @@ class _Parser:
             etl_read_concurrency=self.integer(
                 "etl_read_concurrency", DEFAULT_READ_CONCURRENCY, minimum=1, maximum=MAX_READ_CONCURRENCY
             ),
+            etl_engine=self.choice("etl_engine", ETL_ENGINES, "lambda"),
             alarm_email=self.optional_string("alarm_email", _EMAIL, "an email address"),
             analytics_start_date=self.start_date("analytics_start_date", "2026-01-01"),
             athena_results_expiration_days=self.integer(

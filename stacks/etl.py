@@ -2,46 +2,65 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lambdas.common.layout import PREFIX
-from lambdas.etl.day import SCHEDULED_TIME_KEY
+from lambdas.common.layout import ATHENA_STAGING_PREFIX, PREFIX
 from stacks import outputs
 from stacks.alarms import ALARM_PERIOD, alarm_on_any, alarm_topic_from_output
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
+from stacks.daily_run import MAX_EVENT_AGE, RETRY_ATTEMPTS, daily_schedule
 from stacks.dashboard import StageDashboard, dashboard_url
 from stacks.functions import lake_function
 from stacks.packaging import pyarrow_layer, runtime_layer
 from stacks.references import publish
 from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_objects
 
-# A failed day is retried twice (the ETL is idempotent: a re-run replaces the day's file), then its event
-# lands in the dead-letter queue, which keeps it for SQS's maximum of 14 days.
-RETRY_ATTEMPTS = 2
-MAX_EVENT_AGE = cdk.Duration.hours(6)
+# A failed attempt of the Athena engine leaves its staged files behind (a successful one removes them): a day is
+# enough for any attempt to end, and versions of a staged file are never worth keeping.
+STAGING_EXPIRATION = cdk.Duration.days(1)
 
 
 class EtlStack(cdk.Stack):
     """The ETL function, its daily schedule in the stage's time zone, and the alarms that say it failed.
 
-    The alarms notify the stage's alarm topic, which the Ingestion stack creates.
+    The alarms notify the stage's alarm topic, which the Ingestion stack creates. With `etl_engine: athena` the
+    daily run is the Presentation stack's state machine: this stack keeps the function (for the dashboard and
+    a switch back) without a schedule, and shares its enriched bucket and dead-letter queue with that engine.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, ingestion: cdk.Stack, **kwargs):
         super().__init__(scope, construct_id, **kwargs)
         raw_bucket = bucket_from_output(self, "RawBucket", producer=ingestion, output_id=outputs.RAW_BUCKET_NAME)
         access_logs = AccessLogBucket(self, "AccessLogs", config=config)
-        enriched_bucket = SecureBucket(self, "EnrichedBucket", config=config, access_logs=access_logs)
+        enriched_bucket = SecureBucket(
+            self,
+            "EnrichedBucket",
+            config=config,
+            access_logs=access_logs,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireAthenaStaging",
+                    prefix=ATHENA_STAGING_PREFIX,
+                    expiration=STAGING_EXPIRATION,
+                    noncurrent_version_expiration=STAGING_EXPIRATION,
+                ),
+                # What the expiry and the engine's own deletes leave behind once the versions are gone.
+                s3.LifecycleRule(
+                    id="RemoveAthenaStagingMarkers", prefix=ATHENA_STAGING_PREFIX, expired_object_delete_marker=True
+                ),
+            ],
+        )
         failed_runs = sqs.Queue(
             self,
             "FailedRuns",
@@ -85,7 +104,8 @@ class EtlStack(cdk.Stack):
         grant_on_objects(raw_bucket, function, ["s3:GetObject"], lake_objects)
         grant_on_objects(enriched_bucket, function, ["s3:PutObject", "s3:DeleteObject"], lake_objects)
         self._acknowledge_bucket_grants(function.role, raw_bucket, enriched_bucket, lake_objects)
-        self._schedule(config, function, failed_runs)
+        if not config.etl_engine_is_athena:
+            self._schedule(config, function, failed_runs)
         self._alarms(config, function, failed_runs, alarm_topic_from_output(self, "AlarmTopic", producer=ingestion))
         StageDashboard(self, "Dashboard", config=config, etl_function=function, failed_runs=failed_runs)
 
@@ -93,6 +113,9 @@ class EtlStack(cdk.Stack):
             self, outputs.ETL_FUNCTION_NAME, value=function.function_name, description="Invoke for a backfill"
         )
         publish(self, outputs.ENRICHED_BUCKET_NAME, enriched_bucket.bucket_name, "Daily Parquet files")
+        # Exported whichever the engine: an export in use cannot be removed, so one that came and went with the
+        # engine would fail this stack's deploy when a stage switches from athena back to lambda.
+        publish(self, outputs.FAILED_RUNS_QUEUE_ARN, failed_runs.queue_arn, "Days that could not be compacted")
         cdk.CfnOutput(
             self, outputs.DASHBOARD_URL, value=dashboard_url(config), description="The stage's health on one page"
         )
@@ -109,43 +132,9 @@ class EtlStack(cdk.Stack):
             )
 
     def _schedule(self, config: StageConfig, function: lambda_.IFunction, failed_runs: sqs.IQueue) -> None:
-        """Daily at the configured local time in the stage's zone: Scheduler follows daylight saving time."""
-        role = iam.Role(
-            self,
-            "ScheduleRole",
-            description="Lets EventBridge Scheduler start the daily ETL run",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={
-                    "StringEquals": {
-                        "aws:SourceAccount": self.account,
-                        "aws:SourceArn": self.format_arn(
-                            service="scheduler", resource="schedule-group", resource_name="default"
-                        ),
-                    }
-                },
-            ),
-        )
-        scheduler.Schedule(
-            self,
-            "Daily",
-            description=f"Compacts the previous day at {config.etl_schedule_local_time} {config.timezone}",
-            schedule=scheduler.ScheduleExpression.cron(
-                minute=str(config.etl_schedule_minute),
-                hour=str(config.etl_schedule_hour),
-                time_zone=cdk.TimeZone.of(config.timezone),
-            ),
-            target=targets.LambdaInvoke(
-                function,
-                # The day before the scheduled instant's local date: a retry after midnight still compacts it.
-                input=scheduler.ScheduleTargetInput.from_object(
-                    {SCHEDULED_TIME_KEY: scheduler.ContextAttribute.scheduled_time}
-                ),
-                retry_attempts=RETRY_ATTEMPTS,
-                max_event_age=MAX_EVENT_AGE,
-                dead_letter_queue=failed_runs,
-                role=role,
-            ),
+        """The daily run is this function's (`etl_engine: lambda`)."""
+        role = daily_schedule(
+            self, config=config, target=partial(targets.LambdaInvoke, function), failed_runs=failed_runs
         )
         acknowledge(
             role,

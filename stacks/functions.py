@@ -45,9 +45,10 @@ def lake_function(
     timeout: cdk.Duration,
     environment: Mapping[str, str],
     layers: Sequence[lambda_.ILayerVersion],
+    module: str = "handler",
     **options,
 ) -> lambda_.Function:
-    """`lambdas/<package>/handler.py:handler` on the current Python runtime, traced, logging to its own group.
+    """`lambdas/<package>/<module>.py:handler` on the current Python runtime, traced, logging to its own group.
 
     `options` are further `lambda_.Function` properties (e.g. asynchronous retries).
     """
@@ -65,7 +66,7 @@ def lake_function(
         description=description,
         runtime=RUNTIME,
         architecture=architecture(config),
-        handler=f"lambdas.{package}.handler.handler",
+        handler=f"lambdas.{package}.{module}.handler",
         code=function_code(package),
         memory_size=memory_mb,
         timeout=timeout,

@@ -13,6 +13,7 @@ ALARM_TOPIC_ARN = "AlarmTopicArn"
 ETL_FUNCTION_NAME = "EtlFunctionName"
 ENRICHED_BUCKET_NAME = "EnrichedBucketName"
 DASHBOARD_URL = "DashboardUrl"
+FAILED_RUNS_QUEUE_ARN = "FailedRunsQueueArn"  # the daily run's dead-letter queue, whichever engine runs it
 # Presentation
 WORKGROUP_NAME = "WorkgroupName"
 DATABASE_NAME = "DatabaseName"
@@ -20,3 +21,4 @@ TABLE_NAME = "TableName"
 RAW_TABLE_NAME = "RawTableName"
 RESULTS_BUCKET_NAME = "ResultsBucketName"
 ANALYST_POLICY_ARN = "AnalystPolicyArn"
+COMPACTION_STATE_MACHINE_ARN = "CompactionStateMachineArn"  # only with `etl_engine: athena`

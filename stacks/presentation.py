@@ -1,4 +1,6 @@
-"""Presentation: the Glue tables over both zones, an Athena workgroup, the saved analytics and the analysts' policy.
+"""Presentation: the Glue tables over both zones, an Athena workgroup, the saved analytics and the analysts' policy,
+and, with `etl_engine: athena`, the Athena compaction engine (stacks/athena_compaction.py), which runs its
+queries in this stack's workgroup over its raw table.
 
 Partition projection computes every day's location from the date itself, so a new day is queryable the
 moment its first object is written (a raw update, or the ETL's Parquet file): no crawler, no
@@ -15,15 +17,20 @@ from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from analytics import load_queries
 from lambdas.common.layout import PARTITION_KEY, PREFIX
 from lambdas.etl import schema
 from stacks import outputs
+from stacks.alarms import alarm_topic_from_output
+from stacks.athena_access import grant_on_bucket, grant_query_results, workgroup_arn
+from stacks.athena_compaction import AthenaCompaction
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import RAW_TABLE, TABLE, StageConfig
 from stacks.grantees import PolicyGrantee
+from stacks.references import stack_output
 from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_objects
 
 ATHENA_ENGINE = "Athena engine version 3"
@@ -47,10 +54,6 @@ ANALYST_ATHENA_ACTIONS = (
 ANALYST_GLUE_ACTIONS = (
     "glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions",
 )
-# Athena writes a query's results, and reads them back, with the caller's permissions: what its own managed
-# policy grants on a results bucket, without creating or configuring buckets.
-RESULTS_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")
-RESULTS_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,27 @@ class PresentationStack(cdk.Stack):
         analyst_policy = self._analyst_policy(
             config, workgroup=workgroup, database=database, zones=(raw_bucket, enriched_bucket), results=results
         )
+        if config.etl_engine_is_athena:
+            compaction = AthenaCompaction(
+                self,
+                "AthenaCompaction",
+                config=config,
+                workgroup=workgroup,
+                database=database,
+                raw_bucket=raw_bucket,
+                enriched_bucket=enriched_bucket,
+                results=results,
+                failed_runs=sqs.Queue.from_queue_arn(
+                    self, "FailedRuns", stack_output(self, producer=etl, output_id=outputs.FAILED_RUNS_QUEUE_ARN)
+                ),
+                alarm_topic=alarm_topic_from_output(self, "AlarmTopic", producer=ingestion),
+            )
+            cdk.CfnOutput(
+                self,
+                outputs.COMPACTION_STATE_MACHINE_ARN,
+                value=compaction.state_machine.state_machine_arn,
+                description="Compacts a day with Athena: `python -m tools etl run` starts it (the schedule does daily)",
+            )
 
         cdk.CfnOutput(
             self, outputs.WORKGROUP_NAME, value=workgroup.ref, description="Athena workgroup (enforced settings)"
@@ -250,9 +274,8 @@ class PresentationStack(cdk.Stack):
             description=f"Query the Telegram lake of stage {config.stage} in its Athena workgroup {workgroup.name}",
         )
         analysts = PolicyGrantee(policy)
-        workgroup_arn = self.format_arn(service="athena", resource="workgroup", resource_name=workgroup.ref)
         iam.Grant.add_to_principal(
-            grantee=analysts, actions=list(ANALYST_ATHENA_ACTIONS), resource_arns=[workgroup_arn]
+            grantee=analysts, actions=list(ANALYST_ATHENA_ACTIONS), resource_arns=[workgroup_arn(workgroup)]
         )
         tables = self.format_arn(service="glue", resource="table", resource_name=f"{database.ref}/*")
         iam.Grant.add_to_principal(
@@ -266,11 +289,10 @@ class PresentationStack(cdk.Stack):
         )
         lake_objects = f"{PREFIX}*"
         for bucket in zones:
-            _grant_on_bucket(bucket, analysts, ["s3:GetBucketLocation"])
+            grant_on_bucket(bucket, analysts, ["s3:GetBucketLocation"])
             grant_listing(bucket, analysts, PREFIX)
             grant_on_objects(bucket, analysts, ["s3:GetObject"], lake_objects)
-        _grant_on_bucket(results, analysts, RESULTS_BUCKET_ACTIONS)
-        grant_on_objects(results, analysts, RESULTS_OBJECT_ACTIONS, "*")
+        grant_query_results(results, analysts)
 
         wildcards = {
             tables: f"Every table and view of the stage's database `{config.glue_database}` and no other database: "
@@ -286,11 +308,6 @@ class PresentationStack(cdk.Stack):
         for resource, reason in wildcards.items():
             acknowledge(policy, f"AwsSolutions-IAM5[Resource::{nag_resource(self, resource)}]", reason)
         return policy
-
-
-def _grant_on_bucket(bucket: s3.IBucket, grantee: iam.IGrantable, actions: Sequence[str]) -> iam.Grant:
-    """Exactly `actions` on the bucket itself (not its objects)."""
-    return iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[bucket.bucket_arn])
 
 
 def _table_input(

@@ -50,11 +50,12 @@ def test_only_the_chat_allowlist_is_required_everything_else_has_safe_defaults()
         log_retention_days=30, api_throttle_rate=50.0, api_throttle_burst=100,
         allowed_updates=("message", "edited_message", "channel_post", "edited_channel_post"),
         webhook_max_connections=40, etl_schedule_local_time="01:00", etl_memory_mb=1024, etl_timeout_minutes=15,
-        etl_read_concurrency=32, alarm_email=None, analytics_start_date="2026-01-01",
+        etl_read_concurrency=32, etl_engine="lambda", alarm_email=None, analytics_start_date="2026-01-01",
         athena_results_expiration_days=30, athena_bytes_scanned_cutoff=1_073_741_824, no_updates_alarm_hours=24,
         github_repository=None,
     )
     assert (config.etl_schedule_hour, config.etl_schedule_minute) == (1, 0)
+    assert not config.etl_engine_is_athena
     assert config.metrics_namespace == namespace(PROJECT, "qa") == "TelegramLake/qa"
 
 
@@ -94,6 +95,9 @@ def test_an_unknown_stage_names_it_and_the_configured_ones():
         ("dev", {"athena_results_expiration_days": 0}, "athena_results_expiration_days", "must be >= 1"),
         ("dev", {"lambda_architecture": "aarch64"}, "lambda_architecture", "must be one of arm64, x86_64"),
         ("dev", {"removal_policy": "snapshot"}, "removal_policy", "must be one of retain, destroy"),
+        ("dev", {"etl_engine": "glue"}, "etl_engine", "must be one of lambda, athena, got 'glue'"),
+        ("dev", {"etl_engine": "Athena"}, "etl_engine", "must be one of lambda, athena"),
+        ("dev", {"etl_engine": ["athena"]}, "etl_engine", "must be one of lambda, athena"),
         ("prod", {"removal_policy": "destroy"}, "removal_policy", "prod always retains data"),
         ("dev", {"log_retention_days": 10}, "log_retention_days", "CloudWatch's values"),
         ("dev", {"api_throttle_rate": 0}, "api_throttle_rate", "positive number"),
@@ -188,6 +192,14 @@ def test_an_alarm_email_is_optional_and_kept_as_given(address):
 def test_a_github_repository_is_optional_and_kept_as_given(repository):
     assert load_stage(STAGES, "dev").github_repository is None
     assert load_stage(stages_with("dev", github_repository=repository), "dev").github_repository == repository
+
+
+def test_the_etl_engine_is_chosen_per_stage_dev_shows_athena_and_prod_keeps_the_lambda():
+    dev, prod = load_stage(STAGES, "dev"), load_stage(STAGES, "prod")
+
+    assert (dev.etl_engine, dev.etl_engine_is_athena) == ("athena", True)
+    assert (prod.etl_engine, prod.etl_engine_is_athena) == ("lambda", False)
+    assert not load_stage(stages_with("dev", etl_engine="lambda"), "dev").etl_engine_is_athena
 
 
 def test_a_misspelled_key_is_rejected_not_ignored():

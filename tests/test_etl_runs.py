@@ -7,6 +7,7 @@ import io
 import json
 import re
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 from urllib.request import Request, urlopen
@@ -66,6 +67,17 @@ def etl_run(*argv: str) -> int:
 @pytest.fixture(autouse=True)
 def wide_terminal(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps tables to the terminal width
+
+
+@pytest.fixture(autouse=True)
+def engine(monkeypatch):
+    """The stage's engine for a test: `lambda` unless the test sets another (cdk.json's dev runs Athena)."""
+
+    def use(name: str) -> None:
+        monkeypatch.setattr(etl_runs, "stage_config", lambda args: replace(CONFIG, etl_engine=name))
+
+    use("lambda")
+    return use
 
 
 def test_each_day_is_one_synchronous_invocation_with_its_date():
@@ -243,6 +255,7 @@ def test_etl_run_without_a_deployed_stack_says_so():
     [
         (["--from", "2026-11-02", "--to", "2026-11-01"], {}, "--to 2026-11-01 is before --from 2026-11-02"),
         (["--from", "2026-11-01", "--raw-bucket", "raw"], {}, "only apply with --local"),
+        (["--from", "2026-11-01", "--engine", "athena"], {}, "only apply with --local"),
         (["--from", "2026-11-01", "--local", "--raw-bucket", "r", "--enriched-bucket", "e"], {}, "AWS_ENDPOINT_URL"),
         (["--from", "2026-11-01", "--local", "--raw-bucket", "r"], {"AWS_ENDPOINT_URL": "http://127.0.0.1:1"},
          "--enriched-bucket"),
@@ -279,7 +292,9 @@ def local_s3(monkeypatch):
         server.stop()
 
 
-def test_local_runs_the_handler_in_process_against_the_endpoint(local_s3, monkeypatch, capsys):
+@pytest.mark.parametrize("engine", ["lambda", "athena"])
+def test_local_runs_either_engine_in_process_against_the_endpoint(local_s3, monkeypatch, capsys, engine):
+    """The Lambda's handler, or the Athena engine's statements on DuckDB: the same days, the same rows."""
     for bucket in ("local-raw", "local-enriched"):
         local_s3.create_bucket(Bucket=bucket)
     chat = synthetic_chat(date(2026, 11, 1), 3, 25, chat_id=-100, other_chat_id=None, zone=CONFIG.timezone)
@@ -291,7 +306,7 @@ def test_local_runs_the_handler_in_process_against_the_endpoint(local_s3, monkey
             expected[day].append(update_id)
     monkeypatch.setenv("ENRICHED_BUCKET", "local-enriched")
 
-    code = etl_run("--local", "--from", "2026-11-01", "--to", "2026-11-03", "--raw-bucket", "local-raw")
+    code = etl_run("--local", "--engine", engine, "--from", "2026-11-01", "--to", "2026-11-03", "--raw-bucket", "local-raw")
 
     assert code == 0
     printed = capsys.readouterr().out
@@ -313,3 +328,78 @@ def test_local_reports_a_failing_day_and_exits_non_zero(local_s3, monkeypatch, c
     assert code == 1
     printed = capsys.readouterr().out
     assert "NoSuchBucket" in printed and "1 of 3 days failed: 2026-11-02" in printed
+
+
+class FakeStepFunctions:
+    """Step Functions as the compaction state machine answers: RUNNING a few times, then how it ended."""
+
+    def __init__(self, ending: dict[str, Any], polls_running: int = 2):
+        self.ending = ending
+        self.polls_running = polls_running
+        self.started: list[dict[str, Any]] = []
+
+    def start_execution(self, **request: Any) -> dict[str, Any]:
+        self.started.append(request)
+        return {"executionArn": f"arn:aws:states:us-east-1:123456789012:execution:compaction:{request['name']}"}
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        if self.polls_running:
+            self.polls_running -= 1
+            return {"status": "RUNNING"}
+        return self.ending
+
+
+def test_the_athena_engine_is_one_state_machine_execution_per_day_followed_until_it_succeeds():
+    summary = summary_of("2026-11-02")
+    client = FakeStepFunctions({"status": "SUCCEEDED", "output": json.dumps([summary])})
+    waits: list[float] = []
+
+    assert etl_runs.state_machine_runner(client, "arn:machine", sleep=waits.append)(date(2026, 11, 2)) == summary
+    [started] = client.started
+    assert (started["stateMachineArn"], json.loads(started["input"])) == ("arn:machine", {"date": "2026-11-02"})
+    assert started["name"].startswith("etl-run-2026-11-02-")
+    assert waits == [etl_runs.FIRST_POLL_SECONDS, 2 * etl_runs.FIRST_POLL_SECONDS]  # backs off
+
+
+@pytest.mark.parametrize("status", ["FAILED", "TIMED_OUT", "ABORTED"])
+def test_a_compaction_that_does_not_succeed_is_a_failed_day_with_its_error_and_cause(status):
+    client = FakeStepFunctions({"status": status, "error": "Athena.AthenaException", "cause": "bytes scanned limit"})
+
+    with pytest.raises(etl_runs.EtlDayFailed, match=f"^{status}: Athena.AthenaException: bytes scanned limit"):
+        etl_runs.state_machine_runner(client, "arn:machine", sleep=lambda _: None)(date(2026, 11, 2))
+
+
+@pytest.mark.parametrize(
+    "output",
+    [summary_of("2026-11-02"), [summary_of("2026-11-02")], [{"Payload": summary_of("2026-11-02")}]],
+    ids=["summary", "branch list", "lambda envelope"],
+)
+def test_the_summary_is_found_in_the_state_machine_s_output(output):
+    assert etl_runs.compaction_summary(output) == summary_of("2026-11-02")
+
+
+def test_an_output_without_a_summary_is_a_failed_day():
+    with pytest.raises(etl_runs.EtlDayFailed, match="without a day's summary"):
+        etl_runs.compaction_summary([{"day": "2026-11-02"}, {}])
+
+
+def test_a_stage_on_the_athena_engine_runs_its_compaction_state_machine(engine, monkeypatch, capsys):
+    engine("athena")
+    client = FakeStepFunctions({"status": "SUCCEEDED", "output": json.dumps([summary_of("2026-11-02")])}, 0)
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:compaction"
+    template = {
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {outputs.COMPACTION_STATE_MACHINE_ARN: {"Value": arn}},
+    }
+    with mock_aws():
+        boto3.client("cloudformation").create_stack(
+            StackName="TelegramLake-dev-Presentation", TemplateBody=json.dumps(template)
+        )
+        monkeypatch.setattr(etl_runs, "state_machine_client", lambda config: client)
+
+        assert etl_run("--from", "2026-11-02") == 0
+
+    assert [(call["stateMachineArn"], json.loads(call["input"])) for call in client.started] == [
+        (arn, {"date": "2026-11-02"})
+    ]
+    assert "telegram/context_date=2026-11-02/telegram.parquet" in capsys.readouterr().out

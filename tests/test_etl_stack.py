@@ -7,15 +7,20 @@ import shutil
 
 import pytest
 
+from lambdas.common.layout import ATHENA_STAGING_PREFIX, PREFIX
 from lambdas.etl.day import SCHEDULED_TIME_KEY
 from stacks import outputs, packaging
 from stacks.limits import LAYER_BUDGET_METADATA, PYARROW_LAYER_BUDGET_BYTES
 from tests.cdk_support import arn, normalized, policy_statements, ref, resources, stage_fixture, the_resource
 
-dev = stage_fixture("dev")
+# cdk.json's dev on the Lambda engine: its ETL function is the daily run.
+dev = stage_fixture("dev", etl_engine="lambda")
+# cdk.json's dev as it is, on the Athena engine: the Presentation stack's state machine is the daily run.
+dev_on_athena = stage_fixture("dev", name="dev_on_athena")
 # A stage on x86_64 whose ETL runs at 23:45 Berlin time.
 berlin_x86 = stage_fixture(
-    "dev", name="berlin_x86", lambda_architecture="x86_64", etl_schedule_local_time="23:45", timezone="Europe/Berlin"
+    "dev", name="berlin_x86", etl_engine="lambda", lambda_architecture="x86_64", etl_schedule_local_time="23:45",
+    timezone="Europe/Berlin",
 )
 
 
@@ -42,7 +47,29 @@ def test_enriched_bucket_is_versioned_and_logged(dev, template):
 
     assert enriched["VersioningConfiguration"] == {"Status": "Enabled"}
     assert enriched["LoggingConfiguration"]["DestinationBucketName"] == ref(dev.logical_id("Etl", "AccessLogs"))
-    assert [rule["Id"] for rule in enriched["LifecycleConfiguration"]["Rules"]] == ["ExpireOldVersions"]
+    assert [rule["Id"] for rule in enriched["LifecycleConfiguration"]["Rules"]] == [
+        "ExpireOldVersions", "ExpireAthenaStaging", "RemoveAthenaStagingMarkers"
+    ]
+
+
+@pytest.mark.parametrize("stage", ["dev", "dev_on_athena"])
+def test_the_athena_engines_staged_files_are_gone_a_day_later_with_their_versions_whichever_the_engine(
+    stage, request
+):
+    """A failed attempt leaves its staged files behind; a stage switched back to the Lambda engine may too."""
+    stage_app = request.getfixturevalue(stage)
+    enriched = stage_app.template("Etl")["Resources"][stage_app.logical_id("Etl", "EnrichedBucket")]["Properties"]
+    rules = {rule["Id"]: rule for rule in enriched["LifecycleConfiguration"]["Rules"]}
+
+    assert rules["ExpireAthenaStaging"] == {
+        "Id": "ExpireAthenaStaging", "Status": "Enabled", "Prefix": ATHENA_STAGING_PREFIX,
+        "ExpirationInDays": 1, "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+    }
+    assert rules["RemoveAthenaStagingMarkers"] == {
+        "Id": "RemoveAthenaStagingMarkers", "Status": "Enabled", "Prefix": ATHENA_STAGING_PREFIX,
+        "ExpiredObjectDeleteMarker": True,
+    }
+    assert not ATHENA_STAGING_PREFIX.startswith(PREFIX)  # never the lake's own files
 
 
 def test_etl_function_runtime_limits_and_layers_follow_the_config(dev, template):
@@ -249,14 +276,41 @@ def test_schedule_role_may_only_invoke_the_etl_and_feed_its_dead_letter_queue(de
     )
 
 
-def test_outputs_and_the_dependency_on_the_ingestion_stack(dev, template):
-    declared = template["Outputs"]
+@pytest.mark.parametrize("stage", ["dev", "dev_on_athena"])
+def test_outputs_and_the_dependency_on_the_ingestion_stack(stage, request):
+    """The dead-letter queue is exported whichever the engine: an export in use cannot be removed, so one that
+    followed the engine would fail this stack's deploy when a stage switches from athena back to lambda."""
+    stage_app = request.getfixturevalue(stage)
+    declared = stage_app.template("Etl")["Outputs"]
 
-    assert declared.keys() == {outputs.ETL_FUNCTION_NAME, outputs.ENRICHED_BUCKET_NAME, outputs.DASHBOARD_URL}
-    assert declared[outputs.ETL_FUNCTION_NAME]["Value"] == ref(dev.logical_id("Etl", "Etl"))
-    assert declared[outputs.ENRICHED_BUCKET_NAME]["Value"] == ref(dev.logical_id("Etl", "EnrichedBucket"))
+    assert declared.keys() == {
+        outputs.ETL_FUNCTION_NAME, outputs.ENRICHED_BUCKET_NAME, outputs.DASHBOARD_URL, outputs.FAILED_RUNS_QUEUE_ARN
+    }
+    assert declared[outputs.ETL_FUNCTION_NAME]["Value"] == ref(stage_app.logical_id("Etl", "Etl"))
+    assert declared[outputs.ENRICHED_BUCKET_NAME]["Value"] == ref(stage_app.logical_id("Etl", "EnrichedBucket"))
     assert declared[outputs.ENRICHED_BUCKET_NAME]["Export"] == {"Name": "TelegramLake-dev-Etl-EnrichedBucketName"}
-    assert dev.stacks["Ingestion"] in dev.stacks["Etl"].dependencies
+    assert declared[outputs.FAILED_RUNS_QUEUE_ARN]["Value"] == arn(stage_app.logical_id("Etl", "FailedRuns"))
+    assert declared[outputs.FAILED_RUNS_QUEUE_ARN]["Export"] == {"Name": "TelegramLake-dev-Etl-FailedRunsQueueArn"}
+    assert stage_app.stacks["Ingestion"] in stage_app.stacks["Etl"].dependencies
+
+
+def test_on_the_athena_engine_the_function_has_no_schedule_but_keeps_its_retries_dead_letters_and_alarms(
+    dev_on_athena,
+):
+    """The state machine (Presentation stack) is the daily run; a backfill or a switch back finds the function
+    as it was."""
+    template = dev_on_athena.template("Etl")
+    invoke_config = the_resource(template, "AWS::Lambda::EventInvokeConfig")["Properties"]
+    alarms = {alarm["Properties"]["AlarmName"] for alarm in resources(template, "AWS::CloudWatch::Alarm").values()}
+
+    assert dev_on_athena.config.etl_engine_is_athena
+    assert not resources(template, "AWS::Scheduler::Schedule")
+    assert [role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
+            for role in resources(template, "AWS::IAM::Role").values()] == ["lambda.amazonaws.com"]
+    assert invoke_config["DestinationConfig"] == {
+        "OnFailure": {"Destination": arn(dev_on_athena.logical_id("Etl", "FailedRuns"))}
+    }
+    assert alarms == {"TelegramLake-dev-EtlErrors", "TelegramLake-dev-FailedRunsWaiting"}
 
 
 def test_function_code_bundle_holds_the_shared_package_and_only_its_own_function(tmp_path):

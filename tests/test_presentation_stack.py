@@ -282,30 +282,41 @@ def test_analyst_policy_is_exactly_what_a_query_in_the_workgroup_needs(dev, temp
     assert normalized(policy["PolicyDocument"]["Statement"]) == normalized(expected)
 
 
-def test_analyst_policy_is_the_only_iam_resource_and_attached_to_no_one(template):
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_analyst_policy_is_attached_to_no_one_and_no_grant_opens_a_bucket_policy(stage, request):
     """The app creates no analyst identity: an administrator attaches the policy to their own roles, groups or
-    users. Granting to it leaves the buckets' resource policies alone (they only refuse plain HTTP)."""
-    iam_resources = [r for r in template["Resources"].values() if r["Type"].startswith("AWS::IAM::")]
+    users. On the Lambda engine it is the stack's only IAM resource (the Athena engine's roles are tested in
+    test_athena_compaction.py). Grants leave the buckets' resource policies alone (they only refuse plain HTTP)."""
+    stage_app = request.getfixturevalue(stage)
+    template = stage_app.template("Presentation")
+    policies = resources(template, "AWS::IAM::ManagedPolicy")
     bucket_statements = [
         statement
         for policy in resources(template, "AWS::S3::BucketPolicy").values()
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
 
-    assert [r["Type"] for r in iam_resources] == ["AWS::IAM::ManagedPolicy"]
-    assert not {"Roles", "Groups", "Users", "ManagedPolicyName"} & iam_resources[0]["Properties"].keys()
+    assert list(policies) == [stage_app.logical_id("Presentation", "AnalystPolicy")]
+    assert not {"Roles", "Groups", "Users", "ManagedPolicyName"} & next(iter(policies.values()))["Properties"].keys()
+    if not stage_app.config.etl_engine_is_athena:
+        assert [r["Type"] for r in template["Resources"].values() if r["Type"].startswith("AWS::IAM::")] == [
+            "AWS::IAM::ManagedPolicy"
+        ]
     assert [s["Principal"] for s in bucket_statements if s["Effect"] == "Allow"] == [
         {"Service": "logging.s3.amazonaws.com"}
     ]
 
 
-def test_outputs_name_the_workgroup_database_tables_results_bucket_and_analyst_policy(dev, template):
+def test_outputs_name_the_workgroup_database_tables_results_bucket_and_analyst_policy(dev, prod, template):
+    """And, on the Athena engine only (dev), its state machine."""
     declared = template["Outputs"]
-
-    assert declared.keys() == {
+    common = {
         outputs.WORKGROUP_NAME, outputs.DATABASE_NAME, outputs.TABLE_NAME, outputs.RAW_TABLE_NAME,
         outputs.RESULTS_BUCKET_NAME, outputs.ANALYST_POLICY_ARN,
     }
+
+    assert declared.keys() == common | {outputs.COMPACTION_STATE_MACHINE_ARN}
+    assert prod.template("Presentation")["Outputs"].keys() == common
     assert declared[outputs.WORKGROUP_NAME]["Value"] == ref(dev.logical_id("Presentation", "Workgroup"))
     assert declared[outputs.DATABASE_NAME]["Value"] == ref(dev.logical_id("Presentation", "Database"))
     assert declared[outputs.TABLE_NAME]["Value"] == "telegram"

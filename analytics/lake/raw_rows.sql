@@ -1,31 +1,20 @@
 -- Raw updates -> enriched rows: the SQL twin of the ETL Lambda's flattening (lambdas/etl/flatten.py), over the
--- raw updates as the ETL counts them (raw_updates.sql). Same 21 columns and types as the `telegram` table, plus
+-- raw objects as the ETL judges them (raw_objects.sql). Same 21 columns and types as the `telegram` table, plus
 -- context_date, and the same rules: rows for message-like updates only (known message types by name, a newer
 -- type when its payload has a Message's shape), message_type by the same detection order, commands clamped to
 -- the text, nulls for missing or mistyped fields. Tests prove it equal to the ETL, cell by cell, on DuckDB.
--- analytics/__init__.py fills in the raw updates and the type lists, taken from the Python code.
-WITH updates AS (
-{{raw_updates}}
-),
-messages AS (
-    -- Known message types by name; a type newer than this code when its payload has a Message's shape.
+-- analytics/__init__.py fills in the raw objects of the days read and the type lists, taken from the Python code.
+WITH messages AS (
     SELECT
         context_date,
         update_id,
         update_type,
         payload AS message,
         TRY(CAST(payload AS MAP(VARCHAR, JSON))) AS message_fields
-    FROM updates
-    WHERE substr(json_format(payload), 1, 1) = '{'
-      AND (
-          contains(ARRAY[{{message_update_types}}], update_type)
-          OR (
-              NOT contains(ARRAY[{{update_types}}], update_type)
-              AND regexp_like(COALESCE(json_format(json_extract(payload, '$.message_id')), ''), '^-?[0-9]+$')
-              AND regexp_like(COALESCE(json_format(json_extract(payload, '$.date')), ''), '^-?[0-9]+$')
-              AND substr(json_format(json_extract(payload, '$.chat')), 1, 1) = '{'
-          )
-      )
+    FROM (
+{{raw_objects}}
+    ) AS raw_objects
+    WHERE carries_message
 ),
 field_texts AS (
     -- Each field as JSON text: its first character says its JSON type.

@@ -20,6 +20,9 @@ CHAT_LINKS_PREFIX = f"{STATE_PREFIX}chat-links/"
 # Which chats wrote to the bot, per day (no message content): what `tools chats` lists. Expires.
 CHATS_SEEN_PREFIX = f"{STATE_PREFIX}chats-seen/"
 CHATS_SEEN_RETENTION_DAYS = 35
+# Where the Athena compaction engine's UNLOAD writes a run's files in the enriched bucket, before they become the
+# day's one Parquet file: outside `telegram/` (never read as the table), one folder per day and run, expired.
+ATHENA_STAGING_PREFIX = "athena-staging/"
 
 
 def day_prefix(day: date) -> str:

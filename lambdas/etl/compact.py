@@ -98,11 +98,11 @@ def _rebuild(
         rows = _rows(plan.objects, bodies, summary, rejects)
         summary.rows_written = write_parquet(parquet, rows, BATCH_ROWS, unwritable)
         with parquet.open("rb") if summary.rows_written else nullcontext() as body:
-            summary.output_key = _replace(s3, enriched_bucket, enriched_key(day), body, PARQUET_CONTENT_TYPE)
+            summary.output_key = replace_object(s3, enriched_bucket, enriched_key(day), body, PARQUET_CONTENT_TYPE)
     if not summary.rows_written:
         logger.info("day has no rows: nothing written, any previous output deleted", extra={"day": summary.day})
     report = rejects_report(day, rejects) if rejects else None
-    summary.rejects_key = _replace(s3, enriched_bucket, rejects_key(day), report, "application/json")
+    summary.rejects_key = replace_object(s3, enriched_bucket, rejects_key(day), report, "application/json")
     summary.rejected = len(rejects)
 
 
@@ -138,16 +138,30 @@ def write_parquet(
     row it refuses, with the reason, and the batch's other rows are written. Without it, the error raises.
     """
     schema = arrow_schema()
-    written = 0
+    return write_batches(path, (_record_batch(batch, schema, unwritable) for batch in _chunks(rows, batch_rows)))
+
+
+def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     rows = iter(rows)
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+def write_batches(path: Path, batches: Iterable[pa.RecordBatch]) -> int:
+    """Write record batches as zstd Parquet with the enriched schema, a row group each; no file when empty.
+
+    Both engines write through here. A batch is cast to the schema: Athena's UNLOAD writes every column
+    nullable, the schema's `update_id` is not (and the SQL never yields a null one).
+    """
+    schema = arrow_schema()
+    written = 0
     writer = None
     try:
-        while batch := list(islice(rows, batch_rows)):
-            records = _record_batch(batch, schema, unwritable)
-            if records.num_rows:
+        for batch in batches:
+            if batch.num_rows:
                 writer = writer or pq.ParquetWriter(path, schema, compression="zstd")
-                writer.write_batch(records)
-                written += records.num_rows
+                writer.write_batch(batch.cast(schema))
+                written += batch.num_rows
     finally:
         if writer is not None:
             writer.close()
@@ -175,7 +189,7 @@ def _record_batch(
     return pa.RecordBatch.from_pylist(accepted, schema=schema)
 
 
-def _replace(s3: Any, bucket: str, key: str, body: BinaryIO | bytes | None, content_type: str) -> str | None:
+def replace_object(s3: Any, bucket: str, key: str, body: BinaryIO | bytes | None, content_type: str) -> str | None:
     """Put the new object (S3 swaps it atomically for readers), or delete a stale one when there is none."""
     if body is None:
         s3.delete_object(Bucket=bucket, Key=key)

@@ -61,8 +61,8 @@ class EtlSettings:
         )
 
 
-def process(event: Any, settings: EtlSettings, now: datetime | None = None) -> dict[str, Any]:
-    """The handler without the Lambda runtime: `etl run --local` calls it with the stage's settings."""
+def checked_day(event: Any, settings: EtlSettings, now: datetime | None = None) -> date:
+    """The day an event asks for (see `day.requested_day`), refused when Athena could never show it."""
     day = requested_day(event, settings.timezone, now)
     start = settings.analytics_start_date
     if start is not None and day < start:
@@ -70,6 +70,12 @@ def process(event: Any, settings: EtlSettings, now: datetime | None = None) -> d
             f"ETL day {day} is before the stage's analytics_start_date {start}: Athena's partition projection "
             "never shows it, so it is not compacted (move analytics_start_date back to include it)"
         )
+    return day
+
+
+def process(event: Any, settings: EtlSettings, now: datetime | None = None) -> dict[str, Any]:
+    """The handler without the Lambda runtime: `etl run --local` calls it with the stage's settings."""
+    day = checked_day(event, settings, now)
     summary = compact_day(
         s3_client(settings.read_concurrency),
         raw_bucket=settings.raw_bucket,
@@ -97,9 +103,13 @@ def publish_summary(summary: Mapping[str, Any], namespace: str) -> None:
     metrics.flush_metrics()
 
 
+def metrics_namespace(environ: Mapping[str, str]) -> str:
+    """The stage's namespace (POWERTOOLS_METRICS_NAMESPACE), the ingest's default otherwise."""
+    return environ.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or metric_names.DEFAULT_NAMESPACE
+
+
 @logger.inject_lambda_context
 def handler(event: Any, context: Any) -> dict[str, Any]:
     summary = process(event, EtlSettings.from_environ(os.environ))
-    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or metric_names.DEFAULT_NAMESPACE
-    publish_summary(summary, namespace)
+    publish_summary(summary, metrics_namespace(os.environ))
     return summary

@@ -36,7 +36,7 @@ from lambdas.common.layout import PREFIX, today
 from lambdas.common.updates import update_chat_id
 from stacks.config import StageConfig
 from tools.cli import CommandError, add_stage_argument, stage_config
-from tools.operate.etl_runs import DayOutcome, days_between, local_runner, run_days, summary_table
+from tools.operate.etl_runs import DayOutcome, days_between, local_engine_runner, run_days, summary_table
 from tools.local.stack import LocalStack, deliver, telegram_json
 from tools.local.sql import ENRICHED_FOLDER, RAW_FOLDER, download_lake, open_lake
 from tools.operate.report import write_demo_report
@@ -191,11 +191,12 @@ def deliver_all(stack: LocalStack, deliveries: Sequence[SyntheticUpdate]) -> Non
 
 
 def compact_days(stack: LocalStack, config: StageConfig, days: Sequence[date], console: Console) -> list[DayOutcome]:
-    """The ETL handler's code for each day, as `etl run --local` runs it; a failed day fails the demo."""
+    """The stage's ETL engine for each day, as `etl run --local` runs it; a failed day fails the demo."""
     from lambdas.etl.handler import EtlSettings
 
     settings = EtlSettings(stack.raw_bucket, stack.enriched_bucket, config.timezone, config.etl_read_concurrency)
-    outcomes = run_days(days, local_runner(settings), console)
+    console.print(f"compacting with the stage's {config.etl_engine} engine")
+    outcomes = run_days(days, local_engine_runner(settings, config), console)
     console.print(summary_table(outcomes))
     failed = [outcome for outcome in outcomes if not outcome.ok]
     if failed:

@@ -205,6 +205,16 @@ class LocalLake:
             raise CommandError(f"{what} failed on DuckDB: {self._explain(error)}") from None
         return [column[0] for column in cursor.description], rows
 
+    def arrow(self, athena_sql: str, database: str, what: str) -> "pa.Table":
+        """Like `execute`, with the answer as an Arrow table (for rows written to Parquet)."""
+        import duckdb
+
+        self._create_schema(database)
+        try:
+            return self.connection.sql(to_duckdb(athena_sql, database)).to_arrow_table()
+        except duckdb.Error as error:
+            raise CommandError(f"{what} failed on DuckDB: {self._explain(error)}") from None
+
     def close(self) -> None:
         self.connection.close()
 

@@ -1,8 +1,11 @@
 """`python -m tools etl run`: compact a range of days with the ETL, deployed or in this process (`--local`).
 
-Each day runs on its own (one synchronous Lambda invocation with `{"date": "YYYY-MM-DD"}`, or one
-in-process handler call), so a failing day is reported and the other days still run; any failure makes
-the exit code non-zero. `run_days` is the loop itself, for the local demo.
+Each day runs on its own, with the stage's engine: `lambda`, one synchronous invocation of the ETL function
+with `{"date": "YYYY-MM-DD"}`; `athena`, one execution of the compaction state machine, followed until it
+ends. A failing day is reported and the other days still run; any failure makes the exit code non-zero.
+`--local` runs either engine in this process against AWS_ENDPOINT_URL (`--engine`, default the stage's):
+the Lambda's handler, or the Athena engine's very SQL on DuckDB (tools/local/athena_engine.py).
+`run_days` is the loop itself, for the local demo.
 
 The range is bounded: from the stage's `analytics_start_date` (Athena shows no earlier day) to today in
 its zone, and more than `MAX_UNCONFIRMED_DAYS` days are run only once confirmed.
@@ -14,6 +17,8 @@ import argparse
 import json
 import os
 import sys
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -34,6 +39,10 @@ DayRunner = Callable[[date], Mapping[str, Any]]
 
 # A month of days runs without asking; a longer range (a typo, or a whole year's backfill) asks first.
 MAX_UNCONFIRMED_DAYS = 31
+ENGINES = ("lambda", "athena")
+# How a state machine execution is followed: polls back off from the first to the longest wait.
+FIRST_POLL_SECONDS = 2.0
+MAX_POLL_SECONDS = 15.0
 
 
 class EtlDayFailed(Exception):
@@ -63,7 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_stage_argument(run)
     run.add_argument("--from", dest="first", type=_iso_date, required=True, metavar="YYYY-MM-DD", help="first day")
     run.add_argument("--to", dest="last", type=_iso_date, metavar="YYYY-MM-DD", help="last day (default: --from)")
-    run.add_argument("--local", action="store_true", help="run the handler in-process against AWS_ENDPOINT_URL")
+    run.add_argument("--local", action="store_true", help="run the engine in-process against AWS_ENDPOINT_URL")
+    run.add_argument(
+        "--engine", choices=ENGINES, help="with --local: the engine to run (default: the stage's etl_engine)"
+    )
     run.add_argument("--raw-bucket", help="with --local: raw bucket (default: env RAW_BUCKET)")
     run.add_argument("--enriched-bucket", help="with --local: enriched bucket (default: env ENRICHED_BUCKET)")
     run.add_argument(
@@ -78,9 +90,13 @@ def run_command(args: argparse.Namespace) -> int:
     config = stage_config(args)
     days = stage_days(config, args.first, args.last or args.first)
     if args.local:
-        run_day = local_runner(_local_settings(args, config))
-    elif args.raw_bucket or args.enriched_bucket:
-        raise CommandError("--raw-bucket and --enriched-bucket only apply with --local")
+        run_day = local_engine_runner(_local_settings(args, config), config, args.engine)
+    elif args.raw_bucket or args.enriched_bucket or args.engine:
+        raise CommandError("--raw-bucket, --enriched-bucket and --engine only apply with --local")
+    elif config.etl_engine == "athena":
+        stack = config.stack_name("Presentation")
+        arn = require_output(stack_outputs(config, "Presentation"), outputs.COMPACTION_STATE_MACHINE_ARN, stack)
+        run_day = state_machine_runner(state_machine_client(config), arn)
     else:
         stack = config.stack_name("Etl")
         function_name = require_output(stack_outputs(config, "Etl"), outputs.ETL_FUNCTION_NAME, stack)
@@ -208,6 +224,55 @@ def lambda_client(config: StageConfig) -> Any:
 
     waits = Config(connect_timeout=10, read_timeout=config.etl_timeout_minutes * 60 + 30, retries={"mode": "standard"})
     return aws_session(config).client("lambda", config=waits)
+
+
+def state_machine_runner(client: Any, arn: str, sleep: Callable[[float], None] = time.sleep) -> DayRunner:
+    """Start the compaction state machine for one day and follow it until it ends; a run that does not
+    succeed raises EtlDayFailed with Step Functions' error and cause. (Athena does the work: following it
+    costs this process nothing but polls.)"""
+
+    def run(day: date) -> Mapping[str, Any]:
+        name = f"etl-run-{day.isoformat()}-{uuid.uuid4().hex[:8]}"
+        execution = client.start_execution(stateMachineArn=arn, name=name, input=json.dumps({"date": day.isoformat()}))
+        delay = FIRST_POLL_SECONDS
+        while True:
+            described = client.describe_execution(executionArn=execution["executionArn"])
+            if described["status"] != "RUNNING":
+                break
+            sleep(delay)
+            delay = min(delay * 2, MAX_POLL_SECONDS)
+        if described["status"] != "SUCCEEDED":
+            reason = ": ".join(filter(None, (described.get("error"), described.get("cause"))))
+            raise EtlDayFailed(f"{described['status']}: {reason or 'no error given'} ({execution['executionArn']})")
+        return compaction_summary(json.loads(described.get("output") or "null"))
+
+    return run
+
+
+def state_machine_client(config: StageConfig) -> Any:
+    return aws_session(config).client("stepfunctions")
+
+
+def compaction_summary(output: Any) -> Mapping[str, Any]:
+    """The day's summary in a state machine's output: the publish step's result, which the definition may
+    have left inside its Parallel branch list or Lambda's `Payload` envelope."""
+    while isinstance(output, list) and len(output) == 1:
+        output = output[0]
+    if isinstance(output, dict) and isinstance(output.get("Payload"), dict):
+        output = output["Payload"]
+    if not isinstance(output, dict) or "rows_written" not in output:
+        raise EtlDayFailed(f"the compaction ended without a day's summary: {output!r}")
+    return output
+
+
+def local_engine_runner(settings: EtlSettings, config: StageConfig, engine: str | None = None) -> DayRunner:
+    """`engine` (default: the stage's) in this process: the Lambda's handler, or the Athena engine's
+    statements on DuckDB and its publish step's own code."""
+    if (engine or config.etl_engine) == "lambda":
+        return local_runner(settings)
+    from tools.local.athena_engine import compact_day_on_duckdb
+
+    return lambda day: compact_day_on_duckdb(settings, config.glue_database, day)
 
 
 def local_runner(settings: EtlSettings) -> DayRunner:

@@ -1,0 +1,76 @@
+"""The daily compaction run, whichever engine does it: its schedule, retries and dead-letter queue.
+
+The ETL Lambda (Etl stack) and the Athena compaction state machine (Presentation stack) are started the same
+way: at the stage's local time, with the same event, retried the same number of times, and sent to the same
+dead-letter queue when they cannot be started. Only the target differs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from lambdas.etl.day import SCHEDULED_TIME_KEY
+from stacks.config import StageConfig
+
+# A failed day is retried twice (both engines are idempotent: a re-run replaces the day's file), then its event
+# lands in the dead-letter queue, which keeps it for SQS's maximum of 14 days.
+RETRY_ATTEMPTS = 2
+MAX_EVENT_AGE = cdk.Duration.hours(6)
+
+# How a schedule target is built: `targets.LambdaInvoke` or `targets.StepFunctionsStartExecution` with the
+# compacted resource bound (functools.partial), given the shared input, retries, dead-letter queue and role.
+ScheduleTarget = Callable[..., scheduler.IScheduleTarget]
+
+
+def daily_schedule(
+    scope: Construct, *, config: StageConfig, target: ScheduleTarget, failed_runs: sqs.IQueue
+) -> iam.Role:
+    """Daily at the configured local time in the stage's zone: Scheduler follows daylight saving time.
+
+    Returns the role Scheduler starts the run with: only Scheduler's default group in this account may assume
+    it, and the target grants it exactly what starting the run needs.
+    """
+    stack = cdk.Stack.of(scope)
+    role = iam.Role(
+        scope,
+        "ScheduleRole",
+        description="Lets EventBridge Scheduler start the daily ETL run",
+        assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com",
+            conditions={
+                "StringEquals": {
+                    "aws:SourceAccount": stack.account,
+                    "aws:SourceArn": stack.format_arn(
+                        service="scheduler", resource="schedule-group", resource_name="default"
+                    ),
+                }
+            },
+        ),
+    )
+    scheduler.Schedule(
+        scope,
+        "Daily",
+        description=f"Compacts the previous day at {config.etl_schedule_local_time} {config.timezone}",
+        schedule=scheduler.ScheduleExpression.cron(
+            minute=str(config.etl_schedule_minute),
+            hour=str(config.etl_schedule_hour),
+            time_zone=cdk.TimeZone.of(config.timezone),
+        ),
+        target=target(
+            # The day before the scheduled instant's local date: a retry after midnight still compacts it.
+            input=scheduler.ScheduleTargetInput.from_object(
+                {SCHEDULED_TIME_KEY: scheduler.ContextAttribute.scheduled_time}
+            ),
+            retry_attempts=RETRY_ATTEMPTS,
+            max_event_age=MAX_EVENT_AGE,
+            dead_letter_queue=failed_runs,
+            role=role,
+        ),
+    )
+    return role
