@@ -56,12 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run on DuckDB over the enriched Parquet in a folder or s3://bucket[/prefix] (AWS_ENDPOINT_URL applies)",
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
-    parser.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=DEFAULT_TIMEOUT_SECONDS,
-        help=f"seconds to wait for Athena before cancelling the query (default {DEFAULT_TIMEOUT_SECONDS})",
-    )
+    add_timeout_argument(parser, "the query")
     parser.set_defaults(func=run)
 
 
@@ -207,6 +202,16 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         ).rstrip()
 
     return "\n".join([line(columns), line(["-" * width for width in widths]), *(line(row) for row in cells)])
+
+
+def add_timeout_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--timeout` of the commands that wait for Athena (`what` it cancels when the time is up)."""
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help=f"seconds to wait for Athena before cancelling {what} (default {DEFAULT_TIMEOUT_SECONDS})",
+    )
 
 
 def _positive_seconds(text: str) -> float:

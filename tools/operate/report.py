@@ -25,7 +25,7 @@ from analytics import RELATION_NOTES, SavedQuery, load_queries
 from lambdas.common.layout import PARTITION_KEY, today
 from stacks.config import StageConfig
 from tools.cli import CommandError, add_stage_argument, aws_session, stage_config
-from tools.operate.query import DEFAULT_TIMEOUT_SECONDS, _positive_seconds, format_bytes, run_athena
+from tools.operate.query import add_timeout_argument, format_bytes, run_athena
 from tools.operate.report_html import SECTION_QUERIES, Answer, ReportContext, render_report
 
 DEFAULT_OUT = "report.html"
@@ -50,12 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--days", type=_positive_days, help="only the last N days, today included (default: every day the stage shows)"
     )
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"the HTML file (default {DEFAULT_OUT})")
-    parser.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=DEFAULT_TIMEOUT_SECONDS,
-        help=f"seconds to wait for each Athena query before cancelling it (default {DEFAULT_TIMEOUT_SECONDS})",
-    )
+    add_timeout_argument(parser, "each query")
     parser.set_defaults(func=report_command)
 
 
