@@ -36,8 +36,8 @@ from lambdas.common.layout import ATHENA_STAGING_PREFIX, PREFIX
 from stacks.alarms import ALARM_PERIOD, alarm_on_any
 from stacks.athena_access import grant_on_bucket, grant_query_results, workgroup_arn
 from stacks.compliance import acknowledge, nag_resource
-from stacks.config import RAW_TABLE, StageConfig
-from stacks.daily_run import RETRY_ATTEMPTS, daily_schedule
+from stacks.config import PROJECT, RAW_TABLE, StageConfig
+from stacks.daily_run import RETRY_ATTEMPTS, compaction_environment, daily_schedule
 from stacks.functions import lake_function, log_group
 from stacks.packaging import pyarrow_layer, runtime_layer
 from stacks.storage import grant_listing, grant_on_objects
@@ -62,6 +62,11 @@ VIA_ATHENA = {"ForAnyValue:StringEquals": {"aws:CalledVia": ["athena.amazonaws.c
 GLUE_READ_ACTIONS = ("glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions")
 # The state machine starts, follows (`.sync` polls GetQueryExecution) and, when the execution stops, stops queries.
 QUERY_ACTIONS = ("athena:StartQueryExecution", "athena:GetQueryExecution", "athena:StopQueryExecution")
+
+
+def state_machine_name(config: StageConfig) -> str:
+    """The stage's state machine, by a name the Etl stack's dashboard can chart without a reference to this stack."""
+    return f"{PROJECT}-{config.stage}-Compaction"
 
 
 class AthenaCompaction(Construct):
@@ -91,6 +96,7 @@ class AthenaCompaction(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
+            state_machine_name=state_machine_name(config),
             comment=f"Compacts one day of stage {config.stage} with Athena: plan, UNLOAD and report, publish",
             definition_body=sfn.DefinitionBody.from_chainable(
                 self._definition(config, workgroup=workgroup, database=database, failed_runs=failed_runs)
@@ -129,14 +135,7 @@ class AthenaCompaction(Construct):
             memory_mb=STEPS_MEMORY_MB,
             timeout=STEPS_TIMEOUT,
             ephemeral_storage_size=STEPS_EPHEMERAL_STORAGE,
-            environment={
-                "RAW_BUCKET": raw_bucket.bucket_name,
-                "ENRICHED_BUCKET": enriched_bucket.bucket_name,
-                "TIMEZONE": config.timezone,
-                "READ_CONCURRENCY": str(config.etl_read_concurrency),
-                "ANALYTICS_START_DATE": config.analytics_start_date,
-                "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
-            },
+            environment=compaction_environment(config, raw_bucket, enriched_bucket),
             layers=[runtime_layer(self, config), pyarrow_layer(self, config)],
         )
         # Publish lists, downloads and deletes the attempt's staged files, replaces (puts, or deletes when stale)

@@ -1,8 +1,9 @@
-"""The daily compaction run, whichever engine does it: its schedule, retries and dead-letter queue.
+"""The daily compaction run, whichever engine does it: its schedule, retries, dead-letter queue and settings.
 
 The ETL Lambda (Etl stack) and the Athena compaction state machine (Presentation stack) are started the same
 way: at the stage's local time, with the same event, retried the same number of times, and sent to the same
-dead-letter queue when they cannot be started. Only the target differs.
+dead-letter queue when they cannot be started. Only the target differs. Both engines' functions read the same
+environment (`compaction_environment`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Callable
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -74,3 +76,16 @@ def daily_schedule(
         ),
     )
     return role
+
+
+def compaction_environment(config: StageConfig, raw_bucket: s3.IBucket, enriched_bucket: s3.IBucket) -> dict[str, str]:
+    """What a function compacting days reads (lambdas/etl/handler.EtlSettings), for either engine."""
+    return {
+        "RAW_BUCKET": raw_bucket.bucket_name,
+        "ENRICHED_BUCKET": enriched_bucket.bucket_name,
+        "TIMEZONE": config.timezone,
+        "READ_CONCURRENCY": str(config.etl_read_concurrency),
+        "ANALYTICS_START_DATE": config.analytics_start_date,
+        # Powertools' own variable: each day's summary is published in the stage's namespace.
+        "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
+    }

@@ -2,16 +2,17 @@
 
 Top to bottom: every alarm of the stage and its state; the webhook (requests, 4xx/5xx, latency) as API
 Gateway sees it; the ingest's outcomes; the daily ETL (runs, errors, duration, rows written and what it
-left out per day) and its dead-letter queue. `python -m tools status` prints the same health in a terminal.
+left out per day) and its dead-letter queue. The runs are those of the stage's engine: the ETL function's, or
+on `etl_engine: athena` the compaction state machine's executions. `python -m tools status` prints the same health in a terminal.
 
 Every metric is read by name (the API's name and stage, the stage's namespace and the handlers' own metric
-names), never through a reference to another stack's resource, so the dashboard adds no export to the
+names, the state machine's name), never through a reference to another stack's resource, so the dashboard adds no export to the
 Ingestion stack and follows a replaced resource of the same name.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import aws_cdk as cdk
 import jsii
@@ -23,6 +24,7 @@ from constructs import Construct
 from lambdas.etl import metrics as etl_metrics
 from lambdas.ingest import metrics as ingest_metrics
 from stacks.alarms import alarm_name
+from stacks.athena_compaction import RUN_TIMEOUT, state_machine_name
 from stacks.config import PROJECT, StageConfig
 from stacks.ingestion import webhook_api_name
 from stacks.metrics import lake_metric
@@ -35,6 +37,7 @@ DEFAULT_INTERVAL = cdk.Duration.days(7)
 HOUR = cdk.Duration.hours(1)
 DAY = cdk.Duration.days(1)
 API_GATEWAY = "AWS/ApiGateway"
+STATES = "AWS/States"
 
 INGEST_OUTCOMES = (
     ingest_metrics.STORED, ingest_metrics.DUPLICATE, ingest_metrics.SKIPPED, ingest_metrics.REJECTED,
@@ -45,6 +48,15 @@ INGEST_SIGNALS = (
     ingest_metrics.CHAT_MIGRATED, ingest_metrics.CHAT_RECORD_FAILED,
 )
 ETL_LEFT_OUT = (etl_metrics.DUPLICATES_DROPPED, etl_metrics.NON_MESSAGE_UPDATES, etl_metrics.OBJECTS_REJECTED)
+
+
+class EtlRuns(NamedTuple):
+    """What the ETL graphs show of the stage's engine."""
+
+    runs: cloudwatch.IMetric
+    errors: list[cloudwatch.IMetric]
+    duration: cloudwatch.IMetric
+    timeout: cdk.Duration
 
 
 def dashboard_name(config: StageConfig) -> str:
@@ -139,25 +151,60 @@ class StageDashboard(Construct):
             _graph("Ingest signals per hour", [ingest(name) for name in INGEST_SIGNALS], width=12),
         ]
 
+    def _function_runs(self, function: lambda_.IFunction) -> EtlRuns:
+        """The Lambda engine: the ETL function's invocations, errors and longest run, against its timeout."""
+        return EtlRuns(
+            function.metric_invocations(period=DAY, statistic="Sum", label="attempts"),
+            [function.metric_errors(period=DAY, statistic="Sum", label="errors (Lambda retries twice)")],
+            function.metric_duration(period=DAY, statistic="Maximum", label="longest run"),
+            cdk.Duration.minutes(self.config.etl_timeout_minutes),
+        )
+
+    def _compaction_runs(self) -> EtlRuns:
+        """The Athena engine: the Presentation stack's state machine, read by its name. An execution is a day's
+        run with all its attempts; failed and timed-out ones are the days that were not compacted."""
+        arn = cdk.Stack.of(self).format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=state_machine_name(self.config),
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+        def executions(name: str, statistic: str, label: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=STATES,
+                metric_name=name,
+                dimensions_map={"StateMachineArn": arn},
+                period=DAY,
+                statistic=statistic,
+                label=label,
+            )
+
+        return EtlRuns(
+            executions("ExecutionsStarted", "Sum", "runs (state machine executions)"),
+            [
+                executions("ExecutionsFailed", "Sum", "failed runs (after their retries)"),
+                executions("ExecutionsTimedOut", "Sum", "timed-out runs"),
+            ],
+            executions("ExecutionTime", "Maximum", "longest run"),
+            RUN_TIMEOUT,
+        )
+
     def _etl(self, function: lambda_.IFunction, failed_runs: sqs.IQueue) -> list[cloudwatch.IWidget]:
-        """The daily runs: attempts and errors, how long they take against the timeout, what each day wrote."""
+        """The daily runs (of the stage's engine): attempts and errors, how long they take against the timeout,
+        what each day wrote."""
 
         def etl(name: str) -> cloudwatch.Metric:
             return lake_metric(self.config, etl_metrics.SERVICE, name, period=DAY, label=name)
 
-        timeout = cdk.Duration.minutes(self.config.etl_timeout_minutes)
+        runs, errors, duration, timeout = (
+            self._compaction_runs() if self.config.etl_engine_is_athena else self._function_runs(function)
+        )
         return [
-            _graph(
-                "ETL runs and errors per day",
-                [
-                    function.metric_invocations(period=DAY, statistic="Sum", label="attempts"),
-                    function.metric_errors(period=DAY, statistic="Sum", label="errors (Lambda retries twice)"),
-                ],
-                width=6,
-            ),
+            _graph("ETL runs and errors per day", [runs, *errors], width=6),
             cloudwatch.GraphWidget(
                 title="ETL duration (ms)",
-                left=[function.metric_duration(period=DAY, statistic="Maximum", label="longest run")],
+                left=[duration],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(value=timeout.to_milliseconds(), label="timeout")
                 ],

@@ -19,7 +19,7 @@ from stacks import outputs
 from stacks.alarms import ALARM_PERIOD, alarm_on_any, alarm_topic_from_output
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
-from stacks.daily_run import MAX_EVENT_AGE, RETRY_ATTEMPTS, daily_schedule
+from stacks.daily_run import MAX_EVENT_AGE, RETRY_ATTEMPTS, compaction_environment, daily_schedule
 from stacks.dashboard import StageDashboard, dashboard_url
 from stacks.functions import lake_function
 from stacks.packaging import pyarrow_layer, runtime_layer
@@ -81,15 +81,7 @@ class EtlStack(cdk.Stack):
             description="Compacts one day of raw Telegram updates into the day's Parquet file",
             memory_mb=config.etl_memory_mb,
             timeout=cdk.Duration.minutes(config.etl_timeout_minutes),
-            environment={
-                "RAW_BUCKET": raw_bucket.bucket_name,
-                "ENRICHED_BUCKET": enriched_bucket.bucket_name,
-                "TIMEZONE": config.timezone,
-                "READ_CONCURRENCY": str(config.etl_read_concurrency),
-                "ANALYTICS_START_DATE": config.analytics_start_date,
-                # Powertools' own variable: each day's summary is published in the stage's namespace.
-                "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
-            },
+            environment=compaction_environment(config, raw_bucket, enriched_bucket),
             layers=[runtime_layer(self, config), pyarrow_layer(self, config)],
             # EventBridge Scheduler invokes Lambda asynchronously: a run that raises is retried by Lambda,
             # and only these settings route it to the dead-letter queue afterwards.

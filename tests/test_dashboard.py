@@ -13,6 +13,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 import lambdas.etl.metrics as etl_metrics
 import lambdas.ingest.metrics as ingest_metrics
 from stacks import outputs
+from stacks.athena_compaction import RUN_TIMEOUT
 from stacks.dashboard import StageDashboard, dashboard_name
 from tests.cdk_support import STAGE_PARTS, build, resources, stage_fixture, the_resource
 from tests.stage_settings import stages_with
@@ -111,21 +112,50 @@ def test_every_ingest_metric_is_charted_in_the_stage_namespace(dev):
     assert all(metric[4]["stat"] == "Sum" for metric in metrics)
 
 
-def test_the_etl_graphs_chart_the_function_its_summary_metrics_and_its_dead_letter_queue(dev):
-    template = dev.template("Etl")
-    [function] = [key for key in resources(template, "AWS::Lambda::Function") if key.startswith("Etl")]
-    [queue] = resources(template, "AWS::SQS::Queue")
-    summary = [*graph(dev, "Rows written per day"), *graph(dev, "Left out per day")]
-    assert {metric[1] for metric in summary} == set(etl_metrics.COUNTS.values())
-    assert all(metric[0] == dev.config.metrics_namespace and metric[2:4] == ["service", "etl"] for metric in summary)
-    assert all(metric[4]["period"] == 86400 for metric in summary)
+def test_the_etl_graphs_chart_its_summary_metrics_and_its_dead_letter_queue(dev, prod):
+    for stage_app in (dev, prod):
+        [queue] = resources(stage_app.template("Etl"), "AWS::SQS::Queue")
+        summary = [*graph(stage_app, "Rows written per day"), *graph(stage_app, "Left out per day")]
+        assert {metric[1] for metric in summary} == set(etl_metrics.COUNTS.values())
+        namespace = stage_app.config.metrics_namespace
+        assert all(metric[0] == namespace and metric[2:4] == ["service", "etl"] for metric in summary)
+        assert all(metric[4]["period"] == 86400 for metric in summary)
+        [waiting] = graph(stage_app, "Failed runs in the dead-letter queue")
+        assert waiting[:2] == ["AWS/SQS", "ApproximateNumberOfMessagesVisible"]
+        assert waiting[3] == f"getatt:{queue}.QueueName"
 
-    runs = graph(dev, "ETL runs and errors per day") + graph(dev, "ETL duration (ms)")
+
+def runs_and_timeout(stage_app) -> tuple[list[list[Any]], float]:
+    [duration] = [
+        widget["properties"] for widget in widgets(stage_app, "metric")
+        if widget["properties"]["title"] == "ETL duration (ms)"
+    ]
+    [timeout] = duration["annotations"]["horizontal"]
+    return graph(stage_app, "ETL runs and errors per day") + duration["metrics"], timeout["value"]
+
+
+def test_on_the_lambda_engine_the_etl_runs_are_the_functions(prod):
+    assert not prod.config.etl_engine_is_athena
+    [function] = [key for key in resources(prod.template("Etl"), "AWS::Lambda::Function") if key.startswith("Etl")]
+    runs, timeout = runs_and_timeout(prod)
     assert {metric[1] for metric in runs} == {"Invocations", "Errors", "Duration"}
-    assert all(metric[3] == f"ref:{function}" for metric in runs)
-    [waiting] = graph(dev, "Failed runs in the dead-letter queue")
-    assert waiting[:2] == ["AWS/SQS", "ApproximateNumberOfMessagesVisible"]
-    assert waiting[3] == f"getatt:{queue}.QueueName"
+    assert all(metric[:4] == ["AWS/Lambda", metric[1], "FunctionName", f"ref:{function}"] for metric in runs)
+    assert timeout == prod.config.etl_timeout_minutes * 60_000
+
+
+def test_on_the_athena_engine_the_etl_runs_are_the_state_machines_executions(dev):
+    """Charted by the name the Presentation stack gives its state machine: no reference to that stack."""
+    assert dev.config.etl_engine_is_athena
+    [machine] = resources(dev.template("Presentation"), "AWS::StepFunctions::StateMachine").values()
+    name = machine["Properties"]["StateMachineName"]
+    arn = f"arn:aws:states:eu-west-1:123456789012:stateMachine:{name}"
+    runs, timeout = runs_and_timeout(dev)
+    assert [metric[1] for metric in runs] == [
+        "ExecutionsStarted", "ExecutionsFailed", "ExecutionsTimedOut", "ExecutionTime"
+    ]
+    assert all(metric[0] == "AWS/States" and metric[2:4] == ["StateMachineArn", arn] for metric in runs)
+    assert timeout == RUN_TIMEOUT.to_milliseconds()
+    assert name == f"TelegramLake-{dev.config.stage}-Compaction"
 
 
 def test_the_etl_function_publishes_in_the_stage_namespace(dev, prod):
