@@ -18,7 +18,7 @@ from analytics import athena_compaction_templates
 from lambdas.common.layout import PREFIX, day_prefix
 from lambdas.etl.athena_engine import finish_day, plan, report_row
 from lambdas.etl.handler import EtlSettings
-from lambdas.etl.store import list_keys, s3_client
+from lambdas.etl.store import list_keys, read_in_order, s3_client
 from tools.local.sql import LakeFolders, LocalLake
 
 
@@ -29,11 +29,15 @@ def compact_day_on_duckdb(settings: EtlSettings, database: str, day: date) -> Ma
     run = plan({"date": day.isoformat()}, athena_compaction_templates(database), settings)
     with tempfile.TemporaryDirectory(prefix="athena-engine-") as scratch:
         raw = Path(scratch) / "raw"
-        for read_day in (day - timedelta(days=1), day):
-            for key in list_keys(s3, settings.raw_bucket, day_prefix(read_day)):
-                target = raw / key
-                target.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(settings.raw_bucket, key, str(target))
+        keys = [
+            key for read_day in (day - timedelta(days=1), day)
+            for key in list_keys(s3, settings.raw_bucket, day_prefix(read_day))
+        ]
+        # As many GETs in flight as the Lambda engine's, where Athena's readers run side by side.
+        for key, body in zip(keys, read_in_order(s3, settings.raw_bucket, keys, settings.read_concurrency)):
+            target = raw / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
         if not raw.is_dir():  # no object on either day: the report below is empty, and the day is kept
             return finish_day(s3, settings, day, [], [], started)
         lake = LocalLake(LakeFolders(enriched=None, raw=raw / PREFIX.rstrip("/")))
