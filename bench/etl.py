@@ -1,23 +1,37 @@
-"""ETL benchmark: one day of N realistic updates in in-process moto, compacted by the real handler code.
+"""ETL benchmark: one day of N realistic updates in in-process moto, compacted by each engine's real code.
 
-    python -m bench.etl                      # N = 1k, 10k, 100k at 20 ms modeled S3 round trip
+    python -m bench.etl                                   # both engines, N = 1k, 10k, 100k, 20 ms per S3 request
+    python -m bench.etl --engine athena --sizes 10000     # one engine
     python -m bench.etl --sizes 1000 10000 --rtt-ms 20 --concurrency 32
 
-On AWS the ETL waits on S3 round trips, which in-process moto does not have: every request the ETL makes
-sleeps `--rtt-ms` first (a botocore `before-send` hook), so the thread pool's concurrency is measured as
-it matters on AWS. Seeding the raw bucket bypasses the delay. moto runs in this process, so its CPU time
-(emulating S3: shown as "moto CPU s") competes with the ETL for the same interpreter lock; the ETL's own
-CPU is "CPU s" minus that ("ETL CPU s"). Costs of the simulator that S3 does not have are removed during
-the run, none changing a response (see `_s3_simulator_shortcuts`). moto in a separate server process was
-slower here: its server closes the connection after every response, so each request adds a TCP connect.
+The engines (stage setting `etl_engine`), on the same corpus (same seed and sizes), each run in a fresh process:
+- lambda: the ETL Lambda's `process` (lambdas/etl/handler.py).
+- athena: the Athena engine as `etl run --local --engine athena` runs it (tools/local/athena_engine.py): the raw
+  objects of the day and the day before downloaded from S3, the statements the state machine sends to Athena run
+  on DuckDB, the day finished by the deployed publish step's `finish_day`. On AWS Athena reads S3 and runs the
+  SQL: locally those parts show what they cost on this machine. Its time is split into "download" (the rest:
+  listing, GETs, scratch files, as the local engine does them), "lines" (the objects as the raw table's lines,
+  tools/local/sql.py), "SQL" (the two statements on DuckDB) and "publish" (`finish_day`: Parquet write and puts).
+  "merge rows/s" re-enacts the deployed publish step's merge of UNLOAD's files (`staged_batches` into
+  `write_batches`) on the day's Parquet, without S3. Both engines must write the same number of rows.
 
-Each size runs in a fresh process. "rows/s" is Parquet rows written per second of the ETL run (skipped
-updates, e.g. from other chats, are read but not counted). "peak RSS MB" is that whole process, moto's
-in-memory copy of the raw and enriched buckets included (more than the Lambda needs); "ETL +MB" is its
-resident set sampled during the ETL run minus the one just before: what the ETL itself needed (the
-Lambda's memory use, on top of the runtime and its imports); "ETL peak MB" adds that growth to the
-process's size before any object was stored (every module imported, moto's included): the peak the ETL
-would reach without the simulator's copy of the data, the figure to hold against the 512 MB target.
+On AWS the ETL waits on S3 round trips, which in-process moto does not have: every request either engine makes
+sleeps `--rtt-ms` first (a botocore `before-send` hook on the client each builds for itself), so the thread
+pool's concurrency is measured as it matters on AWS. Seeding the raw bucket bypasses the delay. moto runs in
+this process, so its CPU time (emulating S3: shown as "moto CPU s") competes with the ETL for the same
+interpreter lock; the ETL's own CPU is "CPU s" minus that ("ETL CPU s"; DuckDB's threads count in it). Costs of
+the simulator that S3 does not have are removed during the run, none changing a response (see
+`_s3_simulator_shortcuts`). moto in a separate server process was slower here: its server closes the connection
+after every response, so each request adds a TCP connect.
+
+"rows/s" is Parquet rows written per second of the run (skipped updates, e.g. from other chats, are read but
+not counted). "peak RSS MB" is the whole process, moto's in-memory copy of the raw and enriched buckets
+included (more than the Lambda needs); "ETL +MB" is its resident set sampled during the run minus the one just
+before: what the engine itself needed (for the Lambda engine, the function's memory use on top of the runtime
+and its imports); "ETL peak MB" adds that growth to the process's size before any object was stored (every
+module imported, moto's included): the peak the ETL would reach without the simulator's copy of the data, the
+figure to hold against the 512 MB target. The figures the README's model of 1M and 10M updates a day takes
+(bench/etl_model.py) are printed last, and the model with them.
 """
 
 from __future__ import annotations
@@ -30,13 +44,14 @@ import tempfile
 import threading
 import time
 from bisect import bisect_left, bisect_right
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Mapping
 from unittest.mock import patch
 
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # one summary line per size, not the handler's logs
@@ -51,22 +66,31 @@ from moto.core.botocore_stubber import BotocoreStubber  # noqa: E402
 from moto.core.models import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.s3.models import S3Backend, s3_backends  # noqa: E402
 
+from bench.etl_model import Measured, render  # noqa: E402
 from lambdas.common.layout import local_day, raw_key  # noqa: E402
+from lambdas.etl.athena_engine import staged_batches  # noqa: E402
+from lambdas.etl.compact import write_batches  # noqa: E402
 from lambdas.etl.day import enriched_key  # noqa: E402
 from lambdas.etl import handler as etl_handler  # noqa: E402
 from lambdas.etl import store as etl_store  # noqa: E402
 from lambdas.etl.handler import EtlSettings, process  # noqa: E402
+from tools.local import athena_engine as local_athena  # noqa: E402
+from tools.local.sql import LocalLake  # noqa: E402
 from tools.local.synthetic import synthetic_chat  # noqa: E402
 
 DAY = date(2026, 11, 24)  # a Tuesday
 ZONE = "America/Sao_Paulo"
 CHAT_ID, OTHER_CHAT_ID = -1001234567890, -1009876543210
 RAW_BUCKET, ENRICHED_BUCKET = "bench-raw", "bench-enriched"
+DATABASE = "telegram_lake_bench"  # the Glue database the Athena engine's statements name
 PAGE = os.sysconf("SC_PAGE_SIZE")  # /proc/self/statm counts pages
+# The Athena engine's parts, in the order they run; "download" is the rest of its time.
+ATHENA_PHASES = ("download", "lines", "SQL", "publish")
 
 
 @dataclass
 class Result:
+    engine: str
     updates: int
     seed_seconds: float
     seconds: float
@@ -80,45 +104,114 @@ class Result:
     rss_before_mb: float
     rss_peak_mb: float
     process_peak_mb: float
+    phases: dict[str, float] = field(default_factory=dict)  # the Athena engine's, by ATHENA_PHASES
+    merge_seconds: float = 0.0  # the Athena engine's publish merge, re-enacted on the day's Parquet
+
+    @property
+    def etl_cpu_seconds(self) -> float:
+        return self.cpu_seconds - self.moto_cpu_seconds
+
+    @property
+    def etl_growth_mb(self) -> float:
+        return self.rss_peak_mb - self.rss_before_mb
 
     @property
     def etl_peak_mb(self) -> float:
         """The process's peak without the simulator's stored objects: imports plus what the ETL grew by."""
-        return self.rss_base_mb + self.rss_peak_mb - self.rss_before_mb
+        return self.rss_base_mb + self.etl_growth_mb
 
     HEADER = (
-        f"{'updates':>8} {'rows':>8} {'seconds':>8} {'rows/s':>7} {'CPU s':>7} {'ETL CPU s':>9} {'moto CPU s':>10} "
-        f"{'requests':>9} "
-        f"{'peak RSS MB':>11} {'ETL +MB':>8} {'ETL peak MB':>11} {'raw MB':>7} {'parquet MB':>10} {'ratio':>6} {'seeding s':>9}"
+        f"{'engine':<7} {'updates':>8} {'rows':>8} {'seconds':>8} {'rows/s':>7} {'CPU s':>7} {'ETL CPU s':>9} "
+        f"{'moto CPU s':>10} {'requests':>9} {'peak RSS MB':>11} {'ETL +MB':>8} {'ETL peak MB':>11} {'raw MB':>7} "
+        f"{'parquet MB':>10} {'ratio':>6} {'seeding s':>9}"
     )
 
     def line(self) -> str:
         return (
-            f"{self.updates:>8,} {self.rows:>8,} {self.seconds:>8.1f} {self.rows / self.seconds:>7,.0f} "
-            f"{self.cpu_seconds:>7.1f} {self.cpu_seconds - self.moto_cpu_seconds:>9.1f} "
-            f"{self.moto_cpu_seconds:>10.1f} {self.requests:>9,} "
-            f"{self.process_peak_mb:>11.0f} {self.rss_peak_mb - self.rss_before_mb:>8.0f} {self.etl_peak_mb:>11.0f} "
+            f"{self.engine:<7} {self.updates:>8,} {self.rows:>8,} {self.seconds:>8.1f} {self.rows / self.seconds:>7,.0f} "
+            f"{self.cpu_seconds:>7.1f} {self.etl_cpu_seconds:>9.1f} {self.moto_cpu_seconds:>10.1f} {self.requests:>9,} "
+            f"{self.process_peak_mb:>11.0f} {self.etl_growth_mb:>8.0f} {self.etl_peak_mb:>11.0f} "
             f"{self.raw_bytes / 1e6:>7.2f} {self.parquet_bytes / 1e6:>10.2f} "
             f"{self.raw_bytes / self.parquet_bytes:>5.1f}x {self.seed_seconds:>9.0f}"
+        )
+
+    PHASES_HEADER = (
+        f"{'updates':>8} {'seconds':>8} "
+        + " ".join(f"{phase + ' s':>10}" for phase in ATHENA_PHASES)
+        + f" {'rows/s without download':>23} {'merge rows/s':>12}"
+    )
+
+    def phases_line(self) -> str:
+        """Where the Athena engine's time went, and its rows/s without the local-only download."""
+        return (
+            f"{self.updates:>8,} {self.seconds:>8.1f} "
+            + " ".join(f"{self.phases[phase]:>10.1f}" for phase in ATHENA_PHASES)
+            + f" {self.rows / (self.seconds - self.phases['download']):>23,.0f}"
+            + f" {self.rows / self.merge_seconds:>12,.0f}"
         )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.etl", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000], help="updates per run")
+    parser.add_argument("--engine", choices=(*ENGINES, "both"), default="both", help="the engine(s) to run")
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="modeled S3 round trip per request (ms)")
     parser.add_argument("--concurrency", type=int, default=32, help="READ_CONCURRENCY (the stage default is 32)")
     args = parser.parse_args()
+    engines = list(ENGINES) if args.engine == "both" else [args.engine]
     print(f"ETL benchmark: one day, {args.rtt_ms:g} ms per S3 request, READ_CONCURRENCY={args.concurrency}, "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs, engines: {', '.join(engines)} (athena: locally, on DuckDB)")
     print(Result.HEADER)
+    results: list[Result] = []
     for size in args.sizes:
-        # A fresh process per size: no memory freed by an earlier run is there to be reused.
-        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as process:
-            print(process.submit(run, size, args.rtt_ms / 1000, args.concurrency).result().line(), flush=True)
+        for engine in engines:
+            # A fresh process per run: no memory freed by an earlier run is there to be reused.
+            with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+                results.append(pool.submit(run, engine, size, args.rtt_ms / 1000, args.concurrency).result())
+            print(results[-1].line(), flush=True)
+        check_same_rows([result for result in results if result.updates == size])
+    athena = [result for result in results if result.engine == "athena"]
+    if athena:
+        print("\nAthena engine (local), where its time goes:")
+        print(Result.PHASES_HEADER)
+        for result in athena:
+            print(result.phases_line())
+    if set(ENGINES) <= {result.engine for result in results}:
+        print("\nModel (bench/etl_model.py) with these measurements:\n")
+        print(render(measured(results, args.rtt_ms)))
 
 
-def run(size: int, rtt: float, concurrency: int) -> Result:
+def check_same_rows(results: list[Result]) -> None:
+    """Both engines compacted the same corpus: the same number of rows, or the benchmark is void."""
+    if len({result.rows for result in results}) > 1:
+        written = ", ".join(f"{result.engine}: {result.rows:,}" for result in results)
+        raise SystemExit(f"the engines wrote different numbers of rows for {results[0].updates:,} updates ({written})")
+
+
+def measured(results: list[Result], rtt_ms: float) -> Measured:
+    """The model's inputs from the largest runs: the Lambda engine's CPU and memory (growth per update between its
+    two largest sizes), the corpus's bytes and rows per update, the Athena engine's merge rate."""
+    lambda_runs = sorted((result for result in results if result.engine == "lambda"), key=lambda result: result.updates)
+    largest = lambda_runs[-1]
+    athena = max((result for result in results if result.engine == "athena"), key=lambda result: result.updates)
+    smaller = lambda_runs[-2] if len(lambda_runs) > 1 else None
+    growth = (
+        (largest.etl_growth_mb - smaller.etl_growth_mb) / (largest.updates - smaller.updates) * 1000 if smaller else 0.0
+    )
+    return Measured(
+        lambda_cpu_ms_per_update=largest.etl_cpu_seconds / largest.updates * 1000,
+        lambda_peak_mb=largest.etl_peak_mb,
+        lambda_mb_per_1k_updates=growth,
+        at_updates=largest.updates,
+        raw_bytes_per_update=largest.raw_bytes / largest.updates,
+        rows_per_update=largest.rows / largest.updates,
+        parquet_bytes_per_row=largest.parquet_bytes / largest.rows,
+        merge_rows_per_second=athena.rows / athena.merge_seconds,
+        rtt_ms=rtt_ms,
+    )
+
+
+def run(engine: str, size: int, rtt: float, concurrency: int) -> Result:
     base_mb = _rss_mb()  # every module imported, no object stored yet
     with mock_aws():
         seeder = boto3.session.Session().client("s3")  # its own session: no modeled latency while seeding
@@ -130,30 +223,88 @@ def run(size: int, rtt: float, concurrency: int) -> Result:
 
         requests = _RoundTrips(rtt)
         settings = EtlSettings(RAW_BUCKET, ENRICHED_BUCKET, ZONE, concurrency)
+        phases = _Phases()
         moto_cpu = _MotoCpu()
         with _modeled_round_trips(requests), _s3_simulator_shortcuts(), moto_cpu, _PeakRss() as rss:
             started, cpu_started = time.monotonic(), time.process_time()
-            summary = process({"date": DAY.isoformat()}, settings)
+            summary = ENGINES[engine](settings, phases)
             seconds, cpu_seconds = time.monotonic() - started, time.process_time() - cpu_started
         if (summary["rows_written"] + summary["skipped"], summary["rejected"]) != (size, 0):
-            raise SystemExit(f"benchmark run lost updates: {summary}")
-        parquet_bytes = seeder.head_object(Bucket=ENRICHED_BUCKET, Key=enriched_key(DAY))["ContentLength"]
+            raise SystemExit(f"the {engine} engine lost updates: {summary}")
+        if phases.seconds:
+            phases.seconds["download"] = seconds - sum(phases.seconds.values())
         process_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        return Result(size, seed_seconds, seconds, cpu_seconds, moto_cpu.seconds, requests.count,
-                      summary["rows_written"], raw_bytes, parquet_bytes, base_mb, rss.before_mb, rss.peak_mb,
-                      process_peak_mb)
+        with tempfile.TemporaryDirectory(prefix="bench-etl-day-") as workdir:
+            day_file = Path(workdir) / "day.parquet"
+            seeder.download_file(ENRICHED_BUCKET, enriched_key(DAY), str(day_file))
+            parquet_bytes = day_file.stat().st_size
+            merge_seconds = _merge_seconds(day_file, Path(workdir) / "merged.parquet") if engine == "athena" else 0.0
+        return Result(
+            engine, size, seed_seconds, seconds, cpu_seconds, moto_cpu.seconds, requests.count,
+            summary["rows_written"], raw_bytes, parquet_bytes, base_mb, rss.before_mb,
+            rss.peak_mb, process_peak_mb, dict(phases.seconds), merge_seconds,
+        )
+
+
+def _merge_seconds(day_file: Path, merged: Path) -> float:
+    """The deployed publish step's merge of UNLOAD's files, on the day's Parquet (S3 transfer not included)."""
+    started = time.monotonic()
+    write_batches(merged, staged_batches([day_file]))
+    return time.monotonic() - started
+
+
+def _lambda_engine(settings: EtlSettings, _: "_Phases") -> Mapping[str, Any]:
+    return process({"date": DAY.isoformat()}, settings)
+
+
+def _athena_engine(settings: EtlSettings, phases: "_Phases") -> Mapping[str, Any]:
+    with ExitStack() as timed:
+        timed.enter_context(phases.timing(LocalLake, "__init__", "lines"))
+        for query in ("arrow", "execute"):
+            timed.enter_context(phases.timing(LocalLake, query, "SQL"))
+        timed.enter_context(phases.timing(local_athena, "finish_day", "publish"))
+        return local_athena.compact_day_on_duckdb(settings, DATABASE, DAY)
+
+
+ENGINES: dict[str, Callable[[EtlSettings, "_Phases"], Mapping[str, Any]]] = {
+    "lambda": _lambda_engine,
+    "athena": _athena_engine,
+}
+
+
+class _Phases:
+    """Wall seconds spent inside chosen functions during a run, by phase."""
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def timing(self, owner: Any, name: str, phase: str) -> Iterator[None]:
+        original = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[phase] += time.monotonic() - started
+
+        with patch.object(owner, name, timed):
+            yield
 
 
 @contextmanager
 def _modeled_round_trips(requests: "_RoundTrips") -> Iterator[None]:
-    """Every request of the client the ETL builds for itself waits one modeled round trip first."""
+    """Every request of the client an engine builds for itself waits one modeled round trip first."""
 
     def client_with_latency(concurrency: int) -> Any:
         client = etl_store.s3_client(concurrency)
         client.meta.events.register_first("before-send.s3", requests.wait)
         return client
 
-    with patch.object(etl_handler, "s3_client", client_with_latency):
+    with patch.object(etl_handler, "s3_client", client_with_latency), patch.object(
+        local_athena, "s3_client", client_with_latency
+    ):
         yield
 
 
