@@ -66,7 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = commands.add_parser(
         "run",
         help="compact every day from --from to --to (inclusive)",
-        description="Invoke the deployed ETL Lambda once per day, or with --local run its handler in this "
+        description="Compact each day with the stage's deployed engine (the ETL Lambda, or on `etl_engine: "
+        "athena` the compaction state machine, followed to its end), or with --local run an engine in this "
         "process against the S3 endpoint in AWS_ENDPOINT_URL.",
     )
     add_stage_argument(run)
