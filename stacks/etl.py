@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -15,13 +16,15 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.common.layout import ATHENA_STAGING_PREFIX, PREFIX
+from lambdas.etl import metrics as etl_metrics
 from stacks import outputs
-from stacks.alarms import ALARM_PERIOD, alarm_on_any, alarm_topic_from_output
+from stacks.alarms import ALARM_PERIOD, alarm_name, alarm_on_any, alarm_topic_from_output, notify
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
 from stacks.daily_run import MAX_EVENT_AGE, RETRY_ATTEMPTS, compaction_environment, daily_schedule
 from stacks.dashboard import StageDashboard, dashboard_url
 from stacks.functions import lake_function
+from stacks.metrics import lake_metric
 from stacks.packaging import pyarrow_layer, runtime_layer
 from stacks.references import publish
 from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_objects
@@ -29,6 +32,9 @@ from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output, gr
 # A failed attempt of the Athena engine leaves its staged files behind (a successful one removes them): a day is
 # enough for any attempt to end, and versions of a staged file are never worth keeping.
 STAGING_EXPIRATION = cdk.Duration.days(1)
+# A day between two daily runs, the extra hour of a DST change, and room for a late run's retries (a run
+# slower than that raises its own alarms: the ETL's timeout, or the state machine's 6-hour one).
+MISSING_RUN_HOURS = 30
 
 
 class EtlStack(cdk.Stack):
@@ -137,7 +143,8 @@ class EtlStack(cdk.Stack):
     def _alarms(
         self, config: StageConfig, function: lambda_.IFunction, failed_runs: sqs.IQueue, topic: sns.ITopic
     ) -> None:
-        """Any failed attempt, and any run given up on, sets an alarm that notifies the topic."""
+        """Any failed attempt, any run given up on, any raw object a day left out, and a day with no run at all
+        set an alarm that notifies the topic, whichever engine runs the days (both publish the same summary)."""
         failures = (
             (
                 "EtlErrors",
@@ -149,6 +156,35 @@ class EtlStack(cdk.Stack):
                 failed_runs.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD, statistic="Maximum"),
                 "An ETL run failed after its retries; re-run the day with `python -m tools etl run`",
             ),
+            (
+                "EtlObjectsRejected",
+                lake_metric(config, etl_metrics.SERVICE, etl_metrics.OBJECTS_REJECTED, period=ALARM_PERIOD),
+                "A compacted day left raw objects out (they stay in the raw zone): their keys and reasons are in the "
+                "day's `_rejects.json` beside its `telegram.parquet`",
+            ),
         )
         for construct_id, metric, description in failures:
             alarm_on_any(self, construct_id, metric, config=config, description=description, topic=topic)
+        self._missing_run_alarm(config, topic)
+
+    def _missing_run_alarm(self, config: StageConfig, topic: sns.ITopic) -> None:
+        """No day compacted for MISSING_RUN_HOURS hours: the schedule did not run (disabled, deleted, or its
+        target gone), the one failure that reaches neither the function's errors nor the dead-letter queue.
+        Every run, of an empty day too, publishes its summary, so missing data is what this alarm is about."""
+        runs = lake_metric(
+            config, etl_metrics.SERVICE, etl_metrics.OBJECTS_READ, period=cdk.Duration.hours(1), statistic="SampleCount"
+        )
+        alarm = runs.create_alarm(
+            self,
+            "NoDayCompacted",
+            alarm_name=alarm_name(config, "NoDayCompacted"),
+            alarm_description=f"No day was compacted in {MISSING_RUN_HOURS} hours. Check the daily schedule "
+            "(EventBridge Scheduler) and `python -m tools status`; compact the missing days with "
+            "`python -m tools etl run`.",
+            threshold=1,
+            evaluation_periods=MISSING_RUN_HOURS,
+            datapoints_to_alarm=MISSING_RUN_HOURS,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        notify(alarm, topic)

@@ -167,13 +167,23 @@ def test_dead_letter_queue_is_encrypted_tls_only_and_keeps_messages_14_days(dev,
     ]
 
 
-def test_alarms_on_function_errors_and_on_runs_waiting_in_the_dead_letter_queue(dev, template):
-    alarms = {
+ETL_ALARMS = {
+    "TelegramLake-dev-EtlErrors", "TelegramLake-dev-FailedRunsWaiting", "TelegramLake-dev-EtlObjectsRejected",
+    "TelegramLake-dev-NoDayCompacted",
+}
+
+
+def alarms_by_name(template) -> dict[str, dict]:
+    return {
         alarm["Properties"]["AlarmName"]: alarm["Properties"]
         for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
     }
 
-    assert alarms.keys() == {"TelegramLake-dev-EtlErrors", "TelegramLake-dev-FailedRunsWaiting"}
+
+def test_alarms_on_function_errors_and_on_runs_waiting_in_the_dead_letter_queue(dev, template):
+    alarms = alarms_by_name(template)
+
+    assert alarms.keys() == ETL_ALARMS
     errors, waiting = alarms["TelegramLake-dev-EtlErrors"], alarms["TelegramLake-dev-FailedRunsWaiting"]
     assert (errors["Namespace"], errors["MetricName"], errors["Dimensions"]) == (
         "AWS/Lambda", "Errors", [{"Name": "FunctionName", "Value": ref(dev.logical_id("Etl", "Etl"))}]
@@ -189,11 +199,37 @@ def test_alarms_on_function_errors_and_on_runs_waiting_in_the_dead_letter_queue(
         assert alarm["TreatMissingData"] == "notBreaching"
 
 
+@pytest.mark.parametrize("stage", ["dev", "dev_on_athena"])
+def test_a_day_that_left_raw_objects_out_raises_an_alarm_whichever_the_engine(stage, request):
+    stage_app = request.getfixturevalue(stage)
+    rejected = alarms_by_name(stage_app.template("Etl"))["TelegramLake-dev-EtlObjectsRejected"]
+
+    assert (rejected["Namespace"], rejected["MetricName"]) == (stage_app.config.metrics_namespace, "ObjectsRejected")
+    assert rejected["Dimensions"] == [{"Name": "service", "Value": "etl"}]
+    assert (rejected["Statistic"], rejected["Period"], rejected["Threshold"]) == ("Sum", 300, 1)
+    assert rejected["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert rejected["TreatMissingData"] == "notBreaching"  # no run, nothing rejected
+
+
+@pytest.mark.parametrize("stage", ["dev", "dev_on_athena"])
+def test_no_day_compacted_for_30_hours_raises_an_alarm_whichever_the_engine(stage, request):
+    """Every run publishes its summary, of an empty day too: 30 hours without one means the schedule is gone."""
+    stage_app = request.getfixturevalue(stage)
+    silence = alarms_by_name(stage_app.template("Etl"))["TelegramLake-dev-NoDayCompacted"]
+
+    assert (silence["Namespace"], silence["MetricName"]) == (stage_app.config.metrics_namespace, "ObjectsRead")
+    assert silence["Dimensions"] == [{"Name": "service", "Value": "etl"}]
+    assert (silence["Statistic"], silence["Period"]) == ("SampleCount", 3600)
+    assert (silence["EvaluationPeriods"], silence["DatapointsToAlarm"]) == (30, 30)
+    assert (silence["Threshold"], silence["ComparisonOperator"]) == (1, "LessThanThreshold")
+    assert silence["TreatMissingData"] == "breaching"
+
+
 def test_both_alarms_notify_the_ingestion_stacks_alarm_topic_when_raised_and_when_cleared(dev, template):
     alarms = [alarm["Properties"] for alarm in resources(template, "AWS::CloudWatch::Alarm").values()]
     topic = ingestion_output(dev.config, outputs.ALARM_TOPIC_ARN)
 
-    assert len(alarms) == 2
+    assert len(alarms) == len(ETL_ALARMS)
     for alarm in alarms:
         assert (alarm["AlarmActions"], alarm["OKActions"]) == ([topic], [topic])
     assert not resources(template, "AWS::SNS::Topic")  # the stage has one topic, in the Ingestion stack
@@ -310,7 +346,7 @@ def test_on_the_athena_engine_the_function_has_no_schedule_but_keeps_its_retries
     assert invoke_config["DestinationConfig"] == {
         "OnFailure": {"Destination": arn(dev_on_athena.logical_id("Etl", "FailedRuns"))}
     }
-    assert alarms == {"TelegramLake-dev-EtlErrors", "TelegramLake-dev-FailedRunsWaiting"}
+    assert alarms == ETL_ALARMS
 
 
 def test_function_code_bundle_holds_the_shared_package_and_only_its_own_function(tmp_path):
