@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from lambdas.common.layout import day_prefix, raw_key
-from lambdas.etl.day import NotAnUpdate, decode_update, plan_reads, update_id_of_key
+from lambdas.etl.day import EMPTY_REASON, NotAnUpdate, Reject, decode_update, plan_reads, update_id_of_key
 from lambdas.etl.schema import BIGINT_MAX
 
 DAY = date(2026, 11, 24)
@@ -46,3 +46,22 @@ def test_the_plan_finds_the_key_it_planned_for_each_update_id():
     for missing in (1, 4, 31):  # before, deduplicated away, after
         with pytest.raises(KeyError, match=f"update_id {missing} is not in the read plan"):
             plan.key_of(missing)
+
+
+def test_a_repeated_key_keeps_its_last_value_and_lone_surrogates_in_keys_are_repaired_before_the_type_is_chosen():
+    message = b'{"message_id":1,"date":1,"chat":{"id":1}}'
+    assert decode_update(b'{"update_id":2,"update_id":1,"message":' + message + b"}", 1)["update_id"] == 1
+    # As the SQL reads the line: "\ud800x" is "\ufffdx", which sorts after "\ue000y", the type it names
+    update = decode_update(b'{"update_id":1,"\\ue000y":1,"\\ud800x":' + message + b"}", 1)
+    assert update == {"update_id": 1, "\ue000y": 1, "\ufffdx": json.loads(message)}
+    # two keys that repair to one name: the last wins
+    assert decode_update(b'{"update_id":1,"\\ud800":' + message + b',"\\udc00":2}', 1) == {"update_id": 1, "\ufffd": 2}
+
+
+def test_an_empty_object_is_rejected_from_the_listing_and_claims_no_update_id():
+    empty = [f"{day_prefix(DAY)}05.json", raw_key(DAY, 6)]
+    keys = [*empty, raw_key(DAY, 5), f"{day_prefix(DAY)}006.json"]
+    plan = plan_reads(DAY, keys, earlier_update_ids=set(), empty_keys=set(empty))
+
+    assert plan.objects == ((5, raw_key(DAY, 5)), (6, keys[3])) and plan.duplicates == 0
+    assert plan.rejects == tuple(Reject(key, EMPTY_REASON) for key in empty)

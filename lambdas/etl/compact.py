@@ -29,7 +29,7 @@ from lambdas.etl.day import (
 )
 from lambdas.etl.flatten import flatten
 from lambdas.etl.schema import arrow_schema
-from lambdas.etl.store import list_keys, read_in_order
+from lambdas.etl.store import list_sizes, read_in_order
 
 BATCH_ROWS = 10_000
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
@@ -62,7 +62,7 @@ def compact_day(s3: Any, *, raw_bucket: str, enriched_bucket: str, day: date, co
     """Rebuild the day's Parquet file (and rejects report) from the raw bucket; every S3 error raises."""
     started = time.monotonic()
     summary = DaySummary(day=day.isoformat())
-    listed = list(list_keys(s3, raw_bucket, day_prefix(day)))
+    listed = list(list_sizes(s3, raw_bucket, day_prefix(day)))
     if listed:
         _rebuild(s3, raw_bucket, enriched_bucket, day, listed, concurrency, summary)
     else:
@@ -74,16 +74,16 @@ def compact_day(s3: Any, *, raw_bucket: str, enriched_bucket: str, day: date, co
 
 
 def _rebuild(
-    s3: Any, raw_bucket: str, enriched_bucket: str, day: date, listed: list[str], concurrency: int,
+    s3: Any, raw_bucket: str, enriched_bucket: str, day: date, listed: list[tuple[str, int]], concurrency: int,
     summary: DaySummary,
 ) -> None:
     previous = day - timedelta(days=1)
     earlier_ids = {
         update_id
-        for key in list_keys(s3, raw_bucket, day_prefix(previous))
-        if (update_id := update_id_of_key(key, previous)) is not None
+        for key, size in list_sizes(s3, raw_bucket, day_prefix(previous))
+        if size and (update_id := update_id_of_key(key, previous)) is not None
     }
-    plan = plan_reads(day, listed, earlier_ids)
+    plan = plan_reads(day, [key for key, _ in listed], earlier_ids, {key for key, size in listed if not size})
     summary.duplicates = plan.duplicates
     rejects: list[Reject] = []
     for reject in plan.rejects:

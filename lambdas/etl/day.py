@@ -16,6 +16,7 @@ from typing import Any, Collection, Iterable, Mapping
 
 from lambdas.common.layout import day_prefix, previous_day
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, update_type
+from lambdas.etl.flatten import valid_utf8
 from lambdas.etl.schema import BIGINT_MAX
 
 OUTPUT_NAME = "telegram.parquet"
@@ -37,6 +38,8 @@ _SCHEDULED_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9
 _RAW_NAME = re.compile(r"([0-9]{1,19})\.json")
 # Where a text file's lines end, as Hadoop's LineRecordReader (Athena's text tables) splits them.
 _LINE_BREAK = re.compile(r"[\r\n]")
+# A JSON escape of a UTF-16 surrogate (`\\ud800`): only a body with one can have a lone surrogate in a key.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def enriched_key(day: date) -> str:
@@ -101,6 +104,10 @@ def update_id_of_key(key: str, day: date) -> int | None:
     return update_id if update_id is not None and update_id <= BIGINT_MAX else None
 
 
+# Why an object of 0 bytes is rejected from the listing, before any GET.
+EMPTY_REASON = "empty object: no line of JSON"
+
+
 @dataclass(frozen=True)
 class Reject:
     """A raw object the ETL could not use, and why; listed in the day's rejects report."""
@@ -125,12 +132,18 @@ class ReadPlan:
         return self.objects[index][1]
 
 
-def plan_reads(day: date, keys: Iterable[str], earlier_update_ids: Collection[int]) -> ReadPlan:
+def plan_reads(
+    day: date, keys: Iterable[str], earlier_update_ids: Collection[int], empty_keys: Collection[str] = ()
+) -> ReadPlan:
     """Deduplicate a day's listing by update_id and order it.
 
     `earlier_update_ids` are the previous day's: Telegram may redeliver an update just after midnight,
     and the ingest then stores it under both days; the earlier day keeps it. Two keys of the same day
     naming one update_id (`7.json`, `007.json`) keep the first key in sorted order.
+
+    `empty_keys` (and the caller leaves them out of `earlier_update_ids`) are objects of 0 bytes: no line of
+    text, so Athena's raw table never sees them. Each is rejected from the listing, unread, and claims no
+    update_id, so an empty copy never costs another copy's row (and both engines keep the same one).
     """
     named: list[tuple[int, str]] = []
     rejects: list[Reject] = []
@@ -138,6 +151,8 @@ def plan_reads(day: date, keys: Iterable[str], earlier_update_ids: Collection[in
         update_id = update_id_of_key(key, day)
         if update_id is None:
             rejects.append(Reject(key, "key is not <update_id>.json in the day's folder"))
+        elif key in empty_keys:
+            rejects.append(Reject(key, EMPTY_REASON))
         else:
             named.append((update_id, key))
     named.sort()
@@ -166,8 +181,9 @@ def decode_update(body: bytes, update_id: int) -> dict[str, Any]:
     the raw table reads it on Athena (one row per line of text, parsed by Trino's strict JSON parser), so
     both engines turn the same objects into the same rows: bytes that are not UTF-8 (including encoded
     surrogates, which `json.loads(bytes)` would let through), a body spread over several lines, and
-    JavaScript's NaN/Infinity are refused. Escaped lone surrogates (`"\\ud800"`) are valid JSON; `flatten`
-    repairs them.
+    JavaScript's NaN/Infinity are refused. Escaped lone surrogates (`"\\ud800"`) are valid JSON: in a key they
+    are repaired here (so the update's type is chosen among the names the SQL sees), in a value by `flatten`.
+    A key named twice keeps its last value, as Trino's `json_parse` does.
     """
     try:
         text = body.decode("utf-8")
@@ -176,7 +192,8 @@ def decode_update(body: bytes, update_id: int) -> dict[str, Any]:
     if _LINE_BREAK.search(text.removesuffix("\n").removesuffix("\r")):
         raise NotAnUpdate("not one line of JSON: a line break inside the body")
     try:
-        update = json.loads(text, parse_constant=_not_json)
+        hook = _repaired_keys if _ESCAPED_SURROGATE.search(text) else None  # the common path costs nothing
+        update = json.loads(text, parse_constant=_not_json, object_pairs_hook=hook)
     except (ValueError, RecursionError) as error:
         raise NotAnUpdate(f"not valid JSON: {error}") from None
     if not isinstance(update, dict):
@@ -190,6 +207,12 @@ def decode_update(body: bytes, update_id: int) -> dict[str, Any]:
     if kind in MESSAGE_UPDATE_TYPES and not isinstance(update[kind], dict):
         raise NotAnUpdate(f"not a Telegram Update: {kind} is a {type(update[kind]).__name__}, not an object")
     return update
+
+
+def _repaired_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are valid UTF-8: each lone surrogate becomes U+FFFD, as `flatten` repairs values
+    and as the raw table's lines are read (tools/local/sql.py); the last of two equal keys wins."""
+    return {valid_utf8(key): value for key, value in pairs}
 
 
 def rejects_report(day: date, rejects: Iterable[Reject]) -> bytes:

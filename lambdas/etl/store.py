@@ -41,9 +41,14 @@ def _unparsed(timestamp: str) -> str:
 
 def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
     """Every key under the prefix, page after page (S3 returns at most 1000 per page)."""
+    return (key for key, _ in list_sizes(s3, bucket, prefix))
+
+
+def list_sizes(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
+    """Every key under the prefix with its object's size in bytes, page after page."""
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", ()):
-            yield item["Key"]
+            yield item["Key"], item["Size"]
 
 
 def read_in_order(s3: Any, bucket: str, keys: Iterable[str], concurrency: int) -> Iterator[bytes]:

@@ -17,8 +17,10 @@ needs DuckDB's ICU extension, which this DuckDB wheel has built in (no download)
 The raw table (`telegram_raw`) is read as Athena's text table reads it: one row per line of each object
 (Hadoop's line breaks: `\n`, `\r\n`, `\r`), with the object's `$path`. What DuckDB's JSON parser does
 differently from Trino's is done first, in Python (`raw_lines`): a line that is not UTF-8, or not standard
-JSON (DuckDB accepts `NaN`, `Infinity` and trailing commas), becomes NULL, and an escaped lone surrogate
-(`"\ud800"`) becomes `\ufffd`, as the ETL repairs it (DuckDB refuses the whole document).
+JSON (DuckDB accepts `NaN`, `Infinity` and trailing commas), becomes NULL, an escaped lone surrogate
+(`"\ud800"`) becomes `\ufffd`, as the ETL repairs it (DuckDB refuses the whole document), and an object
+that repeats a key keeps its last value, as Trino's `json_parse` and Python's `json.loads` do (DuckDB's
+`->` finds the first, and its cast to a MAP refuses the document).
 """
 
 from __future__ import annotations
@@ -295,18 +297,28 @@ def raw_lines(body: bytes) -> list[str | None]:
         except UnicodeDecodeError:
             lines.append(None)
             continue
-        lines.append((_repair_escaped_surrogates(line) if "\\u" in line else line) if _is_standard_json(line) else None)
+        lines.append(_trino_line(_repair_escaped_surrogates(line) if "\\u" in line else line))
     return lines
 
 
-def _is_standard_json(line: str) -> bool:
-    """Whether `line` is RFC 8259 JSON, as Trino's parser (Jackson's defaults) requires. DuckDB's accepts
-    more (`NaN`, `Infinity`, trailing commas): such a line is NULL here, so DuckDB parses nothing from it."""
+def _trino_line(line: str) -> str | None:
+    """`line` when it is RFC 8259 JSON, as Trino's parser (Jackson's defaults) requires, else None: DuckDB's
+    accepts more (`NaN`, `Infinity`, trailing commas), so DuckDB parses nothing from such a line. A line
+    whose objects repeat a key is written again with each key once, holding its last value (what Trino's
+    `json_parse` keeps); only such a line, so every other one reaches DuckDB byte for byte."""
+    repeated = False
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        value = dict(pairs)
+        repeated = repeated or len(value) != len(pairs)
+        return value
+
     try:
-        json.loads(line, parse_constant=_not_json)
+        value = json.loads(line, parse_constant=_not_json, object_pairs_hook=unique_keys)
     except (ValueError, RecursionError):
-        return False
-    return True
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if repeated else line
 
 
 def _not_json(name: str) -> None:
