@@ -112,3 +112,30 @@ def alarm_on_any(
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
     )
     return notify(alarm, topic)
+
+
+def alarm_on_silence(
+    scope: Construct,
+    construct_id: str,
+    metric: cloudwatch.IMetric,
+    *,
+    hours: int,
+    config: StageConfig,
+    description: str,
+    topic: sns.ITopic,
+) -> cloudwatch.Alarm:
+    """Raised when none of the last `hours` hourly periods has a datapoint of at least one: what should happen
+    at least every `hours` hours did not. Missing data is exactly that, so it is breaching. `metric`'s period
+    must be an hour."""
+    alarm = metric.create_alarm(
+        scope,
+        construct_id,
+        alarm_name=alarm_name(config, construct_id),
+        alarm_description=description,
+        threshold=1,
+        evaluation_periods=hours,
+        datapoints_to_alarm=hours,
+        comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+    )
+    return notify(alarm, topic)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import partial
 
 import aws_cdk as cdk
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -18,7 +17,7 @@ from constructs import Construct
 from lambdas.common.layout import ATHENA_STAGING_PREFIX, PREFIX
 from lambdas.etl import metrics as etl_metrics
 from stacks import outputs
-from stacks.alarms import ALARM_PERIOD, alarm_name, alarm_on_any, alarm_topic_from_output, notify
+from stacks.alarms import ALARM_PERIOD, alarm_on_any, alarm_on_silence, alarm_topic_from_output
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
 from stacks.daily_run import MAX_EVENT_AGE, RETRY_ATTEMPTS, compaction_environment, daily_schedule
@@ -174,17 +173,14 @@ class EtlStack(cdk.Stack):
         runs = lake_metric(
             config, etl_metrics.SERVICE, etl_metrics.OBJECTS_READ, period=cdk.Duration.hours(1), statistic="SampleCount"
         )
-        alarm = runs.create_alarm(
+        alarm_on_silence(
             self,
             "NoDayCompacted",
-            alarm_name=alarm_name(config, "NoDayCompacted"),
-            alarm_description=f"No day was compacted in {MISSING_RUN_HOURS} hours. Check the daily schedule "
+            runs,
+            hours=MISSING_RUN_HOURS,
+            config=config,
+            description=f"No day was compacted in {MISSING_RUN_HOURS} hours. Check the daily schedule "
             "(EventBridge Scheduler) and `python -m tools status`; compact the missing days with "
             "`python -m tools etl run`.",
-            threshold=1,
-            evaluation_periods=MISSING_RUN_HOURS,
-            datapoints_to_alarm=MISSING_RUN_HOURS,
-            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            topic=topic,
         )
-        notify(alarm, topic)

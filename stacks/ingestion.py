@@ -16,7 +16,7 @@ from lambdas.ingest import metrics
 from lambdas.ingest.budget import FUNCTION_TIMEOUT_SECONDS
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, WEBHOOK_PATH
 from stacks import outputs
-from stacks.alarms import ALARM_PERIOD, AlarmTopic, alarm_name, alarm_on_any, notify
+from stacks.alarms import ALARM_PERIOD, AlarmTopic, alarm_on_any, alarm_on_silence
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
 from stacks.functions import lake_function, log_group
@@ -207,19 +207,16 @@ class IngestionAlarms(Construct):
     def _silence_alarm(self, hours: int) -> None:
         """No update stored for `hours` hours: a deleted webhook, a wrong secret or a lost allowlist all look
         like this. Missing data (no request at all) is what this alarm is about, so it is breaching."""
-        silence = self.ingest_metric(metrics.STORED, HOUR).create_alarm(
+        alarm_on_silence(
             self,
             "NoUpdatesStored",
-            alarm_name=alarm_name(self.config, "NoUpdatesStored"),
-            alarm_description=f"No update was stored for {hours} hours. Check `python -m tools webhook info` (URL, "
+            self.ingest_metric(metrics.STORED, HOUR),
+            hours=hours,
+            config=self.config,
+            description=f"No update was stored for {hours} hours. Check `python -m tools webhook info` (URL, "
             "last error), the RejectedTokens and OnlyUnlistedChatsWrite alarms and `python -m tools chats`.",
-            threshold=1,
-            evaluation_periods=hours,
-            datapoints_to_alarm=hours,
-            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            topic=self.topic,
         )
-        notify(silence, self.topic)
 
 
 def _raw_lifecycle(config: StageConfig) -> list[s3.LifecycleRule]:
