@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_athena as athena
+from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
@@ -25,6 +26,25 @@ Conditions = Mapping[str, Mapping[str, Any]]
 def workgroup_arn(workgroup: athena.CfnWorkGroup) -> str:
     """The resource Athena authorizes query actions on: queries run, and are read, in their workgroup."""
     return cdk.Stack.of(workgroup).format_arn(service="athena", resource="workgroup", resource_name=workgroup.ref)
+
+
+def grant_on_tables(
+    grantee: iam.IGrantable, actions: Sequence[str], database: glue.CfnDatabase, tables: str
+) -> str:
+    """Exactly `actions` on the catalog, the database and its `tables` (a table's name, or `*` for all): Glue
+    authorizes reading a table's definition on all three. Returns the tables' ARN."""
+    stack = cdk.Stack.of(database)
+    tables_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{database.ref}/{tables}")
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(actions),
+        resource_arns=[
+            stack.format_arn(service="glue", resource="catalog"),
+            stack.format_arn(service="glue", resource="database", resource_name=database.ref),
+            tables_arn,
+        ],
+    )
+    return tables_arn
 
 
 def grant_on_bucket(

@@ -34,7 +34,7 @@ from constructs import Construct
 from analytics import athena_compaction_templates
 from lambdas.common.layout import ATHENA_STAGING_PREFIX, PREFIX
 from stacks.alarms import ALARM_PERIOD, alarm_on_any
-from stacks.athena_access import grant_on_bucket, grant_query_results, workgroup_arn
+from stacks.athena_access import grant_on_bucket, grant_on_tables, grant_query_results, workgroup_arn
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import PROJECT, RAW_TABLE, StageConfig
 from stacks.daily_run import RETRY_ATTEMPTS, compaction_environment, daily_schedule
@@ -250,17 +250,8 @@ class AthenaCompaction(Construct):
         workgroup; read the raw table's definition and its `telegram/` objects; write the staging folders;
         write the workgroup's results. S3 only through Athena (`aws:CalledVia`)."""
         machine = self.state_machine
-        stack = cdk.Stack.of(self)
         iam.Grant.add_to_principal(grantee=machine, actions=list(QUERY_ACTIONS), resource_arns=[self.workgroup_arn])
-        iam.Grant.add_to_principal(
-            grantee=machine,
-            actions=list(GLUE_READ_ACTIONS),
-            resource_arns=[
-                stack.format_arn(service="glue", resource="catalog"),
-                stack.format_arn(service="glue", resource="database", resource_name=database.ref),
-                stack.format_arn(service="glue", resource="table", resource_name=f"{database.ref}/{RAW_TABLE}"),
-            ],
-        )
+        grant_on_tables(machine, GLUE_READ_ACTIONS, database, RAW_TABLE)
         for bucket, prefix in ((raw_bucket, PREFIX), (enriched_bucket, ATHENA_STAGING_PREFIX)):
             grant_on_bucket(bucket, machine, ["s3:GetBucketLocation"], VIA_ATHENA)
             grant_on_bucket(

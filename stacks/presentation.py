@@ -25,7 +25,7 @@ from lambdas.common.layout import PARTITION_KEY, PREFIX
 from lambdas.etl import schema
 from stacks import outputs
 from stacks.alarms import alarm_topic_from_output
-from stacks.athena_access import grant_on_bucket, grant_query_results, workgroup_arn
+from stacks.athena_access import grant_on_bucket, grant_on_tables, grant_query_results, workgroup_arn
 from stacks.athena_compaction import AthenaCompaction
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import RAW_TABLE, TABLE, StageConfig
@@ -277,16 +277,7 @@ class PresentationStack(cdk.Stack):
         iam.Grant.add_to_principal(
             grantee=analysts, actions=list(ANALYST_ATHENA_ACTIONS), resource_arns=[workgroup_arn(workgroup)]
         )
-        tables = self.format_arn(service="glue", resource="table", resource_name=f"{database.ref}/*")
-        iam.Grant.add_to_principal(
-            grantee=analysts,
-            actions=list(ANALYST_GLUE_ACTIONS),
-            resource_arns=[
-                self.format_arn(service="glue", resource="catalog"),
-                self.format_arn(service="glue", resource="database", resource_name=database.ref),
-                tables,
-            ],
-        )
+        tables = grant_on_tables(analysts, ANALYST_GLUE_ACTIONS, database, "*")
         lake_objects = f"{PREFIX}*"
         for bucket in zones:
             grant_on_bucket(bucket, analysts, ["s3:GetBucketLocation"])
