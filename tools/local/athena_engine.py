@@ -33,13 +33,13 @@ def compact_day_on_duckdb(settings: EtlSettings, database: str, day: date) -> Ma
             key for read_day in (day - timedelta(days=1), day)
             for key in list_keys(s3, settings.raw_bucket, day_prefix(read_day))
         ]
+        if not keys:  # no object on either day: the report below is empty, and the day is kept
+            return finish_day(s3, settings, day, [], [], started)
         # As many GETs in flight as the Lambda engine's, where Athena's readers run side by side.
         for key, body in zip(keys, read_in_order(s3, settings.raw_bucket, keys, settings.read_concurrency)):
             target = raw / key
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(body)
-        if not raw.is_dir():  # no object on either day: the report below is empty, and the day is kept
-            return finish_day(s3, settings, day, [], [], started)
         lake = LocalLake(LakeFolders(enriched=None, raw=raw / PREFIX.rstrip("/")))
         try:
             rows = lake.arrow(run["rows"], database, f"the compaction of {day}")
