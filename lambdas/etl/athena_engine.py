@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import nullcontext
 import time
 import uuid
 from dataclasses import dataclass
@@ -33,14 +32,12 @@ import pyarrow.parquet as pq
 from aws_lambda_powertools import Logger
 
 from lambdas.common.layout import ATHENA_STAGING_PREFIX
-from lambdas.etl.compact import BATCH_ROWS, PARQUET_CONTENT_TYPE, DaySummary, replace_object, write_batches
-from lambdas.etl.day import Reject, enriched_key, rejects_key, rejects_report
+from lambdas.etl.compact import BATCH_ROWS, DaySummary, store_day, write_batches
+from lambdas.etl.day import KEY_REJECT_REASON, Reject
 from lambdas.etl.handler import EtlSettings, checked_day, metrics_namespace, publish_summary
 from lambdas.etl.store import list_keys, s3_client
 
 DAY_PLACEHOLDER = "{{day}}"
-# Why a key was refused before its content was read: such an object is listed, not read, as in the Lambda engine.
-KEY_REJECT_REASON = "key is not <update_id>.json in the day's folder"
 
 logger = Logger(service="etl")
 
@@ -130,14 +127,7 @@ def finish_day(
             logger.warning("rejected raw object", extra={"key": reject.key, "reason": reject.reason})
             rejects.append(reject)
             summary.objects_read += 0 if reject.reason == KEY_REJECT_REASON else 1
-    with tempfile.TemporaryDirectory(prefix="athena-day-") as workdir:
-        parquet = Path(workdir) / "day.parquet"
-        summary.rows_written = write_batches(parquet, batches)
-        with parquet.open("rb") if summary.rows_written else nullcontext() as body:
-            summary.output_key = replace_object(s3, settings.enriched_bucket, enriched_key(day), body, PARQUET_CONTENT_TYPE)
-    summary.rejected = len(rejects)
-    body = rejects_report(day, rejects) if rejects else None
-    summary.rejects_key = replace_object(s3, settings.enriched_bucket, rejects_key(day), body, "application/json")
+    store_day(s3, settings.enriched_bucket, day, summary, lambda parquet: write_batches(parquet, batches), rejects)
     summary.seconds = round(time.monotonic() - started, 3)
     logger.info("day compacted", extra=summary.as_dict())
     return summary.as_dict()

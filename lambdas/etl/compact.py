@@ -93,14 +93,27 @@ def _rebuild(
     def unwritable(row: Mapping[str, Any], reason: str) -> None:
         _record_reject(rejects, Reject(plan.key_of(row["update_id"]), f"not writable to Parquet: {reason}"))
 
-    with closing(bodies), tempfile.TemporaryDirectory(prefix="etl-") as workdir:
-        parquet = Path(workdir) / OUTPUT_NAME
+    with closing(bodies):
         rows = _rows(plan.objects, bodies, summary, rejects)
-        summary.rows_written = write_parquet(parquet, rows, BATCH_ROWS, unwritable)
-        with parquet.open("rb") if summary.rows_written else nullcontext() as body:
-            summary.output_key = replace_object(s3, enriched_bucket, enriched_key(day), body, PARQUET_CONTENT_TYPE)
+        store_day(
+            s3, enriched_bucket, day, summary, lambda parquet: write_parquet(parquet, rows, BATCH_ROWS, unwritable),
+            rejects,
+        )
     if not summary.rows_written:
         logger.info("day has no rows: nothing written, any previous output deleted", extra={"day": summary.day})
+
+
+def store_day(
+    s3: Any, enriched_bucket: str, day: date, summary: DaySummary, write: Callable[[Path], int], rejects: list[Reject]
+) -> None:
+    """The day's outputs, as both engines leave them: the one Parquet file `write` makes at the path it is given
+    (it returns the rows written; with none, a stale file is deleted), then the rejects report (deleted when
+    nothing was rejected). `rejects` is read after `write`, which may add the rows the writer refused."""
+    with tempfile.TemporaryDirectory(prefix="etl-") as workdir:
+        parquet = Path(workdir) / OUTPUT_NAME
+        summary.rows_written = write(parquet)
+        with parquet.open("rb") if summary.rows_written else nullcontext() as body:
+            summary.output_key = replace_object(s3, enriched_bucket, enriched_key(day), body, PARQUET_CONTENT_TYPE)
     report = rejects_report(day, rejects) if rejects else None
     summary.rejects_key = replace_object(s3, enriched_bucket, rejects_key(day), report, "application/json")
     summary.rejected = len(rejects)

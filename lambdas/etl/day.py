@@ -104,7 +104,9 @@ def update_id_of_key(key: str, day: date) -> int | None:
     return update_id if update_id is not None and update_id <= BIGINT_MAX else None
 
 
-# Why an object of 0 bytes is rejected from the listing, before any GET.
+# Why an object is rejected from the listing, before any GET: its key names no update of the day (such an
+# object is listed, not read, by either engine: analytics/lake/raw_objects.sql words it the same), or it is empty.
+KEY_REJECT_REASON = "key is not <update_id>.json in the day's folder"
 EMPTY_REASON = "empty object: no line of JSON"
 
 
@@ -150,7 +152,7 @@ def plan_reads(
     for key in keys:
         update_id = update_id_of_key(key, day)
         if update_id is None:
-            rejects.append(Reject(key, "key is not <update_id>.json in the day's folder"))
+            rejects.append(Reject(key, KEY_REJECT_REASON))
         elif key in empty_keys:
             rejects.append(Reject(key, EMPTY_REASON))
         else:
