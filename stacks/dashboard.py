@@ -40,10 +40,6 @@ DAY = cdk.Duration.days(1)
 API_GATEWAY = "AWS/ApiGateway"
 STATES = "AWS/States"
 
-INGEST_OUTCOMES = (
-    ingest_metrics.STORED, ingest_metrics.DUPLICATE, ingest_metrics.SKIPPED, ingest_metrics.REJECTED,
-    ingest_metrics.FAILED,
-)
 INGEST_SIGNALS = (
     ingest_metrics.UNKNOWN_UPDATE_TYPE, ingest_metrics.SKIPPED_FROM_GROUP, ingest_metrics.UNAUTHORIZED,
     ingest_metrics.CHAT_MIGRATED, ingest_metrics.CHAT_RECORD_FAILED,
@@ -148,7 +144,7 @@ class StageDashboard(Construct):
             return lake_metric(self.config, ingest_metrics.SERVICE, name, period=HOUR, label=name)
 
         return [
-            _graph("Ingest outcomes per hour", [ingest(name) for name in INGEST_OUTCOMES], width=12),
+            _graph("Ingest outcomes per hour", [ingest(name) for name in ingest_metrics.OUTCOMES], width=12),
             _graph("Ingest signals per hour", [ingest(name) for name in INGEST_SIGNALS], width=12),
         ]
 
