@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
+from lambdas.etl.day import DAY_PLACEHOLDER
 from lambdas.etl.flatten import CONTENT_TYPES, SERVICE_FIELDS
 from lambdas.etl.schema import COLUMN_NAMES, PARTITION
 from stacks.time_zones import is_accepted_zone, unknown_zone_message
@@ -31,7 +32,6 @@ from stacks.time_zones import is_accepted_zone, unknown_zone_message
 QUERY_DIR = Path(__file__).resolve().parent
 LAKE_DIR = QUERY_DIR / "lake"
 TIMEZONE_PLACEHOLDER = "{{timezone}}"
-DAY_PLACEHOLDER = "{{day}}"  # in the compaction templates: the raw day each run compacts
 # Raw days read beside the compacted ones: today and the days before it that a failed ETL run may have left
 # uncompacted. Counted back from UTC's current_date, one more than needed, so every zone's "today" is in.
 RAW_WINDOW_DAYS = 3

@@ -32,12 +32,11 @@ import pyarrow.parquet as pq
 from aws_lambda_powertools import Logger
 
 from lambdas.common.layout import ATHENA_STAGING_PREFIX
-from lambdas.etl.compact import BATCH_ROWS, DaySummary, store_day, write_batches
-from lambdas.etl.day import KEY_REJECT_REASON, Reject
+from lambdas.etl.compact import BATCH_ROWS, DaySummary, record_reject, store_day, write_batches
+from lambdas.etl.day import DAY_PLACEHOLDER, KEY_REJECT_REASON, Reject
 from lambdas.etl.handler import EtlSettings, checked_day, metrics_namespace, publish_summary
 from lambdas.etl.store import list_keys, s3_client
 
-DAY_PLACEHOLDER = "{{day}}"
 
 logger = Logger(service="etl")
 
@@ -124,8 +123,7 @@ def finish_day(
             summary.skipped += 0 if row.carries_message else row.objects
         else:
             reject = Reject(_key(row.rejected_path or ""), row.reason or "rejected")
-            logger.warning("rejected raw object", extra={"key": reject.key, "reason": reject.reason})
-            rejects.append(reject)
+            record_reject(rejects, reject)
             summary.objects_read += 0 if reject.reason == KEY_REJECT_REASON else 1
     store_day(s3, settings.enriched_bucket, day, summary, lambda parquet: write_batches(parquet, batches), rejects)
     summary.seconds = round(time.monotonic() - started, 3)

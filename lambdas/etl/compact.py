@@ -87,11 +87,11 @@ def _rebuild(
     summary.duplicates = plan.duplicates
     rejects: list[Reject] = []
     for reject in plan.rejects:
-        _record_reject(rejects, reject)
+        record_reject(rejects, reject)
     bodies = read_in_order(s3, raw_bucket, (key for _, key in plan.objects), concurrency)
 
     def unwritable(row: Mapping[str, Any], reason: str) -> None:
-        _record_reject(rejects, Reject(plan.key_of(row["update_id"]), f"not writable to Parquet: {reason}"))
+        record_reject(rejects, Reject(plan.key_of(row["update_id"]), f"not writable to Parquet: {reason}"))
 
     with closing(bodies):
         rows = _rows(plan.objects, bodies, summary, rejects)
@@ -128,7 +128,7 @@ def _rows(
         try:
             update = decode_update(body, update_id)
         except NotAnUpdate as error:
-            _record_reject(rejects, Reject(key, str(error)))
+            record_reject(rejects, Reject(key, str(error)))
             continue
         if carries_message(update):
             yield flatten(update)
@@ -136,7 +136,7 @@ def _rows(
             summary.skipped += 1
 
 
-def _record_reject(rejects: list[Reject], reject: Reject) -> None:
+def record_reject(rejects: list[Reject], reject: Reject) -> None:
     logger.warning("rejected raw object", extra={"key": reject.key, "reason": reject.reason})
     rejects.append(reject)
 

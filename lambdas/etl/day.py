@@ -20,6 +20,8 @@ from lambdas.etl.flatten import valid_utf8
 from lambdas.etl.schema import BIGINT_MAX
 
 OUTPUT_NAME = "telegram.parquet"
+# In the Athena engine's statements (analytics/__init__.py writes them): the raw day each run compacts.
+DAY_PLACEHOLDER = "{{day}}"
 # Athena skips files whose name starts with `_`, so the report can sit next to the day's Parquet file.
 REJECTS_NAME = "_rejects.json"
 
