@@ -174,7 +174,8 @@ class NotAnUpdate(ValueError):
     """A raw object that is not valid JSON or not a Telegram Update; the message says why."""
 
 
-def _not_json(name: str) -> None:
+def refuse_json_constant(name: str) -> None:
+    """`json.loads`' parse_constant: NaN and Infinity are JavaScript, not JSON, and Trino's parser refuses them."""
     raise ValueError(f"{name} is not JSON")
 
 
@@ -197,7 +198,7 @@ def decode_update(body: bytes, update_id: int) -> dict[str, Any]:
         raise NotAnUpdate("not one line of JSON: a line break inside the body")
     try:
         hook = _repaired_keys if _ESCAPED_SURROGATE.search(text) else None  # the common path costs nothing
-        update = json.loads(text, parse_constant=_not_json, object_pairs_hook=hook)
+        update = json.loads(text, parse_constant=refuse_json_constant, object_pairs_hook=hook)
     except (ValueError, RecursionError) as error:
         raise NotAnUpdate(f"not valid JSON: {error}") from None
     if not isinstance(update, dict):

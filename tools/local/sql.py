@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from analytics import SavedQuery
 from lambdas.common.layout import PARTITION_KEY, PREFIX
+from lambdas.etl.day import refuse_json_constant
 from lambdas.etl.schema import COLUMNS, PARTITION
 from stacks.config import RAW_TABLE, TABLE, StageConfig
 from tools.cli import CommandError
@@ -187,7 +188,7 @@ class LocalLake:
         self.connection.execute("SET TimeZone = 'UTC'")
         self._schemas: set[str] = set()
         self._raw_table = raw_lines_table(
-            (path.parent.name.partition("=")[2], _raw_path(folders.raw, path), path.read_bytes())
+            (path.parent.name.partition("=")[2], _raw_path(path), path.read_bytes())
             for path in self._raw_files
         )
 
@@ -315,14 +316,10 @@ def _trino_line(line: str) -> str | None:
         return value
 
     try:
-        value = json.loads(line, parse_constant=_not_json, object_pairs_hook=unique_keys)
+        value = json.loads(line, parse_constant=refuse_json_constant, object_pairs_hook=unique_keys)
     except (ValueError, RecursionError):
         return None
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if repeated else line
-
-
-def _not_json(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _repair_escaped_surrogates(line: str) -> str:
@@ -379,7 +376,7 @@ def _partition_files(root: Path | None, pattern: str) -> list[Path]:
     return sorted(path for path in root.glob(f"{PARTITION_KEY}=*/{pattern}") if path.is_file())
 
 
-def _raw_path(raw_root: Path | None, path: Path) -> str:
+def _raw_path(path: Path) -> str:
     """An object's `$path` as Athena shows it: `s3://<bucket>/telegram/context_date=D/<name>`."""
     return f"s3://{LOCAL_RAW_BUCKET}/{PREFIX}{path.parent.name}/{path.name}"
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from lambdas.common.layout import today
 from stacks import outputs
+from stacks.config import ETL_ENGINES
 from tools.cli import CommandError, add_stage_argument, aws_session, require_output, stack_outputs, stage_config
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ DayRunner = Callable[[date], Mapping[str, Any]]
 
 # A month of days runs without asking; a longer range (a typo, or a whole year's backfill) asks first.
 MAX_UNCONFIRMED_DAYS = 31
-ENGINES = ("lambda", "athena")
 # How a state machine execution is followed: polls back off from the first to the longest wait.
 FIRST_POLL_SECONDS = 2.0
 MAX_POLL_SECONDS = 15.0
@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--to", dest="last", type=_iso_date, metavar="YYYY-MM-DD", help="last day (default: --from)")
     run.add_argument("--local", action="store_true", help="run the engine in-process against AWS_ENDPOINT_URL")
     run.add_argument(
-        "--engine", choices=ENGINES, help="with --local: the engine to run (default: the stage's etl_engine)"
+        "--engine", choices=ETL_ENGINES, help="with --local: the engine to run (default: the stage's etl_engine)"
     )
     run.add_argument("--raw-bucket", help="with --local: raw bucket (default: env RAW_BUCKET)")
     run.add_argument("--enriched-bucket", help="with --local: enriched bucket (default: env ENRICHED_BUCKET)")
