@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Mapping
 
 from analytics import SavedQuery
 from tools.operate import svg
@@ -139,7 +139,8 @@ def _section(section: Section, answer: Answer, query: SavedQuery | None, context
         f"{text(context.days)} · {len(rows):,} row{'s' if len(rows) != 1 else ''}</p>"
     )
     if rows:
-        content, table = _charts(section, columns, rows), _table(columns, rows)
+        kinds = column_kinds(columns, rows)
+        content, table = _charts(section, columns, rows, kinds), _table(columns, rows, kinds)
     else:
         why = f" {text(section.when_empty)}" if section.when_empty else ""
         content, table = f'<p class="empty">No rows in this range.{why}</p>', ""
@@ -150,9 +151,9 @@ def _section(section: Section, answer: Answer, query: SavedQuery | None, context
     )
 
 
-def _charts(section: Section, columns: list[str], rows: list[tuple]) -> str:
-    """The section's chart(s), chosen by what the columns hold; none when no chart fits (the table stays)."""
-    kinds = column_kinds(columns, rows)
+def _charts(section: Section, columns: list[str], rows: list[tuple], kinds: Mapping[str, str]) -> str:
+    """The section's chart(s), chosen by what the columns hold (`kinds`: column_kinds); none when no chart fits
+    (the table stays)."""
     values = [name for name in section.values if kinds.get(name) == "number"] or [
         name for name in columns if kinds[name] == "number" and name not in AXIS_COLUMNS
     ]
@@ -260,8 +261,7 @@ def _heatmap(section: Section, columns: list[str], rows: list[tuple], value: str
     )
 
 
-def _table(columns: list[str], rows: list[tuple]) -> str:
-    kinds = column_kinds(columns, rows)
+def _table(columns: list[str], rows: list[tuple], kinds: Mapping[str, str]) -> str:
     shown = rows[:MAX_TABLE_ROWS]
     numeric = [kinds[name] == "number" for name in columns]
     head = "".join(f'<th{_num(right)}>{text(name)}</th>' for name, right in zip(columns, numeric))
