@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, TextIO
 
-from analytics import load_queries
+from analytics import SavedQuery, load_queries
 from lambdas.common.layout import PREFIX, today
 from lambdas.common.updates import update_chat_id
 from stacks.config import StageConfig
@@ -145,9 +145,10 @@ def run_demo(
         outcomes = compact_days(stack, config, days_between(start, last_day - timedelta(days=1)), console)
         console.print(f"{last_day} is left to tonight's run: its answers come from the raw zone, up to the minute")
         lake = copy_lake(stack, out / LAKE_COPY, console)
-    answers = run_saved_queries(lake, config, console)
+    queries = load_queries(config.timezone, config.glue_database)
+    answers = run_saved_queries(lake, queries, console)
     console.print(today_from_the_raw_zone(answers, last_day), soft_wrap=True)
-    report = write_demo_report(answers, config, out / REPORT, first=start, last=last_day)
+    report = write_demo_report(answers, queries, config, out / REPORT, first=start, last=last_day)
     console.print(f"\nwrote the analytics report {report} (open it in a browser)", soft_wrap=True)
     etl = [outcome.summary or {} for outcome in outcomes]
     return DemoSummary(
@@ -229,11 +230,11 @@ def today_from_the_raw_zone(answers: Answers, day: date) -> str:
     )
 
 
-def run_saved_queries(lake_folder: Path, config: StageConfig, console: Console) -> Answers:
+def run_saved_queries(lake_folder: Path, queries: Iterable[SavedQuery], console: Console) -> Answers:
     """Every saved query on DuckDB over the local lake, printed as a table; answers by query name."""
     answers: Answers = {}
     with open_lake(str(lake_folder)) as lake:
-        for query in load_queries(config.timezone, config.glue_database):
+        for query in queries:
             columns, rows = lake.run(query)
             answers[query.name] = (columns, rows)
             console.print(f"\n[bold]{query.name}[/]: {query.question}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
@@ -83,9 +83,11 @@ def report_days(config: StageConfig, days: int | None, now: datetime | None = No
     return first, last
 
 
-def report_queries(config: StageConfig) -> list[SavedQuery]:
-    """The stage's saved queries that the report shows, in the report's order."""
-    by_name = {query.name: query for query in load_queries(config.timezone, config.glue_database)}
+def report_queries(config: StageConfig, queries: Iterable[SavedQuery] | None = None) -> list[SavedQuery]:
+    """The stage's saved queries that the report shows, in the report's order (from `queries` when the caller
+    has loaded them already)."""
+    loaded = load_queries(config.timezone, config.glue_database) if queries is None else queries
+    by_name = {query.name: query for query in loaded}
     return [by_name[name] for name in SECTION_QUERIES if name in by_name]
 
 
@@ -167,14 +169,15 @@ def write_report(
 
 
 def write_demo_report(
-    answers: Mapping[str, Answer], config: StageConfig, path: Path, *, first: date, last: date
+    answers: Mapping[str, Answer], queries: Iterable[SavedQuery], config: StageConfig, path: Path, *, first: date,
+    last: date,
 ) -> Path:
-    """The demo's report, from the answers the demo already has (its saved queries ran over its local lake)."""
+    """The demo's report, from the saved queries the demo ran over its local lake and their answers."""
     context = ReportContext(
         stage=config.stage, zone=config.timezone, first_day=first, last_day=last,
         source="DuckDB over the demo's local lake", generated_at=datetime.now(timezone.utc),
     )
-    return write_report(path, answers, report_queries(config), context)
+    return write_report(path, answers, report_queries(config, queries), context)
 
 
 def _positive_days(text: str) -> int:
