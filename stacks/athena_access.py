@@ -7,7 +7,7 @@ a query needs rights on the query's tables, data and results location, not only 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_athena as athena
@@ -15,13 +15,12 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
+from stacks.storage import Conditions, grant_on_bucket, grant_on_objects
+
 # Athena writes a query's results, and reads them back, with the caller's permissions: what its own managed
 # policy grants on a results bucket, without creating or configuring buckets.
 RESULTS_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")
 RESULTS_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
-
-Conditions = Mapping[str, Mapping[str, Any]]
-
 
 def workgroup_arn(workgroup: athena.CfnWorkGroup) -> str:
     """The resource Athena authorizes query actions on: queries run, and are read, in their workgroup."""
@@ -47,24 +46,7 @@ def grant_on_tables(
     return tables_arn
 
 
-def grant_on_bucket(
-    bucket: s3.IBucket, grantee: iam.IGrantable, actions: Sequence[str], conditions: Conditions | None = None
-) -> iam.Grant:
-    """Exactly `actions` on the bucket itself (not its objects)."""
-    return iam.Grant.add_to_principal(
-        grantee=grantee,
-        actions=list(actions),
-        resource_arns=[bucket.bucket_arn],
-        conditions=dict(conditions) if conditions else None,
-    )
-
-
 def grant_query_results(results: s3.IBucket, grantee: iam.IGrantable, conditions: Conditions | None = None) -> None:
     """Writing and reading the workgroup's results, on a bucket that holds nothing else."""
     grant_on_bucket(results, grantee, RESULTS_BUCKET_ACTIONS, conditions)
-    iam.Grant.add_to_principal(
-        grantee=grantee,
-        actions=list(RESULTS_OBJECT_ACTIONS),
-        resource_arns=[results.arn_for_objects("*")],
-        conditions=dict(conditions) if conditions else None,
-    )
+    grant_on_objects(results, grantee, RESULTS_OBJECT_ACTIONS, "*", conditions=conditions)

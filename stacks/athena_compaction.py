@@ -34,13 +34,13 @@ from constructs import Construct
 from analytics import athena_compaction_templates
 from lambdas.common.layout import ATHENA_STAGING_PREFIX, PREFIX
 from stacks.alarms import ALARM_PERIOD, alarm_on_any
-from stacks.athena_access import grant_on_bucket, grant_on_tables, grant_query_results, workgroup_arn
+from stacks.athena_access import grant_on_tables, grant_query_results, workgroup_arn
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import PROJECT, RAW_TABLE, StageConfig
 from stacks.daily_run import RETRY_ATTEMPTS, compaction_environment, daily_schedule
 from stacks.functions import lake_function, log_group
 from stacks.packaging import pyarrow_layer, runtime_layer
-from stacks.storage import grant_listing, grant_on_objects
+from stacks.storage import grant_listing, grant_on_bucket, grant_on_objects
 
 # The plan and publish steps: the ETL's code package, another module (lake_function names `handler.handler`).
 STEPS_MODULE = "athena_engine"  # lambdas/etl/athena_engine.py: its `handler` runs the plan and publish steps
@@ -254,19 +254,10 @@ class AthenaCompaction(Construct):
         grant_on_tables(machine, GLUE_READ_ACTIONS, database, RAW_TABLE)
         for bucket, prefix in ((raw_bucket, PREFIX), (enriched_bucket, ATHENA_STAGING_PREFIX)):
             grant_on_bucket(bucket, machine, ["s3:GetBucketLocation"], VIA_ATHENA)
-            grant_on_bucket(
-                bucket, machine, ["s3:ListBucket"], {"StringLike": {"s3:prefix": [f"{prefix}*"]}, **VIA_ATHENA}
-            )
-        iam.Grant.add_to_principal(
-            grantee=machine,
-            actions=["s3:GetObject"],
-            resource_arns=[raw_bucket.arn_for_objects(f"{PREFIX}*")],
-            conditions=VIA_ATHENA,
-        )
-        iam.Grant.add_to_principal(
-            grantee=machine,
-            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-            resource_arns=[enriched_bucket.arn_for_objects(f"{ATHENA_STAGING_PREFIX}*")],
+            grant_listing(bucket, machine, prefix, conditions=VIA_ATHENA)
+        grant_on_objects(raw_bucket, machine, ["s3:GetObject"], f"{PREFIX}*", conditions=VIA_ATHENA)
+        grant_on_objects(
+            enriched_bucket, machine, ["s3:PutObject", "s3:AbortMultipartUpload"], f"{ATHENA_STAGING_PREFIX}*",
             conditions=VIA_ATHENA,
         )
         grant_query_results(results, machine, VIA_ATHENA)

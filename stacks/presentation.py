@@ -25,13 +25,15 @@ from lambdas.common.layout import PARTITION_KEY, PREFIX
 from lambdas.etl import schema
 from stacks import outputs
 from stacks.alarms import alarm_topic_from_output
-from stacks.athena_access import grant_on_bucket, grant_on_tables, grant_query_results, workgroup_arn
+from stacks.athena_access import grant_on_tables, grant_query_results, workgroup_arn
 from stacks.athena_compaction import AthenaCompaction
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import RAW_TABLE, TABLE, StageConfig
 from stacks.grantees import PolicyGrantee
 from stacks.references import stack_output
-from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_objects
+from stacks.storage import (
+    AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_bucket, grant_on_objects,
+)
 
 ATHENA_ENGINE = "Athena engine version 3"
 # Partition projection evaluates its range in UTC when a query runs. In a stage east of UTC the local day

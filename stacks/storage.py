@@ -12,7 +12,7 @@ would add a function, a role and a provider to every stack for a dev convenience
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -23,6 +23,8 @@ from stacks.config import StageConfig
 from stacks.references import stack_output
 
 # How long an overwritten or deleted object stays recoverable: long enough to notice and undo a mistake.
+# IAM condition blocks by operator, e.g. {"StringLike": {"s3:prefix": [...]}}.
+Conditions = Mapping[str, Mapping[str, Any]]
 NONCURRENT_VERSION_DAYS = 30
 INCOMPLETE_UPLOAD_DAYS = 7
 
@@ -109,22 +111,44 @@ def bucket_from_output(consumer: cdk.Stack, construct_id: str, *, producer: cdk.
     return s3.Bucket.from_bucket_name(consumer, construct_id, name)
 
 
-def grant_on_objects(bucket: s3.IBucket, grantee: iam.IGrantable, actions: Sequence[str], *key_patterns: str) -> iam.Grant:
-    """Exactly `actions` on the keys matching `key_patterns`, as a construct relationship.
+def grant_on_objects(
+    bucket: s3.IBucket, grantee: iam.IGrantable, actions: Sequence[str], *key_patterns: str,
+    conditions: Conditions | None = None,
+) -> iam.Grant:
+    """Exactly `actions` on the keys matching `key_patterns` (under `conditions`, if any), as a construct
+    relationship.
 
     Narrower than `grant_read` / `grant_put` / `grant_delete`, which add action groups no code path needs
     (`s3:DeleteObject*` deletes versions and defeats versioning; legal holds, retention, tagging, aborts).
     """
     return iam.Grant.add_to_principal(
-        grantee=grantee, actions=list(actions), resource_arns=[bucket.arn_for_objects(p) for p in key_patterns]
+        grantee=grantee,
+        actions=list(actions),
+        resource_arns=[bucket.arn_for_objects(p) for p in key_patterns],
+        conditions=dict(conditions) if conditions else None,
     )
 
 
-def grant_listing(bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str) -> iam.Grant:
-    """`ListObjectsV2` of the keys under `prefix` only (the `s3:prefix` condition), not the whole bucket."""
+def grant_listing(
+    bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str, *, conditions: Conditions | None = None
+) -> iam.Grant:
+    """`ListObjectsV2` of the keys under `prefix` only (the `s3:prefix` condition, beside any `conditions`), not
+    the whole bucket."""
     return iam.Grant.add_to_principal(
         grantee=grantee,
         actions=["s3:ListBucket"],
         resource_arns=[bucket.bucket_arn],
-        conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+        conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}, **(conditions or {})},
+    )
+
+
+def grant_on_bucket(
+    bucket: s3.IBucket, grantee: iam.IGrantable, actions: Sequence[str], conditions: Conditions | None = None
+) -> iam.Grant:
+    """Exactly `actions` on the bucket itself (not its objects)."""
+    return iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(actions),
+        resource_arns=[bucket.bucket_arn],
+        conditions=dict(conditions) if conditions else None,
     )
