@@ -45,14 +45,16 @@ def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
         app, config.stack_name("Presentation"), config=config, ingestion=ingestion, etl=etl,
         description="Glue tables, Athena workgroup, saved queries (and the Athena compaction engine when chosen)", **common,
     )
-    # Stack tags reach what CloudFormation creates implicitly; these tag every resource in the templates.
-    for stack, tags in ((account, project_tag), (ingestion, stage_tags), (etl, stage_tags), (presentation, stage_tags)):
-        for key, value in tags.items():
-            cdk.Tags.of(stack).add(key, value)
     github = add_github_access(app, config=config, account=account, **common)
+    stacks = [account, ingestion, etl, presentation, *([github] if github else [])]
+    # Stack tags reach what CloudFormation creates implicitly; these put each stack's tags on every resource
+    # in its template too.
+    for stack in stacks:
+        for key, value in stack.tags.tag_values().items():
+            cdk.Tags.of(stack).add(key, value)
     if nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return [account, ingestion, etl, presentation, *([github] if github else [])]
+    return stacks
 
 
 def _environment(config: StageConfig) -> cdk.Environment | None:

@@ -88,9 +88,6 @@ class GitHubAccessStack(cdk.Stack):
         **kwargs,
     ):
         super().__init__(scope, construct_id, **kwargs)
-        # The stack's tags (project, stage) on its resources too, as the app does for the stage's other stacks.
-        for key, value in self.tags.tag_values().items():
-            cdk.Tags.of(self).add(key, value)
         deploy = self._role(stage, repository, DEPLOY, "deploys the stage with `cdk deploy`")
         for role in DEPLOY_BOOTSTRAP_ROLES:
             deploy.add_to_principal_policy(
