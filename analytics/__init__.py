@@ -187,7 +187,7 @@ def _load(path: Path, timezone: str, database: str, relations: Mapping[str, str]
     question = first_line.removeprefix("--").strip()
     if not first_line.startswith("--") or not question:
         raise ValueError(f"{path.name}: the first line must be a `--` comment saying the question it answers")
-    header = _leading_comments(lines)
+    header = leading_comments(lines)
     body = "\n".join(lines[len(header):]).strip()
     update_types = _declared_update_types(path, header)
     if _reads(body, "telegram_updates") and not update_types:
@@ -222,7 +222,8 @@ def _declared_update_types(path: Path, header: list[str]) -> tuple[str, ...]:
     return names
 
 
-def _leading_comments(lines: list[str]) -> list[str]:
+def leading_comments(lines: list[str]) -> list[str]:
+    """A saved query's header: its first lines that are `--` comments (the question first)."""
     header = []
     for line in lines:
         if not line.startswith("--"):
@@ -256,7 +257,7 @@ def _indented(sql: str) -> str:
 def _statement(path: Path, values: Mapping[str, str]) -> str:
     """A lake file's SQL without its header comments (they explain the file, not each query that uses it)."""
     lines = _fill(path, values).splitlines()
-    return "\n".join(lines[len(_leading_comments(lines)):]).strip()
+    return "\n".join(lines[len(leading_comments(lines)):]).strip()
 
 
 def _fill(path: Path, values: Mapping[str, str]) -> str:

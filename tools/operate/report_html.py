@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Mapping
 
-from analytics import SavedQuery
+from analytics import SavedQuery, leading_comments
 from tools.operate import svg
 from tools.operate.svg import Bar, number, text
 
@@ -284,11 +284,7 @@ def _how_counted(query: SavedQuery | None) -> str:
     """The saved query's own header comment, after its first line (the question): what it counts, and how."""
     if query is None:
         return ""
-    lines = []
-    for line in query.sql.splitlines()[1:]:
-        if not line.startswith("--"):
-            break
-        lines.append(line.removeprefix("--").strip())
+    lines = [line.removeprefix("--").strip() for line in leading_comments(query.sql.splitlines())[1:]]
     if not lines:
         return ""
     return f'<details class="counted"><summary>How it is counted</summary><p>{text(" ".join(lines))}</p></details>'
