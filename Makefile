@@ -30,22 +30,38 @@ OFFLINE_AWS := env -u AWS_PROFILE AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KE
 # (`python -m tools target` fails when the credentials do not match a pinned account or no region is set).
 TARGET = $(if $(strip $(STAGE)),,$(error STAGE is empty: name one of: $(STAGES)))$(BIN)/python -m tools target --stage $(STAGE)
 
-.PHONY: help setup test unit synth-all lint-templates check-layers lint-workflows synth bootstrap diff deploy demo check-report bench clean
+.PHONY: help setup lock test unit synth-all lint-templates check-layers lint-workflows synth bootstrap diff deploy demo check-report bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: $(VENV)/.installed node_modules/.installed ## Install the Python virtualenv and the pinned CDK CLI + Node 22
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.txt lambdas/etl/requirements.txt
+# Exactly the lock, hash-checked, in a venv made afresh whenever the lock changes (so nothing stale stays).
+$(VENV)/.installed: requirements-dev.txt
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The locks, regenerated on purpose (never by `setup`): after editing a `*.in` file, or to take upstream fixes
+# (`make lock LOCK_ARGS=--upgrade`, or `LOCK_ARGS='--upgrade-package botocore'`). pip-compile reads PyPI only, with
+# no local wheel folder or index of this machine, so the hashes are PyPI's for every wheel of each pinned version.
+# The dev lock is resolved first; the CDK app's and the Lambda layers' locks take its versions (constrained by it),
+# so what the tests ran is what synth and the Lambdas run.
+PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet \
+	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+DEPLOYED_LOCKS := requirements.txt lambdas/requirements.txt lambdas/etl/requirements.txt
+lock: $(VENV)/.installed ## Regenerate the Python locks from the *.in files (LOCK_ARGS=--upgrade for newer releases)
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file=requirements-dev.txt requirements-dev.in
+	@for lock in $(DEPLOYED_LOCKS); do \
+	  echo "$(PIP_COMPILE) --constraint=requirements-dev.txt --output-file=$$lock $${lock%.txt}.in"; \
+	  $(PIP_COMPILE) --constraint=requirements-dev.txt --output-file=$$lock $${lock%.txt}.in || exit 1; \
+	done
 
 test: setup unit synth-all lint-templates check-layers lint-workflows ## All checks: tests, synth + cdk-nag, cfn-lint, layers, workflows
 

@@ -29,7 +29,7 @@ PYTHON_VERSION = RUNTIME.name.removeprefix("python")  # pip selects the wheels' 
 LAMBDAS_DIR = PROJECT_ROOT / "lambdas"
 # Shared by every function: the package marker and the modules all handlers import.
 SHARED_CODE = ("__init__.py", "common")
-NOT_SHIPPED = ("__pycache__", "*.pyc", "requirements*.txt")
+NOT_SHIPPED = ("__pycache__", "*.pyc", "requirements*.txt", "requirements*.in")
 
 # What the ETL never imports from pyarrow (see ../shared/TOOLCHAIN.md, checked: parquet write/read, hive
 # datasets, compute and json still work): Cython sources and headers, the C++ test suite, Flight, Arrow's
@@ -112,7 +112,8 @@ def _shipped(path: Path) -> bool:
 
 
 class PipLayer(lambda_.LayerVersion):
-    """A layer of the packages in one requirements file, installed by pip for Lambda's platform.
+    """A layer of the packages in one lock file (every distribution pinned, with hashes), installed by pip for
+    Lambda's platform.
 
     `strip` lists glob patterns (relative to the layer's `python/` folder) deleted after installing.
     `budget_bytes`, when set, is recorded on the resource for `python -m tools check-layers`.
@@ -149,10 +150,12 @@ class PipLayer(lambda_.LayerVersion):
 
 @jsii.implements(cdk.ILocalBundling)
 class PipLayerBundler:
-    """`pip install --platform ... --only-binary=:all:` into `<output>/python`, then delete `strip` globs.
+    """`pip install --require-hashes --platform ... --only-binary=:all:` into `<output>/python`, then delete `strip`
+    globs.
 
     Binary wheels only, for Lambda's platform and Python, so what is installed is what Lambda loads,
-    whatever machine synthesizes. `--no-compile`: bytecode compiled here would be for this Python, not
+    whatever machine synthesizes; every one of them pinned in the lock and checked against its hash, so a
+    release published after the lock never slips in. `--no-compile`: bytecode compiled here would be for this Python, not
     the runtime's. A failing pip raises with its output.
     """
 
@@ -164,12 +167,12 @@ class PipLayerBundler:
     def pip_options(self) -> list[str]:
         platform_options = [option for tag in self.platforms for option in ("--platform", tag)]
         return [
-            "--quiet", "--disable-pip-version-check", "--no-compile", *platform_options,
+            "--quiet", "--disable-pip-version-check", "--no-compile", "--require-hashes", *platform_options,
             "--implementation", "cp", "--python-version", PYTHON_VERSION, "--only-binary=:all:",
         ]
 
     def fingerprint(self) -> str:
-        """Changes with the pinned requirements, pip's options (platform, Python) and the strip list."""
+        """Changes with the lock, pip's options (platform, Python) and the strip list."""
         recipe = [self.requirements.read_text(encoding="utf-8"), *self.pip_options(), *self.strip]
         return hashlib.sha256("\0".join(recipe).encode()).hexdigest()
 

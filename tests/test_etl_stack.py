@@ -390,6 +390,16 @@ def test_layer_hash_follows_requirements_platform_and_strip_list(dev, berlin_x86
     assert len({arm.fingerprint(), x86.fingerprint(), unstripped.fingerprint()}) == 3
 
 
+def test_a_layer_installs_only_what_its_lock_pins_with_hashes(tmp_path, dev):
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("pyarrow==26.0.1\n")  # pinned, but no hash: a lock pip-compile did not write
+    bundler = packaging.PipLayerBundler(lock, packaging.pip_platforms(dev.config), ())
+
+    assert "--require-hashes" in bundler.pip_options()
+    with pytest.raises(RuntimeError, match=r"(?s)pip could not build the layer.*[Hh]ashes are required"):
+        bundler.try_bundle(str(tmp_path / "out"))
+
+
 def test_a_failing_pip_fails_the_bundling_loudly(tmp_path, dev):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("this is not a requirement!!\n")

@@ -15,7 +15,7 @@ from stacks.config import PROJECT_ROOT
 from stacks.time_zones import ZONE_LIST, accepted_zones, describe, skipped_local_times, zone_list_text
 
 TZDATA_PIN = re.search(
-    r"^tzdata==(\S+)$", (PROJECT_ROOT / "lambdas" / "requirements.txt").read_text(encoding="utf-8"), re.MULTILINE
+    r"^tzdata==(\S+)", (PROJECT_ROOT / "lambdas" / "requirements.txt").read_text(encoding="utf-8"), re.MULTILINE
 )[1]
 REFUSED = [
     "EST", "MST", "HST", "ROC", "Factory", "localtime", "right/UTC", "posix/UTC",  # not Trino's, or not tzdata's
