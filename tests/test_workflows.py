@@ -111,6 +111,14 @@ def test_no_workflow_grants_anything_by_default_and_every_job_asks_for_the_least
         assert job["permissions"] == wanted, f"{name}/{job_id}"
 
 
+def test_the_checks_also_run_weekly_so_an_upstream_break_is_a_red_run_before_a_newcomers_failure():
+    schedules = triggers(ALL["checks.yml"])["schedule"]
+
+    assert len(schedules) == 1
+    minute, hour, day_of_month, month, day_of_week = schedules[0]["cron"].split()
+    assert (day_of_month, month) == ("*", "*") and day_of_week.isdigit()
+
+
 def test_checkout_never_leaves_the_token_in_the_working_copy():
     checkouts = [step for _, _, step in every_step() if step.get("uses", "").startswith(f"{CHECKOUT}@")]
 
@@ -118,7 +126,7 @@ def test_checkout_never_leaves_the_token_in_the_working_copy():
 
 
 def test_the_triggers_run_no_untrusted_code_with_the_repositorys_privileges():
-    assert set(triggers(ALL["checks.yml"])) == {"pull_request", "push", "workflow_call"}
+    assert set(triggers(ALL["checks.yml"])) == {"pull_request", "push", "workflow_call", "schedule"}
     assert set(triggers(ALL["review.yml"])) == {"pull_request"}
     assert triggers(ALL["deploy.yml"]) == {"push": {"branches": ["main"]}}
     assert set(triggers(ALL["deploy-stage.yml"])) == {"workflow_call"}
