@@ -16,11 +16,12 @@ needs DuckDB's ICU extension, which this DuckDB wheel has built in (no download)
 
 The raw table (`telegram_raw`) is read as Athena's text table reads it: one row per line of each object
 (Hadoop's line breaks: `\n`, `\r\n`, `\r`), with the object's `$path`. What DuckDB's JSON parser does
-differently from Trino's is done first, in Python (`raw_lines`): a line that is not UTF-8, or not standard
+differently from Trino's is done first, in Python (`raw_lines`): a line that is not standard
 JSON (DuckDB accepts `NaN`, `Infinity` and trailing commas), becomes NULL, an escaped lone surrogate
-(`"\ud800"`) becomes `\ufffd`, as the ETL repairs it (DuckDB refuses the whole document), and an object
-that repeats a key keeps its last value, as Trino's `json_parse` and Python's `json.loads` do (DuckDB's
-`->` finds the first, and its cast to a MAP refuses the document).
+(`"\ud800"`) becomes `?`, as Athena writes it (DuckDB refuses the whole document), a number past a double's
+range becomes the string "Infinity", as Trino re-serializes it, and an object that repeats a key keeps its
+last value, as Trino's `json_parse` and Python's `json.loads` do (DuckDB's `->` finds the first, and its cast
+to a MAP refuses the document). Bytes are read as Athena reads them: lambdas/common/reading.py.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from analytics import SavedQuery
 from lambdas.common.layout import PARTITION_KEY, PREFIX
-from lambdas.etl.day import refuse_json_constant
+from lambdas.common.reading import BOM, LONE_SURROGATE_AS, refuse_json_constant, trino_double
 from lambdas.etl.schema import COLUMNS, PARTITION
 from stacks.config import RAW_TABLE, TABLE, StageConfig
 from tools.cli import CommandError
@@ -288,47 +289,50 @@ def raw_lines(body: bytes) -> list[str | None]:
     """An object's lines as Athena's text table reads them, made readable to DuckDB as Trino reads them.
 
     `bytes.splitlines` splits on exactly Hadoop's line breaks, and, like Hadoop, makes no empty last line
-    of a final break. A line that is not UTF-8, or not standard JSON, is None (Trino's JSON parser takes
-    neither); an escaped lone surrogate becomes `\ufffd` (see the module's docstring).
+    of a final break. The bytes are read as Athena reads them (lambdas/common/reading.py): a byte order mark at
+    the start of the object dropped, each sequence that is not UTF-8 as U+FFFD. An escaped lone surrogate becomes
+    `?` and a line that is not standard JSON is None (see the module's docstring).
     """
-    lines: list[str | None] = []
-    for raw in body.splitlines():
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            lines.append(None)
-            continue
-        lines.append(_trino_line(_repair_escaped_surrogates(line) if "\\u" in line else line))
-    return lines
+    return [
+        _trino_line(_repair_escaped_surrogates(line) if "\\u" in line else line)
+        for line in (raw.decode("utf-8", "replace") for raw in body.removeprefix(BOM).splitlines())
+    ]
 
 
 def _trino_line(line: str) -> str | None:
     """`line` when it is RFC 8259 JSON, as Trino's parser (Jackson's defaults) requires, else None: DuckDB's
-    accepts more (`NaN`, `Infinity`, trailing commas), so DuckDB parses nothing from such a line. A line
-    whose objects repeat a key is written again with each key once, holding its last value (what Trino's
-    `json_parse` keeps); only such a line, so every other one reaches DuckDB byte for byte."""
-    repeated = False
+    accepts more (`NaN`, `Infinity`, trailing commas), so DuckDB parses nothing from such a line. A line that
+    DuckDB would read otherwise than Trino is written again as Trino keeps it: an object that repeats a key
+    with each key once, holding its last value, and a number past a double's range as the string "Infinity"
+    (DuckDB would read a double). Only such a line: every other one reaches DuckDB byte for byte."""
+    rewritten = False
 
     def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        nonlocal repeated
+        nonlocal rewritten
         value = dict(pairs)
-        repeated = repeated or len(value) != len(pairs)
+        rewritten = rewritten or len(value) != len(pairs)
+        return value
+
+    def double(token: str) -> float | str:
+        nonlocal rewritten
+        value = trino_double(token)
+        rewritten = rewritten or isinstance(value, str)
         return value
 
     try:
-        value = json.loads(line, parse_constant=refuse_json_constant, object_pairs_hook=unique_keys)
+        value = json.loads(line, parse_constant=refuse_json_constant, parse_float=double, object_pairs_hook=unique_keys)
     except (ValueError, RecursionError):
         return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if repeated else line
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if rewritten else line
 
 
 def _repair_escaped_surrogates(line: str) -> str:
-    """Each `\\uD800`-style escape of a lone surrogate inside a JSON string, replaced by `\\ufffd`."""
+    """Each `\\uD800`-style escape of a lone surrogate inside a JSON string, replaced by what Athena writes for it."""
     return _JSON_STRING.sub(lambda string: _ESCAPE.sub(_repaired_escape, string.group()), line)
 
 
 def _repaired_escape(escape: re.Match[str]) -> str:
-    return "\\ufffd" if escape.group("lone") else escape.group()
+    return LONE_SURROGATE_AS if escape.group("lone") else escape.group()
 
 
 @contextmanager
