@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TextIO
 
-from analytics import SavedQuery, load_queries
+from analytics import SavedQuery, stage_queries
 from lambdas.common.layout import PREFIX, today
 from lambdas.common.updates import update_chat_id
 from stacks.config import StageConfig
@@ -145,7 +145,7 @@ def run_demo(
         outcomes = compact_days(stack, config, days_between(start, last_day - timedelta(days=1)), console)
         console.print(f"{last_day} is left to tonight's run: its answers come from the raw zone, up to the minute")
         lake = copy_lake(stack, out / LAKE_COPY, console)
-    queries = load_queries(config.timezone, config.glue_database)
+    queries = stage_queries(config)
     answers = run_saved_queries(lake, queries, console)
     console.print(today_from_the_raw_zone(answers, last_day), soft_wrap=True)
     report = write_demo_report(answers, queries, config, out / REPORT, first=start, last=last_day)

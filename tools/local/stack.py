@@ -39,7 +39,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from analytics import load_queries, requested_updates
+from analytics import requested_updates, stage_queries
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, WEBHOOK_PATH
 from stacks.config import StageConfig
 from tools.cli import CommandError, add_stage_argument, stage_config
@@ -547,7 +547,7 @@ def up_command(args: argparse.Namespace) -> int:
             else:
                 # What `webhook set` asks for: the stage's types and those its saved queries need.
                 allowed_updates, _ = requested_updates(
-                    config.allowed_updates, load_queries(config.timezone, config.glue_database)
+                    config.allowed_updates, stage_queries(config)
                 )
                 print(f"polling getUpdates at {bot.api_base} for {', '.join(allowed_updates)} ...", flush=True)
                 poll_into_webhook(bot, stack.webhook_url, stack.secret, allowed_updates, stop=stop,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from analytics import load_queries, requested_updates
+from analytics import requested_updates, stage_queries
 from stacks import outputs
 from stacks.config import StageConfig
 from tools.operate.chats import allowlist_warning
@@ -68,7 +68,7 @@ def set_webhook(args: argparse.Namespace) -> int:
     deployed = deployed_webhook(config)
     max_connections = args.max_connections or config.webhook_max_connections
     allowed_updates, asked_by = requested_updates(
-        config.allowed_updates, load_queries(config.timezone, config.glue_database)
+        config.allowed_updates, stage_queries(config)
     )
     _telegram(
         bot.set_webhook, deployed.url, deployed.secret_token, allowed_updates, max_connections,
