@@ -149,7 +149,7 @@ SELECT
     reply_to_message_id,
     message_thread_id,
     edit_date,
-    (length(marked_command) > 1 AND substr(marked_command, 1, 1) = '/') IS TRUE AS is_command,
+    COALESCE(length(marked_command) > 1 AND substr(marked_command, 1, 1) = '/', false) AS is_command,
     CASE WHEN length(marked_command) > 1 AND substr(marked_command, 1, 1) = '/' THEN marked_command END AS command,
     context_date
 FROM marked

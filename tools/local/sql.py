@@ -9,6 +9,12 @@ the two engines disagree (../shared/TOOLCHAIN.md). `to_duckdb` closes those gaps
   a cast gets an explicit ROUND (types come from the table's schema, so integer casts stay untouched);
 - integer division: qualifying the query with the schema lets sqlglot keep Trino's truncating `/`.
 
+Where DuckDB runs SQL that Athena refuses, `to_duckdb` refuses it too (`AthenaRefuses`, naming the construct),
+so a query that answers locally is one Athena runs: `x IS [NOT] TRUE|FALSE|UNKNOWN` (Trino's grammar has it only
+since 482, and Athena engine 3 does not say its Trino base), and a comparison of a string with a date, a
+timestamp or a number (`date_col = '2026-01-05'`, `1 = '1'`: Trino converts neither side, DuckDB casts the
+string). tools/ci/trino_grammar.py checks every statement sent to Athena against Trino's grammar itself.
+
 `LocalLake` gives them the rest: the session time zone is UTC (Athena's `from_unixtime` is UTC, DuckDB
 would use the host's) and `context_date` is read as a DATE, as the Glue table declares it. `AT TIME ZONE`
 needs DuckDB's ICU extension, which this DuckDB wheel has built in (no download). Given a stage's
@@ -57,6 +63,8 @@ _EXTRACT_FIELDS = {
     "DAY_OF_MONTH": "DAY",
     "DAY_OF_YEAR": "DOY",
 }
+# What `IS [NOT]` may not test on Athena (see `_refuse_truth_tests`), as sqlglot's token types.
+_TRUTH_VALUES = {"TRUE", "FALSE", "UNKNOWN"}
 # One day's enriched file, or any object of a day, relative to where the table's partitions start.
 _PARTITION_FILE = re.compile(rf"(^|/){PARTITION_KEY}=[^/]+/[^/]+\.parquet$")
 _PARTITION_OBJECT = re.compile(rf"(^|/){PARTITION_KEY}=[^/]+/[^/]+$")
@@ -80,6 +88,10 @@ _ESCAPE = re.compile(
 Rows = list[tuple[Any, ...]]
 
 
+class AthenaRefuses(CommandError):
+    """SQL that DuckDB would run but Athena refuses: refused before it runs, so no local answer hides it."""
+
+
 def table_schema(database: str) -> dict[str, dict[str, dict[str, str]]]:
     """The stage's two tables as Glue declares them, for sqlglot: the enriched Parquet columns plus the
     partition, and the raw zone's lines (with Athena's hidden `$path` column)."""
@@ -99,10 +111,61 @@ def to_duckdb(athena_sql: str, database: str) -> str:
     from sqlglot.optimizer.annotate_types import annotate_types
     from sqlglot.optimizer.qualify import qualify
 
+    _refuse_truth_tests(athena_sql)
     schema = table_schema(database)
     tree = sqlglot.parse_one(athena_sql, read="athena", error_level=ErrorLevel.RAISE)
     tree = annotate_types(qualify(tree, schema=schema, dialect="athena"), schema=schema, dialect="athena")
+    _refuse_string_comparisons(tree)
     return tree.transform(_duckdb_semantics).sql(dialect="duckdb")
+
+
+def _refuse_truth_tests(athena_sql: str) -> None:
+    """`IS [NOT] TRUE|FALSE|UNKNOWN`, found in the tokens (sqlglot reads `IS UNKNOWN` as `IS NULL`, so the
+    tree no longer shows it; comments and string literals are no tokens of the kind)."""
+    from sqlglot.dialects import Dialect
+    from sqlglot.tokens import TokenType
+
+    tokens = Dialect.get_or_raise("athena").tokenize(athena_sql)
+    for index, token in enumerate(tokens):
+        if token.token_type != TokenType.IS:
+            continue
+        tested = tokens[index + 1 : index + 3]
+        tested = tested if tested and tested[0].token_type == TokenType.NOT else tested[:1]
+        if tested and tested[-1].token_type.name in _TRUTH_VALUES:
+            construct = " ".join(["IS", *(word.text.upper() for word in tested)])
+            raise AthenaRefuses(
+                f"`{construct}` (line {token.line}) does not parse on Athena: Trino's grammar has IS [NOT] "
+                "TRUE/FALSE/UNKNOWN only since Trino 482, and Athena engine 3 does not say its Trino base; "
+                "write COALESCE(x, false) for `x IS TRUE`, `x IS NULL` for `x IS UNKNOWN`"
+            )
+
+
+def _refuse_string_comparisons(tree: "exp.Expression") -> None:
+    """A comparison of a string with a date, timestamp or number, by the types sqlglot annotated."""
+    from sqlglot import exp
+
+    for node in tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
+                              exp.Between, exp.In):
+        left = node.this
+        rights = [node.args.get(side) for side in ("expression", "low", "high")] + list(node.expressions)
+        for right in filter(None, rights):
+            if _string_against_typed(left, right) or _string_against_typed(right, left):
+                types = " with ".join(side.type.sql(dialect="athena") for side in (left, right))
+                raise AthenaRefuses(
+                    f"`{node.sql(dialect='athena')}` compares {types}: Athena (Trino) refuses it, DuckDB casts the "
+                    "string; write a typed literal (DATE '2026-01-05', a number without quotes) or CAST one side"
+                )
+
+
+def _string_against_typed(string: "exp.Expression", other: "exp.Expression") -> bool:
+    from sqlglot import exp
+
+    return (
+        string.type is not None
+        and other.type is not None
+        and string.type.is_type(*exp.DataType.TEXT_TYPES)
+        and other.type.is_type(*exp.DataType.NUMERIC_TYPES, *exp.DataType.TEMPORAL_TYPES)
+    )
 
 
 def _duckdb_semantics(node: "exp.Expression") -> "exp.Expression":
@@ -201,9 +264,9 @@ class LocalLake:
         """Any Athena SQL over the stage's tables (`database`), translated for DuckDB."""
         import duckdb
 
-        self._create_schema(database)
+        duckdb_sql = self._translated(athena_sql, database, what)
         try:
-            cursor = self.connection.execute(to_duckdb(athena_sql, database))
+            cursor = self.connection.execute(duckdb_sql)
             rows = cursor.fetchall()
         except duckdb.Error as error:
             raise CommandError(f"{what} failed on DuckDB: {self._explain(error)}") from None
@@ -213,14 +276,22 @@ class LocalLake:
         """Like `execute`, with the answer as an Arrow table (for rows written to Parquet)."""
         import duckdb
 
-        self._create_schema(database)
+        duckdb_sql = self._translated(athena_sql, database, what)
         try:
-            return self.connection.sql(to_duckdb(athena_sql, database)).to_arrow_table()
+            return self.connection.sql(duckdb_sql).to_arrow_table()
         except duckdb.Error as error:
             raise CommandError(f"{what} failed on DuckDB: {self._explain(error)}") from None
 
     def close(self) -> None:
         self.connection.close()
+
+    def _translated(self, athena_sql: str, database: str, what: str) -> str:
+        """The DuckDB SQL of `athena_sql`, over the database's tables; what Athena would refuse fails here."""
+        self._create_schema(database)
+        try:
+            return to_duckdb(athena_sql, database)
+        except AthenaRefuses as error:
+            raise CommandError(f"{what}: {error}") from None
 
     def _create_schema(self, database: str) -> None:
         """The database's `telegram` and `telegram_raw`, as Glue declares them, whether or not a zone has files."""
