@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from analytics import athena_compaction_templates, load_queries, load_query
+from analytics import athena_compaction_templates, load_query, stage_queries
 from lambdas.etl.athena_engine import plan
 from lambdas.etl.handler import EtlSettings
 from stacks.config import load_stage
@@ -33,7 +33,7 @@ from tools.operate.report import report_queries
 CONFIGS = [
     *(load_stage(STAGES, name) for name in STAGES),
     load_stage({"test": {**STAGES["dev"], "timezone": "Asia/Kolkata"}}, "test"),
-    load_stage(stages_with("prod", timezone="UTC", etl_engine="athena"), "prod"),
+    load_stage(stages_with("prod", timezone="UTC", etl_engine="athena", raw_window_days=31), "prod"),
 ]
 IS_COMMAND = "COALESCE(length(marked_command) > 1 AND substr(marked_command, 1, 1) = '/', false) AS is_command"
 
@@ -88,7 +88,7 @@ def test_every_statement_athena_receives_parses_with_trinos_grammar(grammar):
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda config: f"{config.stage}-{config.timezone}")
 def test_the_statements_are_what_each_sender_sends(config):
-    queries = load_queries(config.timezone, config.glue_database)
+    queries = stage_queries(config)
     settings = EtlSettings("raw-bucket", "enriched-bucket", config.timezone)
     planned = plan({"date": config.analytics_start_date}, athena_compaction_templates(config.glue_database), settings)
 

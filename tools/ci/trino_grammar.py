@@ -32,7 +32,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from analytics import SavedQuery, athena_compaction_templates, load_queries
+from analytics import SavedQuery, athena_compaction_templates, stage_queries
 from lambdas.etl.athena_engine import plan
 from lambdas.etl.handler import EtlSettings
 from stacks.config import PROJECT_ROOT, ConfigError, StageConfig, load_stage, read_stages
@@ -115,7 +115,7 @@ def check(grammar: TrinoGrammar, statements: Iterable[Statement]) -> list[Failur
 
 def athena_statements(config: StageConfig, now: datetime | None = None) -> list[Statement]:
     """Every statement the stage sends Athena, as it sends it (see the module's docstring)."""
-    queries = load_queries(config.timezone, config.glue_database)
+    queries = stage_queries(config)
     stage = f"stage {config.stage}"
     return [
         *(Statement(f"{stage}: saved query {query.name} (named query, `tools query`)", query.sql) for query in queries),
