@@ -2,16 +2,20 @@
 
 The corpus is the one-flattening test's (tests/test_flatten_sql.py): a synthetic chat over several days with
 redeliveries across midnight, and every edge case of the ETL (every update type, poison bodies, keys that name
-no update). Both engines compact every day against moto; the local Athena engine runs the very statements the
-state machine sends to Athena, on DuckDB. Then the deployed publish step is run on staged files as UNLOAD
-leaves them.
+no update), plus keys that are not paths (`..`, `//`, folder markers, a name longer than a file's). Both engines
+compact every day against moto; the local Athena engine runs the very statements the state machine sends to
+Athena, on DuckDB. Then the deployed publish step is run on staged files as UNLOAD leaves them: once, twice
+(the state machine resends a Lambda step's input after a service error), failing half way, for another folder.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import tempfile
+import time
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,20 +27,32 @@ from moto import mock_aws
 from analytics import athena_compaction_templates
 from lambdas.common.layout import ATHENA_STAGING_PREFIX, day_prefix, raw_key
 from lambdas.etl import athena_engine
-from lambdas.etl.compact import compact_day
+from lambdas.etl.compact import PARQUET_CONTENT_TYPE, compact_day
 from lambdas.etl.day import enriched_key, rejects_key
 from lambdas.etl.handler import EtlSettings
 from lambdas.etl.schema import arrow_schema
-from tests.test_flatten_sql import DAYS, FIRST_DAY, chat_objects, edge_cases
+from tests.test_flatten_sql import DAYS, FIRST_DAY, chat_objects, compact_json, edge_cases, message
 from tools.local.athena_engine import compact_day_on_duckdb
 
 DATABASE = "telegram_lake_test"
 ZONE = "America/Sao_Paulo"
 RAW, BY_LAMBDA, BY_ATHENA = "lake-raw", "enriched-by-lambda", "enriched-by-athena"
 EDGE_DAY = FIRST_DAY + timedelta(days=1)
+# Keys that are names, not paths: S3 keeps `..` and `//` as they are, and a key ending in `/` is a folder marker.
+# A path made of them would leave the local engine's scratch folder, merge `//` into `/`, or be a folder.
+NOT_PATHS = {
+    f"{day_prefix(EDGE_DAY)}../900001.json": compact_json(message(900001)),
+    f"{day_prefix(EDGE_DAY)}../../../../escaped.json": compact_json(message(900002)),
+    f"{day_prefix(EDGE_DAY)}/900003.json": compact_json(message(900003)),
+    day_prefix(EDGE_DAY): b"",
+    f"{day_prefix(EDGE_DAY)}folder/": b"",
+}
+# A name longer than a file name may be (255 bytes): a key may have 1024. Athena reads it, and rejects it by name.
+LONG_NAME = f"{day_prefix(EDGE_DAY)}{'9' * 300}.json"
 # Objects Athena's text table never sees, so only the Lambda engine reports them: an empty object has no line,
-# and Athena skips hidden files (`_...`) and does not look into sub-folders.
-UNSEEN_BY_ATHENA = {f"{day_prefix(EDGE_DAY)}_3.json", f"{day_prefix(EDGE_DAY)}nested/4.json"}
+# and Athena skips hidden files (`_...`) and does not look into sub-folders (`nested/`, `../`, the empty name of
+# `//`, a folder marker's).
+UNSEEN_BY_ATHENA = {f"{day_prefix(EDGE_DAY)}_3.json", f"{day_prefix(EDGE_DAY)}nested/4.json", *NOT_PATHS}
 
 
 def settings(enriched: str) -> EtlSettings:
@@ -60,9 +76,18 @@ def rejected_keys(s3, bucket: str, day: date) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def both_engines():
+def scratch_parent(tmp_path_factory):
+    """The folder the local engine's scratch folder is made in (the system's temporary folder, for the module)."""
+    folder = tmp_path_factory.mktemp("system-tmp")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def both_engines(scratch_parent):
     """Every day of the corpus compacted by each engine; yields the S3 client and both summaries by day."""
-    objects = chat_objects() + edge_cases(EDGE_DAY)
+    objects = chat_objects() + edge_cases(EDGE_DAY) + [*NOT_PATHS.items(), (LONG_NAME, compact_json(message(900004)))]
     days = [FIRST_DAY + timedelta(days=offset) for offset in range(DAYS + 1)]
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
@@ -89,7 +114,23 @@ def test_both_engines_write_the_same_rows_cell_by_cell_and_the_same_file_layout(
             file = pq.ParquetFile(io.BytesIO(s3.get_object(Bucket=BY_ATHENA, Key=enriched_key(day))["Body"].read()))
             assert file.schema_arrow == arrow_schema()
             assert file.metadata.row_group(0).column(0).compression == "ZSTD"
+            for bucket in (BY_LAMBDA, BY_ATHENA):
+                assert s3.head_object(Bucket=bucket, Key=enriched_key(day))["ContentType"] == PARQUET_CONTENT_TYPE
     assert compared > 400
+
+
+def test_keys_are_names_not_paths_and_the_local_engine_writes_nothing_outside_its_scratch_folder(
+    both_engines, scratch_parent
+):
+    """`..`, `//` and folder markers are rows of neither engine (the Lambda engine rejects them by name, Athena
+    never reads them), a name too long for a file is rejected by both, and no file outlives the runs."""
+    s3, summaries, _ = both_engines
+    rows = {row["update_id"] for row in parquet_rows(s3, BY_ATHENA, EDGE_DAY)}
+
+    assert not rows & {900001, 900002, 900003, 900004}
+    assert set(NOT_PATHS) | {LONG_NAME} <= rejected_keys(s3, BY_LAMBDA, EDGE_DAY)
+    assert LONG_NAME in rejected_keys(s3, BY_ATHENA, EDGE_DAY)
+    assert list(scratch_parent.iterdir()) == []
 
 
 def test_both_engines_count_and_report_the_same_objects(both_engines):
