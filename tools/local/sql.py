@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -168,13 +169,13 @@ class LocalLake:
 
     With a `window`, only the days inside it are read; `days_outside_window` counts the partitions left
     out. `shown_as` names the folders in error messages (an S3 URL rather than a scratch folder).
-    `raw_objects` are raw objects already read, beside the raw folder's files: the local Athena engine's, read
-    from S3, whose keys are names and never become paths on this machine.
+    `raw_objects` are raw objects read elsewhere, beside the raw folder's files (consumed once): the local Athena
+    engine's, read from S3, whose keys are names and never become paths on this machine.
     """
 
     def __init__(
         self, folders: LakeFolders, window: DayWindow | None = None, *, shown_as: str | None = None,
-        raw_objects: Iterable[RawObject] = (),
+        raw_objects: Iterable[RawObject] | None = None,
     ):
         import duckdb
 
@@ -187,8 +188,7 @@ class LocalLake:
         self.days_outside_window = len({folder.name for folder in outside})
         self._files = [str(path) for path in enriched if path.parent not in outside]
         self._raw_files = [path for path in raw if path.parent not in outside and athena_reads(path.name)]
-        raw_objects = list(raw_objects)
-        if not self._files and not self._raw_files and not raw_objects:
+        if not self._files and not self._raw_files and raw_objects is None:
             hidden = f"; days outside {window}, not read: {self.days_outside_window}" if outside else ""
             raise CommandError(
                 f"no enriched Parquet or raw objects in {self._shown_as} "
@@ -197,10 +197,10 @@ class LocalLake:
         self.connection: duckdb.DuckDBPyConnection = duckdb.connect()
         self.connection.execute("SET TimeZone = 'UTC'")
         self._schemas: set[str] = set()
-        self._raw_table = raw_lines_table([
-            *raw_objects,
-            *((path.parent.name.partition("=")[2], _raw_path(path), path.read_bytes()) for path in self._raw_files),
-        ])
+        self._raw_table = raw_lines_table(chain(
+            raw_objects or (),
+            ((path.parent.name.partition("=")[2], _raw_path(path), path.read_bytes()) for path in self._raw_files),
+        ))
 
     def run(self, query: SavedQuery) -> tuple[list[str], Rows]:
         """Column names and rows of one saved query."""
