@@ -39,7 +39,8 @@ RAW, BY_LAMBDA, BY_ATHENA = "lake-raw", "enriched-by-lambda", "enriched-by-athen
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"  # the day's file's ContentType, as IANA registers Parquet
 EDGE_DAY = FIRST_DAY + timedelta(days=1)
 # Keys that are names, not paths: S3 keeps `..` and `//` as they are, and a key ending in `/` is a folder marker.
-# A path made of them would leave the local engine's scratch folder, merge `//` into `/`, or be a folder.
+# A path made of them would leave the local engine's scratch folder (`../../../../` from a day's folder under
+# `<scratch>/raw/telegram/` lands beside it), merge `//` into `/`, or be a folder.
 NOT_PATHS = {
     f"{day_prefix(EDGE_DAY)}../900001.json": compact_json(message(900001)),
     f"{day_prefix(EDGE_DAY)}../../../../escaped.json": compact_json(message(900002)),
@@ -124,7 +125,7 @@ def test_keys_are_names_not_paths_and_the_local_engine_writes_nothing_outside_it
 ):
     """`..`, `//` and folder markers are rows of neither engine (the Lambda engine rejects them by name, Athena
     never reads them), a name too long for a file is rejected by both, and no file outlives the runs."""
-    s3, summaries, _ = both_engines
+    s3, _, _ = both_engines
     rows = {row["update_id"] for row in parquet_rows(s3, BY_ATHENA, EDGE_DAY)}
 
     assert not rows & {900001, 900002, 900003, 900004}
