@@ -138,10 +138,13 @@ class AthenaCompaction(Construct):
             environment=compaction_environment(config, raw_bucket, enriched_bucket),
             layers=[runtime_layer(self, config), pyarrow_layer(self, config)],
         )
-        # Publish lists, downloads and deletes the attempt's staged files, replaces (puts, or deletes when stale)
-        # the day's Parquet file and rejects report, and reads the report query's results. Never raw data.
+        # Publish lists, downloads and deletes the attempt's staged files and leaves the run's summary beside them,
+        # replaces (puts, or deletes when stale) the day's Parquet file and rejects report, and reads the report
+        # query's results. Never raw data.
         grant_listing(enriched_bucket, function, ATHENA_STAGING_PREFIX)
-        grant_on_objects(enriched_bucket, function, ["s3:GetObject", "s3:DeleteObject"], f"{ATHENA_STAGING_PREFIX}*")
+        grant_on_objects(
+            enriched_bucket, function, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], f"{ATHENA_STAGING_PREFIX}*"
+        )
         grant_on_objects(enriched_bucket, function, ["s3:PutObject", "s3:DeleteObject"], f"{PREFIX}*")
         iam.Grant.add_to_principal(
             grantee=function, actions=["athena:GetQueryResults"], resource_arns=[self.workgroup_arn]
@@ -288,7 +291,8 @@ class AthenaCompaction(Construct):
         query_results = results.arn_for_objects("*")
         wildcards = {
             self.steps.role: {
-                staged: "Publish reads and removes the staged files of a run, in a folder named by day and run id.",
+                staged: "Publish reads and removes the staged files of a run, and leaves the run's summary, in a "
+                "folder named by day and run id.",
                 enriched_bucket.arn_for_objects(f"{PREFIX}*"): "Publish replaces each day's file and rejects report, "
                 "in keys named by day; no other prefix of the enriched bucket is granted.",
                 query_results: "GetQueryResults reads the report query's result, a key named by its query id; the "

@@ -326,6 +326,16 @@ def test_a_day_without_message_rows_deletes_its_stale_output(s3, caplog):
     assert "day has no rows" in caplog.text
 
 
+def test_the_days_file_is_typed_as_parquet_and_its_rejects_report_as_json(s3):
+    put_raw(s3, DAY, message(1))
+    put_raw(s3, DAY, b"not json", key=raw_key(DAY, 2))
+
+    run()
+
+    assert s3.head_object(Bucket=ENRICHED, Key=enriched_key(DAY))["ContentType"] == "application/vnd.apache.parquet"
+    assert s3.head_object(Bucket=ENRICHED, Key=rejects_key(DAY))["ContentType"] == "application/json"
+
+
 def test_a_rerun_writes_identical_bytes_and_a_changed_day_replaces_its_only_file(s3):
     for update_id in (3, 1, 2):
         put_raw(s3, DAY, message(update_id))

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -77,6 +78,8 @@ PATH_COLUMN = "$path"
 RAW_FOLDER = "raw"
 ENRICHED_FOLDER = "enriched"
 LOCAL_RAW_BUCKET = "local-raw-bucket"
+# Athena's readers skip the objects of a folder whose name starts with one of these (Hive's hidden files).
+_HIDDEN = ("_", ".")
 _DUCKDB_TYPES = {"bigint": "BIGINT", "boolean": "BOOLEAN", "string": "VARCHAR", "date": "DATE"}
 # A JSON string literal, and inside it one escape: a surrogate pair, a lone surrogate, or any other escape.
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -86,6 +89,7 @@ _ESCAPE = re.compile(
 )
 
 Rows = list[tuple[Any, ...]]
+RawObject = tuple[str, str, bytes]  # a raw object's day (YYYY-MM-DD), `$path` and body
 
 
 class AthenaRefuses(CommandError):
@@ -229,20 +233,26 @@ class LocalLake:
 
     With a `window`, only the days inside it are read; `days_outside_window` counts the partitions left
     out. `shown_as` names the folders in error messages (an S3 URL rather than a scratch folder).
+    `raw_objects` are raw objects read elsewhere, beside the raw folder's files (consumed once): the local Athena
+    engine's, read from S3, whose keys are names and never become paths on this machine.
     """
 
-    def __init__(self, folders: LakeFolders, window: DayWindow | None = None, *, shown_as: str | None = None):
+    def __init__(
+        self, folders: LakeFolders, window: DayWindow | None = None, *, shown_as: str | None = None,
+        raw_objects: Iterable[RawObject] | None = None,
+    ):
         import duckdb
 
-        self._root = str(folders.enriched or folders.raw)
-        self._shown_as = shown_as or self._root
+        root = folders.enriched or folders.raw
+        self._root = str(root) if root else None
+        self._shown_as = shown_as or str(root)
         enriched = _partition_files(folders.enriched, "*.parquet")
         raw = _partition_files(folders.raw, "*")
         outside = {path.parent for path in (*enriched, *raw) if window is not None and _partition_day(path.parent) not in window}
         self.days_outside_window = len({folder.name for folder in outside})
         self._files = [str(path) for path in enriched if path.parent not in outside]
-        self._raw_files = [path for path in raw if path.parent not in outside and not path.name.startswith(("_", "."))]
-        if not self._files and not self._raw_files:
+        self._raw_files = [path for path in raw if path.parent not in outside and athena_reads(path.name)]
+        if not self._files and not self._raw_files and raw_objects is None:
             hidden = f"; days outside {window}, not read: {self.days_outside_window}" if outside else ""
             raise CommandError(
                 f"no enriched Parquet or raw objects in {self._shown_as} "
@@ -251,10 +261,10 @@ class LocalLake:
         self.connection: duckdb.DuckDBPyConnection = duckdb.connect()
         self.connection.execute("SET TimeZone = 'UTC'")
         self._schemas: set[str] = set()
-        self._raw_table = raw_lines_table(
-            (path.parent.name.partition("=")[2], _raw_path(path), path.read_bytes())
-            for path in self._raw_files
-        )
+        self._raw_table = raw_lines_table(chain(
+            raw_objects or (),
+            ((path.parent.name.partition("=")[2], _raw_path(path), path.read_bytes()) for path in self._raw_files),
+        ))
 
     def run(self, query: SavedQuery) -> tuple[list[str], Rows]:
         """Column names and rows of one saved query."""
@@ -327,7 +337,7 @@ class LocalLake:
         message = _first_line(error)
         if not any(path in message for path in self._files):
             message = next(filter(None, map(self._unreadable, self._files)), message)
-        return message.replace(self._root, self._shown_as)
+        return message.replace(self._root, self._shown_as) if self._root else message
 
     def _unreadable(self, path: str) -> str | None:
         """Why DuckDB cannot read every value of one file; None when it can."""
@@ -340,7 +350,14 @@ class LocalLake:
         return None
 
 
-def raw_lines_table(objects: Iterable[tuple[str, str, bytes]]) -> "pa.Table":
+def athena_reads(name: str) -> bool:
+    """Whether Athena's raw table reads the object `name` of a day's folder (its key after the folder's prefix):
+    an object of the folder itself, not hidden. Athena does not look into sub-folders, and a key ending in `/`
+    (a folder marker; the empty name before the `/` of a `//`) names a folder."""
+    return bool(name) and "/" not in name and not name.startswith(_HIDDEN)
+
+
+def raw_lines_table(objects: Iterable[RawObject]) -> "pa.Table":
     """The raw table's rows for `(day, $path, body)` objects: one row per line, as Athena reads it."""
     import pyarrow as pa
 
