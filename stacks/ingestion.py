@@ -71,6 +71,7 @@ class IngestionStack(cdk.Stack):
             config=config,
             package="ingest",
             description="Stores each allowed Telegram webhook update unchanged in the raw bucket",
+            function_name=ingest_function_name(config),
             memory_mb=256,
             timeout=cdk.Duration.seconds(FUNCTION_TIMEOUT_SECONDS),
             environment={
@@ -165,6 +166,18 @@ class IngestionAlarms(Construct):
             alarm_on_any(self, alarm_id, metric, config=config, description=description, topic=topic)
         alarm_on_any(
             self,
+            "IngestThrottled",
+            function.metric_throttles(period=ALARM_PERIOD, statistic="Sum"),
+            config=config,
+            description="Lambda refused to run the ingest function: the account's concurrent executions in this "
+            f"region were used up (new accounts may get as few as 10; Telegram opens up to "
+            f"{config.webhook_max_connections} connections, webhook_max_connections). The webhook answered 5xx and "
+            "Telegram redelivers. Ask for a higher Lambda 'Concurrent executions' quota (Service Quotas), or lower "
+            "webhook_max_connections and run `python -m tools webhook set`.",
+            topic=topic,
+        )
+        alarm_on_any(
+            self,
             "RejectedTokens",
             self.ingest_metric(metrics.UNAUTHORIZED),
             config=config,
@@ -246,6 +259,12 @@ def _raw_lifecycle(config: StageConfig) -> list[s3.LifecycleRule]:
             noncurrent_version_expiration=cdk.Duration.days(STATE_NONCURRENT_DAYS),
         ),
     ]
+
+
+def ingest_function_name(config: StageConfig) -> str:
+    """The ingest function's name: its Lambda metrics (throttles, concurrency) are dimensioned by it, as the
+    dashboard reads them."""
+    return config.stack_name("Ingest")
 
 
 def webhook_api_name(config: StageConfig) -> str:

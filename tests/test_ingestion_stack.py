@@ -101,6 +101,7 @@ def test_ingest_function_runtime_code_and_limits(dev, template):
     function = the_resource(template, "AWS::Lambda::Function")["Properties"]
     layer = the_resource(template, "AWS::Lambda::LayerVersion")["Properties"]
 
+    assert function["FunctionName"] == "TelegramLake-dev-Ingest"  # the dashboard reads its metrics by this name
     assert function["Handler"] == "lambdas.ingest.handler.handler"
     assert function["Runtime"] == "python3.14"
     assert function["Architectures"] == ["arm64"]
@@ -337,6 +338,19 @@ def test_alarms_on_failed_stores_function_errors_and_api_server_errors(dev, temp
         assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
         assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_any_throttle_of_the_ingest_function_raises_an_alarm(dev, template):
+    """Telegram opens up to webhook_max_connections connections; a new account's Lambda quota may be lower."""
+    throttled = alarms_by_name(template)["TelegramLake-dev-IngestThrottled"]
+
+    assert (throttled["Namespace"], throttled["MetricName"], throttled["Dimensions"]) == (
+        "AWS/Lambda", "Throttles", [{"Name": "FunctionName", "Value": ref(dev.logical_id("Ingestion", "Ingest"))}]
+    )
+    assert (throttled["Statistic"], throttled["Period"], throttled["EvaluationPeriods"]) == ("Sum", 300, 1)
+    assert (throttled["Threshold"], throttled["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert throttled["TreatMissingData"] == "notBreaching"
+    assert f"up to {dev.config.webhook_max_connections} connections" in throttled["AlarmDescription"]
 
 
 def test_a_burst_of_refused_secret_tokens_raises_an_alarm(template):
