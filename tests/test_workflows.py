@@ -118,7 +118,7 @@ def test_checkout_never_leaves_the_token_in_the_working_copy():
 
 
 def test_the_triggers_run_no_untrusted_code_with_the_repositorys_privileges():
-    assert set(triggers(ALL["checks.yml"])) == {"pull_request", "push", "workflow_call"}
+    assert set(triggers(ALL["checks.yml"])) == {"pull_request", "push", "workflow_call", "schedule"}
     assert set(triggers(ALL["review.yml"])) == {"pull_request"}
     assert triggers(ALL["deploy.yml"]) == {"push": {"branches": ["main"]}}
     assert set(triggers(ALL["deploy-stage.yml"])) == {"workflow_call"}
@@ -334,6 +334,24 @@ def test_the_nag_summary_shows_each_stage_and_every_finding_with_its_rule_and_co
     assert (
         "| `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::bucket/*]` "
         "| `TelegramLake-prod-Etl/Role/Policy/Resource` | The IAM entity contains wildcard permissions. |"
+    ) in text.splitlines()
+
+
+def test_the_nag_summary_lists_the_stacks_own_warnings_apart_from_the_findings():
+    """The stacks' annotations (a stage nobody hears the alarms of) share the report, but never fail the synth."""
+    warned = {"pluginReports": [*VIOLATION["pluginReports"], {"pluginName": "Construct Annotations", "violations": [{
+        "ruleName": "Annotation::TelegramLake:alarmsWithoutSubscriber", "description": "stage prod sets no alarm_email",
+        "severity": "warning", "violatingConstructs": [{"constructPath": "TelegramLake-prod-Ingestion/AlarmTopic/Topic"}],
+    }]}]}
+    only_warned = {"pluginReports": warned["pluginReports"][1:]}
+
+    text = nag_report.summary({"prod": warned, "dev": only_warned})
+
+    assert "| prod | 1 finding(s), 1 warning(s) |" in text
+    assert "| dev | no unacknowledged finding, 1 warning(s) |" in text
+    assert (
+        "| `Annotation::TelegramLake:alarmsWithoutSubscriber` | `TelegramLake-prod-Ingestion/AlarmTopic/Topic` "
+        "| warning: stage prod sets no alarm_email |"
     ) in text.splitlines()
 
 
