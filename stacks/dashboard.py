@@ -2,9 +2,9 @@
 
 Top to bottom: every alarm of the stage and its state; the webhook (requests, 4xx/5xx, latency) as API
 Gateway sees it; the ingest's outcomes, and its function's concurrency and throttles; the daily ETL (runs,
-errors, duration, rows written and what it left out per day) and its dead-letter queue. The runs are those of the stage's engine: the ETL function's,
-or on `etl_engine: athena` the compaction state machine's executions. `python -m tools status` prints the
-same health in a terminal.
+errors, duration, rows written and what it left out per day) and its dead-letter queue. The runs are those of
+the stage's engine: the ETL function's, or on `etl_engine: athena` the compaction state machine's executions.
+`python -m tools status` prints the same health in a terminal.
 
 Every metric is read by name (the API's name and stage, the ingest function's name, the stage's namespace and
 the handlers' own metric names, the state machine's name), never through a reference to another stack's

@@ -9,8 +9,8 @@ repository variable `AWS_REGION`. Runs with the system Python before anything is
     python3 -m tools.ci.stages deploy --stage prod  # outputs `deploy` (true/false), `role` and `region`
 
 Inputs come from the environment: GITHUB_VARS (the workflow's `toJSON(vars)`), GITHUB_REPOSITORY and, for
-review, PULL_REQUEST_FROM_FORK and PULL_REQUEST_BY_DEPENDABOT. The outputs go to GITHUB_OUTPUT; why a stage is left out goes to
-GITHUB_STEP_SUMMARY (and stderr).
+review, PULL_REQUEST_FROM_FORK and PULL_REQUEST_BY_DEPENDABOT. The outputs go to GITHUB_OUTPUT; why a stage is
+left out goes to GITHUB_STEP_SUMMARY (and stderr).
 """
 
 from __future__ import annotations
