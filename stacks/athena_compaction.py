@@ -58,6 +58,10 @@ RUN_TIMEOUT = cdk.Duration.hours(6)
 # Athena calls S3 with the caller's credentials and names itself in `aws:CalledVia`: the state machine's S3
 # rights serve its queries only, never a direct call.
 VIA_ATHENA = {"ForAnyValue:StringEquals": {"aws:CalledVia": ["athena.amazonaws.com"]}}
+# Step Functions writes a state machine's logs through CloudWatch Logs' log delivery, which otherwise adds the log
+# group to the account's one CloudWatch Logs resource policy (at most 5,120 characters, and busy accounts reach it:
+# the deploy then fails). Log groups under this prefix need no entry there.
+VENDED_LOGS_PREFIX = "/aws/vendedlogs/states/"
 # What Athena reads of the raw table's definition as the caller (its database, columns, projection, partitions).
 GLUE_READ_ACTIONS = ("glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions")
 # The state machine starts, follows (`.sync` polls GetQueryExecution) and, when the execution stops, stops queries.
@@ -105,7 +109,9 @@ class AthenaCompaction(Construct):
             timeout=RUN_TIMEOUT,
             tracing_enabled=True,
             logs=sfn.LogOptions(
-                destination=log_group(self, "Logs", config=config),
+                destination=log_group(
+                    self, "Logs", config=config, name=f"{VENDED_LOGS_PREFIX}{state_machine_name(config)}"
+                ),
                 level=sfn.LogLevel.ALL,
                 include_execution_data=True,
             ),

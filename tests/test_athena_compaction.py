@@ -178,6 +178,14 @@ def test_state_machine_is_standard_traced_logged_with_the_stage_retention_and_bo
     assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == dev.config.log_retention_days
 
 
+def test_state_machine_logs_under_the_vended_logs_prefix_one_group_per_stage(dev, template):
+    """Outside `/aws/vendedlogs/`, log delivery grows the account's CloudWatch Logs resource policy, whose size
+    limit busy accounts reach (the deploy then fails)."""
+    group = template["Resources"][logical_id(dev, "Logs")]["Properties"]
+
+    assert group["LogGroupName"] == f"/aws/vendedlogs/states/TelegramLake-{dev.config.stage}-Compaction"
+
+
 def test_each_attempt_plans_anew_and_is_retried_twice_then_dead_lettered_and_failed(definition):
     """The retry is on the whole attempt: a retried UNLOAD alone would find its staging folder non-empty."""
     compact = definition["States"]["Compact"]
