@@ -25,7 +25,7 @@ from typing import Iterable, Mapping
 
 from lambdas.common.reading import UNIX_SECONDS_MAX
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
-from lambdas.etl.day import DAY_PLACEHOLDER
+from lambdas.etl.day import DAY_PLACEHOLDER, KEY_REJECT_REASON
 from lambdas.etl.flatten import CONTENT_TYPES, SERVICE_FIELDS
 from lambdas.etl.schema import COLUMN_NAMES, PARTITION
 from stacks.config import DEFAULT_RAW_WINDOW_DAYS, StageConfig
@@ -94,8 +94,8 @@ def load_query(
 
 
 def raw_objects(database: str, first_day: str, last_day: str) -> str:
-    """`lake/raw_objects.sql`: every object of the raw days `first_day` .. `last_day` (SQL date expressions)
-    with what the ETL makes of it (an update, a duplicate, a reject and why), its type and payload."""
+    """`lake/raw_objects.sql`: every stored copy of an update in the raw days `first_day` .. `last_day` (SQL date
+    expressions) with what the ETL makes of it (the update, a duplicate, a reject and why), its type and payload."""
     _check_database(database)
     return _statement(
         LAKE_DIR / "raw_objects.sql",
@@ -105,6 +105,7 @@ def raw_objects(database: str, first_day: str, last_day: str) -> str:
             "last_day": last_day,
             "update_types": _sql_strings(UPDATE_TYPES),
             "message_update_types": _sql_strings(MESSAGE_UPDATE_TYPES),
+            "key_reject_reason": _sql_strings((KEY_REJECT_REASON,)),
         },
     )
 
@@ -181,7 +182,13 @@ def athena_compaction_templates(database: str) -> dict[str, str]:
             LAKE_DIR / "compacted_day.sql",
             {"raw_rows": _indented(raw_rows(database, day, day)), "columns": ", ".join(f'"{name}"' for name in COLUMN_NAMES)},
         ),
-        "report": _statement(LAKE_DIR / "raw_day_report.sql", {"raw_objects": _indented(raw_objects(database, day, day))}),
+        "report": _statement(
+            LAKE_DIR / "raw_day_report.sql",
+            {
+                "raw_objects": textwrap.indent(raw_objects(database, day, day), " " * 8),
+                "key_reject_reason": _sql_strings((KEY_REJECT_REASON,)),
+            },
+        ),
     }
 
 
@@ -290,4 +297,4 @@ def _fill(path: Path, values: Mapping[str, str]) -> str:
 
 
 def _sql_strings(values: tuple[str, ...]) -> str:
-    return ", ".join(f"'{value}'" for value in values)
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)

@@ -2,11 +2,20 @@
 
 "The day" of an update is its arrival date in the stage's IANA time zone (DST-correct), and both zones
 (raw and enriched) partition by it as `telegram/context_date=YYYY-MM-DD/`.
+
+A raw day's folder holds two kinds of object:
+- batches, written by the stage's Firehose stream about once a minute: one update per line, each line an
+  envelope naming the update's arrival day and instant (lambdas/common/envelope.py), gzip when the key ends in
+  `.gz` (Firehose names them `<stream>-<version>-<time>-<id>.jsonl.gz`);
+- single updates, `<update_id>.json`: what versions before batching wrote, one update as Telegram sent it.
+Every reader reads both, so a stage upgrades in place.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PREFIX = "telegram/"
@@ -30,10 +39,27 @@ def day_prefix(day: date) -> str:
     return f"{PREFIX}{PARTITION_KEY}={day.isoformat()}/"
 
 
+# What the raw delivery stream names its objects with: newline-delimited JSON, gzip.
+BATCH_EXTENSION = ".jsonl.gz"
+_BATCH_NAME = re.compile(r"[^/]+\.jsonl(\.gz)?")
+_SINGLE_NAME = re.compile(r"[0-9]{1,19}\.json")
+ObjectKind = Literal["batch", "single"]
+
+
 def raw_key(day: date, update_id: int) -> str:
-    """One object per update and day: a same-day redelivery maps to the same key, where the ingest's
-    conditional write keeps the first delivery and refuses the copy (the ETL drops one after midnight)."""
+    """A single update's key, as versions before batching stored each update (readers still read them)."""
     return f"{day_prefix(day)}{update_id}.json"
+
+
+def raw_object_kind(key: str, day: date) -> ObjectKind | None:
+    """What an object directly in the day's raw folder holds: a batch, a single update, or neither (None)."""
+    prefix = day_prefix(day)
+    name = key[len(prefix):] if key.startswith(prefix) else ""
+    if _SINGLE_NAME.fullmatch(name):
+        return "single"
+    if _BATCH_NAME.fullmatch(name):
+        return "batch"
+    return None
 
 
 def chat_link_key(new_chat_id: int, old_chat_id: int) -> str:

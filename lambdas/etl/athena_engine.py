@@ -38,7 +38,7 @@ from aws_lambda_powertools import Logger
 
 from lambdas.common.layout import ATHENA_STAGING_PREFIX
 from lambdas.etl.compact import BATCH_ROWS, DaySummary, record_reject, store_day, write_batches
-from lambdas.etl.day import DAY_PLACEHOLDER, KEY_REJECT_REASON, Reject, iso_date
+from lambdas.etl.day import DAY_PLACEHOLDER, Reject, iso_date
 from lambdas.etl.handler import EtlSettings, checked_day, metrics_namespace, publish_summary
 from lambdas.etl.store import list_keys, s3_client
 
@@ -54,13 +54,16 @@ PUBLISHED_NAME = "_published.json"
 
 @dataclass(frozen=True)
 class ReportRow:
-    """One row of raw_day_report.sql: objects of one outcome, or one rejected object and its reason."""
+    """One row of raw_day_report.sql: the copies of one outcome, a rejected object and its reason, or (outcome
+    None) the total, counting the objects read."""
 
-    outcome: str  # update, duplicate or rejected
+    outcome: str | None  # update, duplicate, rejected; None for the total
     carries_message: bool | None
     rejected_path: str | None
     reason: str | None
-    objects: int
+    copy_rows: int  # rows of raw_objects.sql: for `update`, one per update
+    copies: int  # the copies they stand for (a batch may hold one line twice)
+    objects: int  # raw objects the rows come from
 
 
 def plan(event: Any, templates: Mapping[str, str], settings: EtlSettings, now: datetime | None = None) -> dict[str, Any]:
@@ -141,7 +144,7 @@ def run_folder(run: Any, settings: EtlSettings) -> tuple[date, str]:
 def _check_staged_rows(run: Mapping[str, Any], report: Iterable[ReportRow], files: Iterable[Path]) -> None:
     """Publish nothing unless the staged files hold every row the report counts: files gone (removed by an earlier
     publish of the run whose summary is gone too, or expired) or missing must never become a day with fewer rows."""
-    counted = sum(row.objects for row in report if row.outcome == "update" and row.carries_message)
+    counted = sum(row.copy_rows for row in report if row.outcome == "update" and row.carries_message)
     held = sum(pq.ParquetFile(file).metadata.num_rows for file in files)
     if held != counted:
         raise RuntimeError(
@@ -164,21 +167,22 @@ def finish_day(
     has: a backfill after the raw zone expired must not wipe a compacted day."""
     summary = DaySummary(day=day.isoformat())
     report = list(report)
-    if not report:
+    if not [row for row in report if row.outcome is not None]:  # only the total: the day has no copy at all
         logger.info("empty raw partition: nothing written, nothing deleted", extra={"day": summary.day})
         summary.seconds = round(time.monotonic() - started, 3)
         return summary.as_dict()
     rejects = []
     for row in report:
-        if row.outcome == "duplicate":
-            summary.duplicates += row.objects
+        if row.outcome is None:
+            summary.objects_read = row.objects
         elif row.outcome == "update":
-            summary.objects_read += row.objects
-            summary.skipped += 0 if row.carries_message else row.objects
+            summary.duplicates += row.copies - row.copy_rows  # a line a batch holds twice is one update
+            summary.skipped += 0 if row.carries_message else row.copy_rows
+        elif row.outcome == "duplicate":
+            summary.duplicates += row.copies
         else:
-            reject = Reject(_key(row.rejected_path or ""), row.reason or "rejected")
-            record_reject(rejects, reject)
-            summary.objects_read += 0 if reject.reason == KEY_REJECT_REASON else 1
+            for _ in range(row.copies):
+                record_reject(rejects, Reject(_key(row.rejected_path or ""), row.reason or "rejected"))
     store_day(s3, settings.enriched_bucket, day, summary, lambda parquet: write_batches(parquet, batches), rejects)
     summary.seconds = round(time.monotonic() - started, 3)
     logger.info("day compacted", extra=summary.as_dict())
@@ -202,11 +206,11 @@ def read_report(athena: Any, execution_id: str) -> list[ReportRow]:
 
 
 def report_row(values: list[Any]) -> ReportRow:
-    """A report row from its five values as either engine gives them (Athena: text; DuckDB: typed)."""
-    outcome, carries_message, rejected_path, reason, objects = values
+    """A report row from its seven values as either engine gives them (Athena: text; DuckDB: typed)."""
+    outcome, carries_message, rejected_path, reason, copy_rows, copies, objects = values
     if isinstance(carries_message, str):
         carries_message = carries_message == "true"
-    return ReportRow(outcome, carries_message, rejected_path, reason, int(objects))
+    return ReportRow(outcome, carries_message, rejected_path, reason, int(copy_rows), int(copies), int(objects))
 
 
 def _key(path: str) -> str:

@@ -1,31 +1,39 @@
 """Compact one day of raw updates into the day's single Parquet file.
 
-Memory stays bounded at any volume: the day is planned from its key listing (update_id -> key only),
-bodies stream in update_id order through a small window of parallel GETs, and rows become Parquet row
-groups of `BATCH_ROWS` in a local temporary file. Ordering by update_id makes a re-run write the same
-rows (and, with the same pyarrow, the same bytes).
+The day's objects (batches and, from before batching, single updates) are read in key order through a bounded
+window of parallel GETs. Every copy of an update they hold (lambdas/etl/day.py `copies_of`) becomes a row of an
+Arrow table, flattened when it carries a message, beside what decides which copy is the first arrival: its
+arrival instant (none for a single-update object), its object's place in key order, the digest of its line.
+Then column by column: the first copy of each update_id is the update and every other copy a duplicate, an
+update whose copy the day before already held is dropped (a redelivery after midnight belongs to the earlier
+day), and the rows are written in update_id order as zstd Parquet row groups. The SQL twin of these rules is
+analytics/lake/raw_objects.sql; a re-run writes the same rows (with the same pyarrow, the same bytes).
+
+Memory holds the day's rows as Arrow columns (a few hundred bytes a row), never a Python object per update.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from array import array
 from contextlib import closing, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from aws_lambda_powertools import Logger
 
-from lambdas.common.layout import day_prefix
+from lambdas.common.layout import ObjectKind, day_prefix, raw_object_kind
 from lambdas.common.updates import carries_message
 from lambdas.etl.day import (
-    OUTPUT_NAME, NotAnUpdate, Reject, decode_update, enriched_key, plan_reads, rejects_key, rejects_report,
-    update_id_of_key,
+    EMPTY_REASON, KEY_REJECT_REASON, OUTPUT_NAME, Copy, Reject, copies_of, enriched_key, rejects_key, rejects_report,
+    single_update_id,
 )
 from lambdas.etl.flatten import flatten
 from lambdas.etl.schema import arrow_schema
@@ -36,6 +44,13 @@ PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 # What pyarrow raises for a value it cannot convert to the schema (ArrowInvalid and ArrowTypeError are
 # ValueError and TypeError; a string that is not UTF-8 raises UnicodeEncodeError, an int beyond int64 OverflowError).
 _UNWRITABLE = (ValueError, TypeError, OverflowError)
+# Beside each copy's row while the day is deduplicated, then dropped: which copy arrived first (and whether it
+# carries a message: a copy that does not still counts, as a skipped update or a duplicate).
+RECEIVED_AT, KEY_INDEX, LINE_DIGEST, CARRIES_MESSAGE = "_received_at", "_key_index", "_line_digest", "_carries_message"
+# The first arrival: the earliest instant, a single-update object (no instant, written before batching) before
+# any line, then the object's key, then the line's digest.
+ARRIVAL_ORDER = [("update_id", "ascending", "at_end"), (RECEIVED_AT, "ascending", "at_start"),
+                 (KEY_INDEX, "ascending", "at_end"), (LINE_DIGEST, "ascending", "at_end")]
 
 logger = Logger(service="etl", child=True)
 
@@ -45,17 +60,26 @@ class DaySummary:
     """What a run did; the handler returns and logs it, and `etl run` tabulates it."""
 
     day: str
-    objects_read: int = 0
+    objects_read: int = 0  # the day's raw objects read (batches and single updates)
     rows_written: int = 0
-    duplicates: int = 0
-    skipped: int = 0
-    rejected: int = 0
+    duplicates: int = 0  # copies of an update beside its first arrival (or after midnight, its earlier day's)
+    skipped: int = 0  # updates that carry no message
+    rejected: int = 0  # objects, or lines of a batch, that are no update
     seconds: float = 0.0
     output_key: str | None = None
     rejects_key: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def copies_schema() -> pa.Schema:
+    """The enriched schema, every column nullable (a copy without a message has no row), plus the arrival columns."""
+    return pa.schema([
+        *(field.with_nullable(True) for field in arrow_schema()),
+        pa.field(RECEIVED_AT, pa.int64()), pa.field(KEY_INDEX, pa.int32()), pa.field(LINE_DIGEST, pa.binary(16)),
+        pa.field(CARRIES_MESSAGE, pa.bool_()),
+    ])
 
 
 def compact_day(s3: Any, *, raw_bucket: str, enriched_bucket: str, day: date, concurrency: int) -> DaySummary:
@@ -77,30 +101,91 @@ def _rebuild(
     s3: Any, raw_bucket: str, enriched_bucket: str, day: date, listed: list[tuple[str, int]], concurrency: int,
     summary: DaySummary,
 ) -> None:
-    previous = day - timedelta(days=1)
-    earlier_ids = {
-        update_id
-        for key, size in list_sizes(s3, raw_bucket, day_prefix(previous))
-        if size and (update_id := update_id_of_key(key, previous)) is not None
-    }
-    plan = plan_reads(day, [key for key, _ in listed], earlier_ids, {key for key, size in listed if not size})
-    summary.duplicates = plan.duplicates
     rejects: list[Reject] = []
-    for reject in plan.rejects:
-        record_reject(rejects, reject)
-    bodies = read_in_order(s3, raw_bucket, (key for _, key in plan.objects), concurrency)
-
-    def unwritable(row: Mapping[str, Any], reason: str) -> None:
-        record_reject(rejects, Reject(plan.key_of(row["update_id"]), f"not writable to Parquet: {reason}"))
-
+    readable = readable_objects(listed, day, rejects)
+    summary.objects_read = len(readable)
+    bodies = read_in_order(s3, raw_bucket, (key for key, _ in readable), concurrency)
     with closing(bodies):
-        rows = _rows(plan.objects, bodies, summary, rejects)
-        store_day(
-            s3, enriched_bucket, day, summary, lambda parquet: write_parquet(parquet, rows, BATCH_ROWS, unwritable),
-            rejects,
-        )
+        copies = day_copies(readable, bodies, day, rejects)
+    claimed = claimed_update_ids(s3, raw_bucket, day - timedelta(days=1), concurrency)
+    firsts = first_arrivals(copies, claimed)
+    summary.duplicates = copies.num_rows - firsts.num_rows
+    summary.skipped = firsts.num_rows - pc.sum(firsts[CARRIES_MESSAGE]).as_py() if firsts.num_rows else 0
+    rows = firsts.filter(firsts[CARRIES_MESSAGE]).select(arrow_schema().names)
+    store_day(
+        s3, enriched_bucket, day, summary, lambda parquet: write_batches(parquet, rows.to_batches(BATCH_ROWS)), rejects
+    )
     if not summary.rows_written:
         logger.info("day has no rows: nothing written, any previous output deleted", extra={"day": summary.day})
+
+
+def readable_objects(listed: Iterable[tuple[str, int]], day: date, rejects: list[Reject]) -> list[tuple[str, ObjectKind]]:
+    """The listed objects worth a GET, in key order, with their kind; the others rejected from the listing: a key
+    naming neither kind of raw object, or an empty object (no line: Athena's raw table never sees it)."""
+    readable = []
+    for key, size in sorted(listed):
+        kind = raw_object_kind(key, day)
+        if kind is None or (kind == "single" and single_update_id(key, day) is None):
+            record_reject(rejects, Reject(key, KEY_REJECT_REASON))
+        elif not size:
+            record_reject(rejects, Reject(key, EMPTY_REASON))
+        else:
+            readable.append((key, kind))
+    return readable
+
+
+def day_copies(
+    objects: Sequence[tuple[str, ObjectKind]], bodies: Iterable[bytes], day: date, rejects: list[Reject]
+) -> pa.Table:
+    """Every copy of an update the day's objects hold, a row each (see `copies_schema`); the rest rejected."""
+    schema = copies_schema()
+
+    def unwritable(row: Mapping[str, Any], reason: str) -> None:
+        record_reject(rejects, Reject(objects[row[KEY_INDEX]][0], f"not writable to Parquet: {reason}"))
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for index, ((key, kind), body) in enumerate(zip(objects, bodies, strict=True)):
+            for item in copies_of(key, kind, body, day):
+                if isinstance(item, Reject):
+                    record_reject(rejects, item)
+                else:
+                    yield _copy_row(item, index)
+
+    batches = [_record_batch(chunk, schema, unwritable) for chunk in _chunks(rows(), BATCH_ROWS)]
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def _copy_row(copy: Copy, key_index: int) -> dict[str, Any]:
+    message = carries_message(copy.update)
+    row = flatten(copy.update) if message else {"update_id": copy.update_id}
+    row.update({RECEIVED_AT: copy.received_at, KEY_INDEX: key_index, LINE_DIGEST: copy.line_digest,
+                CARRIES_MESSAGE: message})
+    return row
+
+
+def claimed_update_ids(s3: Any, raw_bucket: str, day: date, concurrency: int) -> pa.Array:
+    """The update_ids the day before holds a copy of (a valid one: an unreadable copy claims nothing)."""
+    readable = readable_objects(list_sizes(s3, raw_bucket, day_prefix(day)), day, [])
+    claimed = array("q")
+    with closing(read_in_order(s3, raw_bucket, (key for key, _ in readable), concurrency)) as bodies:
+        for (key, kind), body in zip(readable, bodies, strict=True):
+            claimed.extend(item.update_id for item in copies_of(key, kind, body, day) if isinstance(item, Copy))
+    return pa.array(claimed, pa.int64())
+
+
+def first_arrivals(copies: pa.Table, claimed: pa.Array) -> pa.Table:
+    """The first arrival of each update, in update_id order, unless the day before holds a copy of it."""
+    if not copies.num_rows:
+        return copies
+    ordered = copies.sort_by(ARRIVAL_ORDER)
+    ids = ordered["update_id"]
+    first = pc.invert(pc.fill_null(pc.equal(ids, _shifted(ids)), False))
+    return ordered.filter(pc.and_(first, pc.invert(pc.is_in(ids, value_set=claimed))))
+
+
+def _shifted(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column one row down: each row's predecessor (null before the first)."""
+    return pa.chunked_array([pa.nulls(1, column.type), *column.slice(0, len(column) - 1).chunks], column.type)
 
 
 def store_day(
@@ -117,23 +202,6 @@ def store_day(
     report = rejects_report(day, rejects) if rejects else None
     summary.rejects_key = replace_object(s3, enriched_bucket, rejects_key(day), report, "application/json")
     summary.rejected = len(rejects)
-
-
-def _rows(
-    objects: Iterable[tuple[int, str]], bodies: Iterable[bytes], summary: DaySummary, rejects: list[Reject]
-) -> Iterator[dict[str, Any]]:
-    """Decode and flatten each planned object; count the skipped and collect the rejected on the way."""
-    for (update_id, key), body in zip(objects, bodies, strict=True):
-        summary.objects_read += 1
-        try:
-            update = decode_update(body, update_id)
-        except NotAnUpdate as error:
-            record_reject(rejects, Reject(key, str(error)))
-            continue
-        if carries_message(update):
-            yield flatten(update)
-        else:
-            summary.skipped += 1
 
 
 def record_reject(rejects: list[Reject], reject: Reject) -> None:

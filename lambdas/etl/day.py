@@ -1,23 +1,27 @@
-"""Which day the ETL compacts, which raw objects make it up, and where its output goes (pure, no AWS).
+"""Which day the ETL compacts, what its raw objects hold, and where its output goes (pure, no AWS).
 
-The ingest stores update N of day D at `raw_key(D, N)`, so a key names its update. That lets the ETL
-deduplicate and order a whole day from the listing alone, before any GET, and stream the objects in
-update_id order in bounded memory.
+A raw day holds batches of envelope lines and, from before batching, single-update objects
+(lambdas/common/layout.py). `copies_of` reads either as Athena's raw table does (analytics/lake/raw_objects.sql
+is its SQL twin): every copy of an update it holds, or why a part is rejected. Which copy is the update and
+which are duplicates is decided in lambdas/etl/compact.py over the whole day.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import re
-from bisect import bisect_left
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any, Collection, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
-from lambdas.common.layout import day_prefix, previous_day
-from lambdas.common.reading import decoded, load_json
+from lambdas.common.envelope import CONTEXT_DATE, RECEIVED_AT, UPDATE
+from lambdas.common.layout import ObjectKind, day_prefix, previous_day, raw_object_kind
+from lambdas.common.reading import BOM, load_json
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, update_type
-from lambdas.etl.schema import BIGINT_MAX
+from lambdas.etl.schema import BIGINT_MAX, BIGINT_MIN
 
 OUTPUT_NAME = "telegram.parquet"
 # In the Athena engine's statements (analytics/__init__.py writes them): the raw day each run compacts.
@@ -37,9 +41,6 @@ _EVENT_HELP = (
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Scheduler's format, e.g. 2026-03-08T04:00:00Z: UTC, whole seconds.
 _SCHEDULED_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
-_RAW_NAME = re.compile(r"([0-9]{1,19})\.json")
-# Where a text file's lines end, as Hadoop's LineRecordReader (Athena's text tables) splits them.
-_LINE_BREAK = re.compile(r"[\r\n]")
 
 
 def enriched_key(day: date) -> str:
@@ -107,105 +108,124 @@ def scheduled_instant(value: Any) -> datetime:
         raise ValueError(f"{problem} (not a calendar time)") from None
 
 
-def update_id_of_key(key: str, day: date) -> int | None:
-    """N for `<day prefix>N.json`; None for a key outside the ingest's layout (or N beyond a bigint)."""
-    prefix = day_prefix(day)
-    match = _RAW_NAME.fullmatch(key[len(prefix):]) if key.startswith(prefix) else None
-    update_id = int(match.group(1)) if match else None
-    return update_id if update_id is not None and update_id <= BIGINT_MAX else None
+def single_update_id(key: str, day: date) -> int | None:
+    """N for a single update's key `<day prefix>N.json`; None for any other key (or N beyond a bigint)."""
+    if raw_object_kind(key, day) != "single":
+        return None
+    update_id = int(key.removeprefix(day_prefix(day)).removesuffix(".json"))
+    return update_id if update_id <= BIGINT_MAX else None
 
 
-# Why an object is rejected from the listing, before any GET: its key names no update of the day (such an
+# Why an object is rejected from the listing, before any GET: its key names neither kind of raw object (such an
 # object is listed, not read, by either engine: analytics/lake/raw_objects.sql words it the same), or it is empty.
-KEY_REJECT_REASON = "key is not <update_id>.json in the day's folder"
+KEY_REJECT_REASON = "key is neither <update_id>.json nor a batch (.jsonl, .jsonl.gz) in the day's folder"
 EMPTY_REASON = "empty object: no line of JSON"
 
 
 @dataclass(frozen=True)
 class Reject:
-    """A raw object the ETL could not use, and why; listed in the day's rejects report."""
+    """A raw object (or a line of a batch) the ETL could not use, and why; listed in the day's rejects report."""
 
     key: str
     reason: str
 
 
 @dataclass(frozen=True)
-class ReadPlan:
-    """The objects to GET, as (update_id, key) in update_id order, and what the listing already ruled out."""
+class Copy:
+    """One stored copy of an update, and what decides whether it is the first: its arrival instant (None for a
+    single-update object, written before batching and so before any batch line of its day), and the md5 of its
+    line as stored, the last tie-break (the SQL orders copies by the same: analytics/lake/raw_objects.sql)."""
 
-    objects: tuple[tuple[int, str], ...]
-    duplicates: int
-    rejects: tuple[Reject, ...]
+    update: dict[str, Any]
+    received_at: int | None
+    line_digest: bytes
 
-    def key_of(self, update_id: int) -> str:
-        """The key planned for `update_id`: a binary search of the sorted objects, so no second index."""
-        index = bisect_left(self.objects, (update_id,))
-        if index == len(self.objects) or self.objects[index][0] != update_id:
-            raise KeyError(f"update_id {update_id} is not in the read plan")
-        return self.objects[index][1]
-
-
-def plan_reads(
-    day: date, keys: Iterable[str], earlier_update_ids: Collection[int], empty_keys: Collection[str] = ()
-) -> ReadPlan:
-    """Deduplicate a day's listing by update_id and order it.
-
-    `earlier_update_ids` are the previous day's: Telegram may redeliver an update just after midnight,
-    and the ingest then stores it under both days; the earlier day keeps it. Two keys of the same day
-    naming one update_id (`7.json`, `007.json`) keep the first key in sorted order.
-
-    `empty_keys` (and the caller leaves them out of `earlier_update_ids`) are objects of 0 bytes: no line of
-    text, so Athena's raw table never sees them. Each is rejected from the listing, unread, and claims no
-    update_id, so an empty copy never costs another copy's row (and both engines keep the same one).
-    """
-    named: list[tuple[int, str]] = []
-    rejects: list[Reject] = []
-    for key in keys:
-        update_id = update_id_of_key(key, day)
-        if update_id is None:
-            rejects.append(Reject(key, KEY_REJECT_REASON))
-        elif key in empty_keys:
-            rejects.append(Reject(key, EMPTY_REASON))
-        else:
-            named.append((update_id, key))
-    named.sort()
-    objects: list[tuple[int, str]] = []
-    duplicates = 0
-    for update_id, key in named:
-        if update_id in earlier_update_ids or (objects and objects[-1][0] == update_id):
-            duplicates += 1
-        else:
-            objects.append((update_id, key))
-    return ReadPlan(tuple(objects), duplicates, tuple(rejects))
+    @property
+    def update_id(self) -> int:
+        return self.update["update_id"]
 
 
 class NotAnUpdate(ValueError):
-    """A raw object that is not valid JSON or not a Telegram Update; the message says why."""
+    """A raw object or line that is not valid JSON or not a Telegram Update; the message says why."""
 
 
-def decode_update(body: bytes, update_id: int) -> dict[str, Any]:
-    """The Update stored in `body` under the name `<update_id>.json`, or NotAnUpdate.
+class UnreadableObject(Exception):
+    """An object no reader can read at all: it fails Athena's queries too, so it fails the day, loudly."""
 
-    Telegram sends one line of compact, standard JSON in UTF-8. The bytes are read as the raw table reads them
-    on Athena (lambdas/common/reading.py: a leading byte order mark dropped, bytes that are not UTF-8 as U+FFFD,
-    keys with lone surrogates as Athena writes them, a number past a double as "Infinity", the last of two equal
-    keys winning), and only one line of standard JSON is an update (Trino's parser refuses NaN/Infinity), so both
-    engines turn the same objects into the same rows. String values are repaired by `flatten`.
-    """
-    text = decoded(body)
-    if _LINE_BREAK.search(text.removesuffix("\n").removesuffix("\r")):
+
+def object_lines(key: str, body: bytes) -> list[bytes]:
+    """An object's lines as Athena's text table reads them: gunzipped when the key ends in `.gz`, a byte order
+    mark at its start dropped, split at Hadoop's line breaks (`\n`, `\r`, `\r\n`; no empty last line after a
+    final break). A `.gz` body that is not gzip raises UnreadableObject: on Athena it fails every query."""
+    if key.endswith(".gz"):
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as error:
+            raise UnreadableObject(
+                f"{key} is not gzip ({error}): every Athena query reading its day fails too; fix or remove it"
+            ) from None
+    return body.removeprefix(BOM).splitlines()
+
+
+def copies_of(key: str, kind: ObjectKind, body: bytes, day: date) -> Iterator[Copy | Reject]:
+    """Every copy of an update a raw object of `day` holds, or the reject of each part that is not one."""
+    if kind == "single":
+        try:
+            yield _single_copy(key, body, day)
+        except NotAnUpdate as error:
+            yield Reject(key, str(error))
+        return
+    for number, line in enumerate(object_lines(key, body), start=1):
+        try:
+            yield _batch_copy(line, day)
+        except NotAnUpdate as error:
+            yield Reject(key, f"line {number}: {error}")
+
+
+def _single_copy(key: str, body: bytes, day: date) -> Copy:
+    """The update a single-update object `<update_id>.json` holds: one line of JSON naming the key's update."""
+    lines = object_lines(key, body)
+    if len(lines) != 1:
         raise NotAnUpdate("not one line of JSON: a line break inside the body")
+    update = _checked_update(_json(lines[0]))
+    key_id = single_update_id(key, day)
+    if update["update_id"] != key_id:
+        raise NotAnUpdate(f"update_id {update['update_id']} does not match the object's name {key_id}.json")
+    return Copy(update, None, hashlib.md5(lines[0]).digest())
+
+
+def _batch_copy(line: bytes, day: date) -> Copy:
+    """The update of one batch line: an envelope of the folder's day, with its arrival instant."""
+    envelope = _json(line)
+    if not isinstance(envelope, dict):
+        raise NotAnUpdate(f"not an envelope: a JSON {type(envelope).__name__}, not an object")
+    if envelope.get(CONTEXT_DATE) != day.isoformat():
+        raise NotAnUpdate(f"the envelope's context_date {envelope.get(CONTEXT_DATE)!r} is not the folder's day")
+    received_at = envelope.get(RECEIVED_AT)
+    if isinstance(received_at, bool) or not isinstance(received_at, int) or not 0 <= received_at <= BIGINT_MAX:
+        raise NotAnUpdate(f"the envelope has no arrival instant (received_at {received_at!r})")
+    return Copy(_checked_update(envelope.get(UPDATE)), received_at, hashlib.md5(line).digest())
+
+
+def _json(line: bytes) -> Any:
+    """One line as Athena reads it (lambdas/common/reading.py: bytes that are not UTF-8 as U+FFFD, keys with lone
+    surrogates as Athena writes them, a number past a double as "Infinity", the last of two equal keys winning);
+    only standard JSON (Trino's parser refuses NaN/Infinity). String values are written by `flatten`."""
     try:
-        update = load_json(text)
+        return load_json(line.decode("utf-8", "replace"))
     except (ValueError, RecursionError) as error:
         raise NotAnUpdate(f"not valid JSON: {error}") from None
+
+
+def _checked_update(update: Any) -> dict[str, Any]:
+    """A Telegram Update: an object with an integer update_id (a bigint), whose message type's payload is an object."""
     if not isinstance(update, dict):
         raise NotAnUpdate(f"not a Telegram Update: a JSON {type(update).__name__}, not an object")
-    stored_id = update.get("update_id")
-    if isinstance(stored_id, bool) or not isinstance(stored_id, int):
-        raise NotAnUpdate(f"not a Telegram Update: no integer update_id (got {stored_id!r})")
-    if stored_id != update_id:
-        raise NotAnUpdate(f"update_id {stored_id} does not match the object's name {update_id}.json")
+    update_id = update.get("update_id")
+    if isinstance(update_id, bool) or not isinstance(update_id, int):
+        raise NotAnUpdate(f"not a Telegram Update: no integer update_id (got {update_id!r})")
+    if not BIGINT_MIN <= update_id <= BIGINT_MAX:
+        raise NotAnUpdate(f"not a Telegram Update: update_id {update_id} is beyond a bigint")
     kind = update_type(update)
     if kind in MESSAGE_UPDATE_TYPES and not isinstance(update[kind], dict):
         raise NotAnUpdate(f"not a Telegram Update: {kind} is a {type(update[kind]).__name__}, not an object")

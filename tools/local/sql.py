@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from analytics import SavedQuery
 from lambdas.common.layout import PARTITION_KEY, PREFIX
-from lambdas.common.reading import BOM, LONE_SURROGATE_AS, refuse_json_constant, trino_double
+from lambdas.common.reading import LONE_SURROGATE_AS, refuse_json_constant, trino_double
+from lambdas.etl.day import UnreadableObject, object_lines
 from lambdas.etl.schema import COLUMNS, PARTITION
 from stacks.config import RAW_TABLE, TABLE, StageConfig
 from tools.cli import CommandError
@@ -363,7 +364,7 @@ def raw_lines_table(objects: Iterable[RawObject]) -> "pa.Table":
 
     days, paths, lines = [], [], []
     for day, path, body in objects:
-        for line in raw_lines(body):
+        for line in raw_lines(body, path):
             days.append(date.fromisoformat(day))
             paths.append(path)
             lines.append(line)
@@ -373,17 +374,22 @@ def raw_lines_table(objects: Iterable[RawObject]) -> "pa.Table":
     ).select([RAW_LINE, PATH_COLUMN, PARTITION.name])
 
 
-def raw_lines(body: bytes) -> list[str | None]:
+def raw_lines(body: bytes, path: str = "") -> list[str | None]:
     """An object's lines as Athena's text table reads them, made readable to DuckDB as Trino reads them.
 
-    `bytes.splitlines` splits on exactly Hadoop's line breaks, and, like Hadoop, makes no empty last line
-    of a final break. The bytes are read as Athena reads them (lambdas/common/reading.py): a byte order mark at
-    the start of the object dropped, each sequence that is not UTF-8 as U+FFFD. An escaped lone surrogate becomes
-    `?` and a line that is not standard JSON is None (see the module's docstring).
+    The object is split as Athena's reader splits it (lambdas/etl/day.py `object_lines`: gunzipped when `path`
+    ends in `.gz`, a byte order mark at its start dropped, Hadoop's line breaks) and each line read as Athena
+    reads it (lambdas/common/reading.py: each sequence that is not UTF-8 as U+FFFD). An escaped lone surrogate
+    becomes `?` and a line that is not standard JSON is None (see the module's docstring). A `.gz` object that is
+    not gzip fails the query, as on Athena.
     """
+    try:
+        lines = object_lines(path, body)
+    except UnreadableObject as error:
+        raise CommandError(str(error)) from None
     return [
         _trino_line(_repair_escaped_surrogates(line) if "\\u" in line else line)
-        for line in (raw.decode("utf-8", "replace") for raw in body.removeprefix(BOM).splitlines())
+        for line in (raw.decode("utf-8", "replace") for raw in lines)
     ]
 
 
