@@ -27,10 +27,12 @@ from analytics import athena_compaction_templates
 from lambdas.common.layout import ATHENA_STAGING_PREFIX, day_prefix, raw_key
 from lambdas.etl import athena_engine
 from lambdas.etl.compact import compact_day
-from lambdas.etl.day import enriched_key, rejects_key
+from lambdas.etl.day import KEY_REJECT_REASON, enriched_key, rejects_key
 from lambdas.etl.handler import EtlSettings
 from lambdas.etl.schema import arrow_schema
-from tests.test_flatten_sql import DAYS, FIRST_DAY, chat_objects, compact_json, edge_cases, message
+from tests.test_flatten_sql import (
+    DAYS, FIRST_DAY, batch_edge_cases, chat_batches, chat_objects, compact_json, edge_cases, message,
+)
 from tools.local.athena_engine import compact_day_on_duckdb
 
 DATABASE = "telegram_lake_test"
@@ -88,7 +90,10 @@ def scratch_parent(tmp_path_factory):
 @pytest.fixture(scope="module")
 def both_engines(scratch_parent):
     """Every day of the corpus compacted by each engine; yields the S3 client and both summaries by day."""
-    objects = chat_objects() + edge_cases(EDGE_DAY) + [*NOT_PATHS.items(), (LONG_NAME, compact_json(message(900004)))]
+    objects = [
+        *chat_objects(), *chat_batches(), *edge_cases(EDGE_DAY), *batch_edge_cases(EDGE_DAY), *NOT_PATHS.items(),
+        (LONG_NAME, compact_json(message(900004))),
+    ]
     days = [FIRST_DAY + timedelta(days=offset) for offset in range(DAYS + 1)]
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
@@ -192,7 +197,7 @@ class FakeAthena:
     """GetQueryResults of a finished report query, in pages, as Athena answers it (text values)."""
 
     def __init__(self, rows: list[list[str | None]]):
-        header = ["outcome", "carries_message", "rejected_path", "reason", "objects"]
+        header = ["outcome", "carries_message", "rejected_path", "reason", "copy_rows", "copies", "objects"]
         pages = [[header, *rows[:2]], rows[2:]]
         self.pages = [{"ResultSet": {"Rows": [{"Data": [{} if value is None else {"VarCharValue": value}
                                                           for value in row]} for row in page]}} for page in pages]
@@ -207,13 +212,17 @@ class FakeAthena:
 
 
 DAY = date(2026, 11, 21)
-# The report of a day of 3 rows (5, 6, 7), staged by UNLOAD as two files, with 2 skipped updates, 1 duplicate and
-# 2 rejected objects.
+# The report of a day of 3 rows (5, 6, 7), staged by UNLOAD as two files, with 2 skipped updates, 2 duplicates (one
+# a line a batch holds twice), 2 rejected objects, and the total: 6 objects read.
 REPORT = [
-    ["update", "true", None, None, "3"], ["update", "false", None, None, "2"], ["duplicate", "false", None, None, "1"],
-    ["rejected", None, f"s3://{RAW}/{raw_key(DAY, 9)}", "not valid JSON", "1"],
-    ["rejected", None, f"s3://{RAW}/{day_prefix(DAY)}notes.txt", athena_engine.KEY_REJECT_REASON, "1"],
+    ["update", "true", None, None, "3", "4", "2"], ["update", "false", None, None, "2", "2", "2"],
+    ["duplicate", "false", None, None, "1", "1", "1"],
+    ["rejected", None, f"s3://{RAW}/{raw_key(DAY, 9)}", "not valid JSON", "1", "1", "1"],
+    ["rejected", None, f"s3://{RAW}/{day_prefix(DAY)}notes.txt", KEY_REJECT_REASON, "1", "1", "0"],
+    [None, None, None, None, "8", "9", "6"],
 ]
+# What Athena answers for a day without any object: the total row alone.
+EMPTY_REPORT = [[None, None, None, None, "0", "0", "0"]]
 STAGED = {"b-part": [7], "a-part": [5, 6]}  # UNLOAD's file names, in any order
 PREVIOUS = {enriched_key(DAY): b"yesterday's run", rejects_key(DAY): b"yesterday's rejects"}
 
@@ -267,7 +276,7 @@ def test_publish_makes_the_staged_files_one_day_file_and_leaves_only_its_summary
     assert s3.head_object(Bucket=BY_ATHENA, Key=enriched_key(DAY))["ContentType"] == PARQUET_MEDIA_TYPE
     assert rejected_keys(s3, BY_ATHENA, DAY) == {raw_key(DAY, 9), f"{day_prefix(DAY)}notes.txt"}
     assert {key: summary[key] for key in ("rows_written", "objects_read", "duplicates", "skipped", "rejected")} == {
-        "rows_written": 3, "objects_read": 6, "duplicates": 1, "skipped": 2, "rejected": 2,
+        "rows_written": 3, "objects_read": 6, "duplicates": 2, "skipped": 2, "rejected": 2,
     }
     assert staged_keys(s3, run) == [athena_engine.PUBLISHED_NAME]
     assert [(document["RowsWritten"], document["day"]) for document in emf_documents(capsys)] == [
@@ -350,7 +359,7 @@ def test_publish_failing_on_its_second_staged_file_leaves_the_day_as_it_was_and_
 def test_publish_of_a_day_without_raw_objects_keeps_its_file(lake, capsys):
     """A backfill after the raw zone expired: Athena reads no object, UNLOAD stages nothing, the report is empty."""
     s3, stage = lake
-    run = stage([], {})
+    run = stage(EMPTY_REPORT, {})
 
     summary = athena_engine.publish(run, "report-1", settings(BY_ATHENA))
 

@@ -1,67 +1,127 @@
-"""The ETL's pure rules on raw keys and bodies: which keys name an update, which bodies are one."""
+"""The ETL's pure rules on raw keys and bodies: which objects hold updates, and every copy of an update they hold."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 from datetime import date
 
 import pytest
 
-from lambdas.common.layout import day_prefix, raw_key
-from lambdas.etl.day import EMPTY_REASON, NotAnUpdate, Reject, decode_update, plan_reads, update_id_of_key
+from lambdas.common.envelope import envelope_line, update_bytes
+from lambdas.common.layout import day_prefix, raw_key, raw_object_kind
+from lambdas.etl.day import Copy, Reject, UnreadableObject, copies_of, object_lines, single_update_id
 from lambdas.etl.schema import BIGINT_MAX
 
 DAY = date(2026, 11, 24)
+MESSAGE = b'{"message_id":1,"date":1,"chat":{"id":1}}'
+
+
+def update(update_id: int) -> bytes:
+    return b'{"update_id":%d,"message":%s}' % (update_id, MESSAGE)
 
 
 @pytest.mark.parametrize(
-    ("name", "expected"),
+    ("name", "kind", "update_id"),
     [
-        ("0.json", 0),
-        ("007.json", 7),
-        (f"{BIGINT_MAX}.json", BIGINT_MAX),
-        (f"{BIGINT_MAX + 1}.json", None),  # 19 digits, but no bigint: the ETL could never store it
-        ("99999999999999999999.json", None),
-        ("-1.json", None),
-        ("1.json.tmp", None),
+        ("0.json", "single", 0),
+        ("007.json", "single", 7),
+        (f"{BIGINT_MAX}.json", "single", BIGINT_MAX),
+        (f"{BIGINT_MAX + 1}.json", "single", None),  # 19 digits, but no bigint: the ETL could never store it
+        ("99999999999999999999.json", None, None),
+        ("-1.json", None, None),
+        ("1.json.tmp", None, None),
+        ("TelegramLake-dev-Raw-1-2026-11-24-10-00-00-abc.jsonl.gz", "batch", None),
+        ("hand-made.jsonl", "batch", None),
+        ("a.jsonl.gz.tmp", None, None),
+        ("nested/1.json", None, None),
+        ("nested/x.jsonl.gz", None, None),
     ],
 )
-def test_a_raw_key_names_an_update_id_only_within_a_bigint(name, expected):
-    assert update_id_of_key(f"{day_prefix(DAY)}{name}", DAY) == expected
+def test_a_raw_key_names_its_kind_and_a_single_updates_id_within_a_bigint(name, kind, update_id):
+    key = f"{day_prefix(DAY)}{name}"
+
+    assert raw_object_kind(key, DAY) == kind
+    assert single_update_id(key, DAY) == update_id
+
+
+def test_a_batch_line_is_an_envelope_whose_update_is_the_body_byte_for_byte():
+    body = b'{"update_id":7,"message":{"text":"a,\\"update\\":b \\ud800"}}'
+    line = envelope_line(DAY, 1_796_000_000_123, body)
+
+    assert line.endswith(b"}\n") and line.count(b"\n") == 1
+    assert update_bytes(line) == body
+    [copy] = copies_of("k.jsonl", "batch", line, DAY)
+    assert (copy.update_id, copy.received_at) == (7, 1_796_000_000_123)
+    assert copy.update["message"]["text"] == 'a,"update":b \ud800'  # flatten writes it as Athena does
+    assert copy.line_digest == hashlib.md5(line.rstrip(b"\n")).digest()
+
+
+def test_every_line_of_a_batch_is_a_copy_or_a_reject_naming_its_line():
+    lines = [
+        envelope_line(DAY, 1, update(1)),
+        b"not json\n",
+        envelope_line(date(2026, 11, 23), 2, update(2)),  # another day's line in this day's folder
+        b'{"context_date":"2026-11-24","received_at":-3,"update":%s}\n' % update(3),
+        b'{"context_date":"2026-11-24","received_at":true,"update":%s}\n' % update(4),
+        b'{"context_date":"2026-11-24","received_at":5.0,"update":%s}\n' % update(5),
+        b'{"context_date":"2026-11-24","received_at":6,"update":[6]}\n',
+        b'{"context_date":"2026-11-24","received_at":7,"update":{"update_id":true}}\n',
+        b'{"context_date":"2026-11-24","received_at":8,"update":{"update_id":%d}}\n' % (BIGINT_MAX + 1),
+        b'{"context_date":"2026-11-24","received_at":9,"update":{"update_id":9,"message":"x"}}\n',
+        b"[1]\n",
+        b"\n",
+        envelope_line(DAY, 10, update(10)),
+    ]
+    found = list(copies_of("k.jsonl.gz", "batch", gzip.compress(b"".join(lines)), DAY))
+
+    assert [item.update_id for item in found if isinstance(item, Copy)] == [1, 10]
+    reasons = [item.reason for item in found if isinstance(item, Reject)]
+    assert [reason.split(":")[0] for reason in reasons] == [f"line {number}" for number in range(2, 13)]
+    assert "not valid JSON" in reasons[0] and "is not the folder's day" in reasons[1]
+    assert all("received_at" in reason for reason in reasons[2:5])
+    assert "a JSON list, not an object" in reasons[5] and "no integer update_id (got True)" in reasons[6]
+    assert "beyond a bigint" in reasons[7] and "message is a str" in reasons[8]
+
+
+def test_a_single_update_object_is_one_line_of_json_naming_its_keys_update():
+    assert [copy.update_id for copy in copies_of(raw_key(DAY, 1), "single", update(1) + b"\r\n", DAY)] == [1]
+    for body, reason in (
+        (update(2), "update_id 2 does not match the object's name 1.json"),
+        (update(1) + b"\n" + update(1), "not one line of JSON"),
+        (b'{"update_id":true,"message":%s}' % MESSAGE, "no integer update_id (got True)"),
+    ):
+        [reject] = copies_of(raw_key(DAY, 1), "single", body, DAY)
+        assert isinstance(reject, Reject) and reason in reject.reason
 
 
 @pytest.mark.parametrize("flag", [True, False])
 def test_a_boolean_update_id_is_not_an_update_id(flag):
+    """True == 1 and False == 0 in Python: a key's name alone would match."""
     body = json.dumps({"update_id": flag, "message": {"message_id": 1, "date": 1, "chat": {"id": 1}}}).encode()
 
-    with pytest.raises(NotAnUpdate, match=f"no integer update_id \\(got {flag}\\)"):
-        decode_update(body, int(flag))  # True == 1 and False == 0 in Python: the name alone would match
+    [reject] = copies_of(raw_key(DAY, int(flag)), "single", body, DAY)
+    assert isinstance(reject, Reject) and f"no integer update_id (got {flag})" in reject.reason
 
 
-def test_the_plan_finds_the_key_it_planned_for_each_update_id():
-    keys = [f"{day_prefix(DAY)}0009.json", raw_key(DAY, 2), raw_key(DAY, 30), raw_key(DAY, 4)]
-    plan = plan_reads(DAY, keys, earlier_update_ids={4})
+def test_a_repeated_key_keeps_its_last_value_and_lone_surrogates_in_keys_are_written_before_the_type_is_chosen():
+    def only(body: bytes, update_id: int = 1) -> dict:
+        [copy] = copies_of(raw_key(DAY, update_id), "single", body, DAY)
+        return copy.update
 
-    assert [plan.key_of(update_id) for update_id in (2, 9, 30)] == [keys[1], keys[0], keys[2]]
-    for missing in (1, 4, 31):  # before, deduplicated away, after
-        with pytest.raises(KeyError, match=f"update_id {missing} is not in the read plan"):
-            plan.key_of(missing)
-
-
-def test_a_repeated_key_keeps_its_last_value_and_lone_surrogates_in_keys_are_repaired_before_the_type_is_chosen():
-    message = b'{"message_id":1,"date":1,"chat":{"id":1}}'
-    assert decode_update(b'{"update_id":2,"update_id":1,"message":' + message + b"}", 1)["update_id"] == 1
+    assert only(b'{"update_id":2,"update_id":1,"message":' + MESSAGE + b"}")["update_id"] == 1
     # As Athena reads the line: "\ud800x" is "?x", which sorts before "\ue000y", the type it names
-    update = decode_update(b'{"update_id":1,"\\ue000y":1,"\\ud800x":' + message + b"}", 1)
-    assert update == {"update_id": 1, "\ue000y": 1, "?x": json.loads(message)}
+    assert only(b'{"update_id":1,"\\ue000y":1,"\\ud800x":' + MESSAGE + b"}") == {
+        "update_id": 1, "\ue000y": 1, "?x": json.loads(MESSAGE)
+    }
     # two keys Athena writes alike: the last wins
-    assert decode_update(b'{"update_id":1,"\\ud800":' + message + b',"\\udc00":2}', 1) == {"update_id": 1, "?": 2}
+    assert only(b'{"update_id":1,"\\ud800":' + MESSAGE + b',"\\udc00":2}') == {"update_id": 1, "?": 2}
 
 
-def test_an_empty_object_is_rejected_from_the_listing_and_claims_no_update_id():
-    empty = [f"{day_prefix(DAY)}05.json", raw_key(DAY, 6)]
-    keys = [*empty, raw_key(DAY, 5), f"{day_prefix(DAY)}006.json"]
-    plan = plan_reads(DAY, keys, earlier_update_ids=set(), empty_keys=set(empty))
-
-    assert plan.objects == ((5, raw_key(DAY, 5)), (6, keys[3])) and plan.duplicates == 0
-    assert plan.rejects == tuple(Reject(key, EMPTY_REASON) for key in empty)
+def test_an_object_is_split_as_athenas_reader_splits_it():
+    assert object_lines("k.jsonl", b"\xef\xbb\xbfa\r\nb\rc\n\nd\n") == [b"a", b"b", b"c", b"", b"d"]
+    assert object_lines("k.jsonl.gz", gzip.compress(b"a\nb")) == [b"a", b"b"]
+    assert object_lines("k.jsonl", b"\xef\xbb\xbf\xef\xbb\xbfa") == [b"\xef\xbb\xbfa"]  # only one mark, at the start
+    with pytest.raises(UnreadableObject, match="k.jsonl.gz is not gzip"):
+        object_lines("k.jsonl.gz", b"plain text")

@@ -8,6 +8,7 @@ the local translation closes the gap, is pinned by a test of its own.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 from datetime import date, datetime, timedelta, timezone
@@ -21,7 +22,8 @@ import pytest
 from moto import mock_aws
 
 from analytics import raw_rows
-from lambdas.common.layout import day_prefix, raw_key
+from lambdas.common.envelope import envelope_line
+from lambdas.common.layout import BATCH_EXTENSION, day_prefix, raw_key
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
 from lambdas.etl.compact import compact_day
 from lambdas.etl.day import enriched_key
@@ -34,6 +36,8 @@ ZONE = "America/Sao_Paulo"
 FIRST_DAY = date(2026, 11, 20)
 DAYS = 4
 RAW, ENRICHED = "lake-raw", "lake-enriched"
+# The batched chat's update ids, apart from the single-update chat's.
+BATCHED_IDS = 100_000_000
 
 Objects = list[tuple[str, bytes]]  # (raw key, body)
 
@@ -287,6 +291,113 @@ def chat_objects() -> Objects:
     return objects
 
 
+def batch_key(day: date, name: str, extension: str = BATCH_EXTENSION) -> str:
+    """A batch's key as Firehose names it under the day's folder (the name only needs to be unique)."""
+    return f"{day_prefix(day)}TelegramLake-test-Raw-1-{name}{extension}"
+
+
+def batched(lines: list[bytes], extension: str = BATCH_EXTENSION) -> bytes:
+    body = b"".join(lines)
+    return gzip.compress(body, mtime=0) if extension.endswith(".gz") else body
+
+
+def arrival_ms(instant: datetime) -> int:
+    return int(instant.timestamp() * 1000)
+
+
+def chat_batches() -> Objects:
+    """A synthetic chat over DAYS days delivered through Firehose: envelope lines in gzip batches of a minute of
+    arrivals per day, with Telegram's redeliveries (a later copy, in a later batch; the last updates of each
+    day after midnight, in the next day's folder, which the earlier day keeps) and Firehose's own duplicates (a
+    line twice in one batch, a line again in the next batch)."""
+    updates = synthetic_chat(FIRST_DAY, DAYS, 120, chat_id=-100789, other_chat_id=-100456, zone=ZONE, seed=23)
+    copies: list[tuple[datetime, bytes]] = []  # (arrival, body)
+    for number, item in enumerate(updates):
+        body = compact_json({**item.update, "update_id": item.update["update_id"] + BATCHED_IDS})
+        copies.append((item.arrival, body))
+        if number % 10 == 3:
+            copies.append((item.arrival + timedelta(seconds=90), body))
+    last_of_day: dict[date, tuple[datetime, bytes]] = {}
+    for arrival, body in copies:
+        last_of_day[arrival.astimezone(_zone()).date()] = (arrival, body)
+    for day, (arrival, body) in last_of_day.items():  # redelivered just after midnight
+        midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=_zone())
+        copies.append((midnight + timedelta(seconds=20), body))
+    batches: dict[tuple[date, str], list[bytes]] = {}
+    for number, (arrival, body) in enumerate(sorted(copies)):
+        day = arrival.astimezone(_zone()).date()
+        minute = arrival.astimezone(timezone.utc).strftime("%Y-%m-%d-%H-%M")
+        line = envelope_line(day, arrival_ms(arrival), body)
+        batches.setdefault((day, minute), []).append(line)
+        if number % 25 == 0:
+            batches[(day, minute)].append(line)  # delivered twice in one batch
+        if number % 40 == 0:
+            batches.setdefault((day, minute + "-retry"), []).append(line)  # and again in another
+    return [(batch_key(day, name), batched(lines)) for (day, name), lines in sorted(batches.items())]
+
+
+def batch_edge_cases(day: date) -> Objects:
+    """Every case the rules for batches decide: which copy is the first arrival, and every line that is no
+    update. Each object is named after what it is about."""
+    previous = day - timedelta(days=1)
+    noon = arrival_ms(datetime.combine(day, datetime.min.time(), tzinfo=_zone()) + timedelta(hours=12))
+    first = BATCHED_IDS + 9_000_000 + day.day * 1_000
+    ids = iter(range(first, first + 1_000))
+
+    def line(update_id: int, at: int = noon, text: str = "hello", on: date = day) -> bytes:
+        return envelope_line(on, at, compact_json(message(update_id, text=text)))
+
+    def raw(fields: bytes) -> bytes:
+        return b'{"context_date":"%s",%s}\n' % (day.isoformat().encode(), fields)
+
+    early, late, tie, twice, legacy, claimed, unclaimed = (next(ids) for _ in range(7))
+    objects: Objects = [
+        # the first arrival wins: the earlier instant, whichever batch; at the same instant the smaller key
+        (batch_key(day, "a-late"), batched([line(early, noon + 5_000, "arrived later"), line(tie, noon, "same instant, key a")])),
+        (batch_key(day, "b-early"), batched([line(early, noon, "arrived first"), line(tie, noon, "same instant, key b")])),
+        # one instant and one batch: the md5 of the line decides, as the SQL orders them
+        (batch_key(day, "c-twice"),
+         batched([line(twice, noon, "one of two lines"), line(twice, noon, "two of two lines")])),
+        # a single-update object from before batching is earlier than any line of its day
+        (raw_key(day, legacy), compact_json(message(legacy, text="single object"))),
+        (batch_key(day, "d-after-single"), batched([line(legacy, 1, "batch line after a single object")])),
+        # the day before holds a valid copy of one update (a redelivery after midnight: dropped here), and an
+        # unreadable copy of another, which claims nothing (the valid copy here is the update)
+        (batch_key(previous, f"e-claims-{day.day}"), batched([line(claimed, 1, "claimed the day before", on=previous),
+                                                             b'{"context_date":"%s","received_at":1,"update":{"update_id":%d,"message":7}}\n'
+                                                             % (previous.isoformat().encode(), unclaimed)])),
+        (batch_key(day, "e-claimed"), batched([line(claimed, noon, "claimed today"), line(unclaimed, noon, "kept despite an unreadable copy the day before")])),
+        # uncompressed, a byte order mark at the start, CRLF and lone CR line breaks, a blank line
+        (batch_key(day, "f-plain", ".jsonl"), b"\xef\xbb\xbf" + line(next(ids)).rstrip(b"\n") + b"\r\n"
+         + line(next(ids)).rstrip(b"\n") + b"\r\n" + line(next(ids)).rstrip(b"\n") + b"\r\n" + line(next(ids))),
+        # lines that are no update
+        (batch_key(day, "g-poison"), batched([
+            b"not json\n", b"[1]\n", b"\n", b"   \n",
+            line(next(ids), on=previous),  # another day's line
+            raw(b'"received_at":-1,"update":%s' % compact_json(message(next(ids)))),
+            raw(b'"received_at":1.5,"update":%s' % compact_json(message(next(ids)))),
+            raw(b'"received_at":true,"update":%s' % compact_json(message(next(ids)))),
+            raw(b'"received_at":"1","update":%s' % compact_json(message(next(ids)))),
+            raw(b'"update":%s' % compact_json(message(next(ids)))),  # no instant at all
+            raw(b'"received_at":1,"update":[1]'),
+            raw(b'"received_at":1,"update":{"update_id":"1"}'),
+            raw(b'"received_at":1,"update":{"update_id":%d}' % (BIGINT_MAX + 1)),
+            raw(b'"received_at":1,"update":{"update_id":%d,"message":"text"}' % next(ids)),
+            raw(b'"received_at":1,"update":{"update_id":%d,"message":{"message_id":1,"date":NaN}}' % next(ids)),
+            raw(b'"received_at":1,"update":%s,"update":{"update_id":%d}' % (compact_json(message(next(ids))), next(ids))),
+            line(next(ids), text="fine among the poison"),
+            b'{"received_at":1,"context_date":"%s","update":%s}\n' % (day.isoformat().encode(), compact_json(message(next(ids)))),
+        ])),
+        # the reading rules inside an envelope
+        (batch_key(day, "h-reading"), batched([
+            envelope_line(day, noon, compact_json(message(next(ids), text="@@")).replace(b"@@", b"\\ud800 \xff")),
+            envelope_line(day, noon, compact_json(message(next(ids))).replace(b'"text":"hello"', b'"text":1e400')),
+        ])),
+        (batch_key(day, "i-empty"), b""),  # an empty object: no line (Athena never sees it)
+    ]
+    return objects
+
+
 def _zone():
     from zoneinfo import ZoneInfo
 
@@ -294,7 +405,12 @@ def _zone():
 
 
 def corpus() -> Objects:
-    return chat_objects() + edge_cases(FIRST_DAY + timedelta(days=1)) + edge_cases(FIRST_DAY + timedelta(days=2))
+    """Single-update objects and batches, mixed on the same days, as a stage upgraded in place holds them."""
+    edge_days = (FIRST_DAY + timedelta(days=1), FIRST_DAY + timedelta(days=2))
+    return [
+        *chat_objects(), *chat_batches(), *(item for day in edge_days for item in edge_cases(day)),
+        *(item for day in edge_days for item in batch_edge_cases(day)),
+    ]
 
 
 def etl_rows(objects: Objects, days: list[date]) -> list[dict[str, Any]]:
@@ -368,6 +484,17 @@ def test_the_corpus_reaches_every_rule(both_engines):
     assert any(row["text"] and "?" in row["text"] and "surrogate" in row["text"] for row in etl)  # a lone one
     assert any(row["text"] and "\ufffd" in row["text"] for row in etl)  # bytes that are not UTF-8
     assert any(row["message_id"] is None for row in etl) and any(row["user_is_bot"] for row in etl)
+    texts = [row["text"] for row in etl]
+    # batches: the first arrival wins, at one instant the smaller key, then the line's md5; a single-update object
+    # before any line of its day; the day before's valid copy wins, its unreadable copy claims nothing
+    for kept, dropped in (
+        ("arrived first", "arrived later"), ("same instant, key a", "same instant, key b"),
+        ("single object", "batch line after a single object"), ("claimed the day before", "claimed today"),
+    ):
+        assert kept in texts and dropped not in texts, (kept, dropped)
+    assert texts.count("one of two lines") + texts.count("two of two lines") == 2  # one of the two per edge day
+    assert {"kept despite an unreadable copy the day before", "fine among the poison"} <= set(texts)
+    assert sum(row["update_id"] >= BATCHED_IDS for row in etl) > 400  # the batched chat, not only edge cases
 
 
 # ---- each difference between DuckDB and Trino that the local translation handles

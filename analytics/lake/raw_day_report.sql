@@ -8,7 +8,7 @@ SELECT
     rejected_path,
     max(reason) AS reason,
     count(*) AS copy_rows,
-    sum(copies) AS copies,
+    COALESCE(sum(copies), 0) AS copies,
     count(DISTINCT CASE WHEN reason IS DISTINCT FROM {{key_reject_reason}} THEN path END) AS objects
 FROM (
     SELECT raw_objects.*, CASE WHEN outcome = 'rejected' THEN path END AS rejected_path
