@@ -320,14 +320,14 @@ def test_analyst_policy_is_attached_to_no_one_and_no_grant_opens_a_bucket_policy
 
 
 def test_outputs_name_the_workgroup_database_tables_results_bucket_and_analyst_policy(dev, prod, template):
-    """And, on the Athena engine only (dev), its state machine."""
+    """And, on the Athena engine only (dev), its state machine and the schedule that starts it."""
     declared = template["Outputs"]
     common = {
         outputs.WORKGROUP_NAME, outputs.DATABASE_NAME, outputs.TABLE_NAME, outputs.RAW_TABLE_NAME,
         outputs.RESULTS_BUCKET_NAME, outputs.ANALYST_POLICY_ARN,
     }
 
-    assert declared.keys() == common | {outputs.COMPACTION_STATE_MACHINE_ARN}
+    assert declared.keys() == common | {outputs.COMPACTION_STATE_MACHINE_ARN, outputs.DAILY_SCHEDULE_NAME}
     assert prod.template("Presentation")["Outputs"].keys() == common
     assert declared[outputs.WORKGROUP_NAME]["Value"] == ref(dev.logical_id("Presentation", "Workgroup"))
     assert declared[outputs.DATABASE_NAME]["Value"] == ref(dev.logical_id("Presentation", "Database"))
