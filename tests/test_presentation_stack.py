@@ -334,6 +334,8 @@ def test_outputs_name_the_workgroup_database_tables_results_bucket_and_analyst_p
     assert declared[outputs.TABLE_NAME]["Value"] == "telegram"
     assert declared[outputs.RAW_TABLE_NAME]["Value"] == "telegram_raw"
     assert declared[outputs.RESULTS_BUCKET_NAME]["Value"] == ref(dev.logical_id("Presentation", "ResultsBucket"))
+    # Imported by the GitHub deploy role's reads for `tools doctor` (stacks/github.py): kept fixed while in use.
+    assert declared[outputs.RESULTS_BUCKET_NAME]["Export"] == {"Name": "TelegramLake-dev-Presentation-ResultsBucketName"}
     assert declared[outputs.ANALYST_POLICY_ARN]["Value"] == ref(dev.logical_id("Presentation", "AnalystPolicy"))
     for command in ("attach-role-policy", "attach-group-policy", "attach-user-policy"):
         assert command in declared[outputs.ANALYST_POLICY_ARN]["Description"]
