@@ -26,14 +26,12 @@ from moto import mock_aws
 
 import tools.__main__
 import tools.operate.doctor as doctor
-from analytics import athena_compaction_templates, load_queries
 from lambdas.common.layout import PREFIX, raw_key, today
-from lambdas.etl import athena_engine
 from lambdas.etl.day import enriched_key
-from lambdas.etl.handler import EtlSettings
 from stacks import outputs
 from stacks.config import MAX_CHAT_ID_MAGNITUDE, RAW_TABLE, TABLE, load_from_cdk_json
 from tests.fake_bot_api import FakeBotApi
+from tools.ci.trino_grammar import athena_statements
 from tools.local.stack import LocalStack
 from tools.operate.chats import read_records
 from tools.operate.doctor import FAIL, OK, PARTS, SKIPPED, Verdict, Visit
@@ -236,27 +234,13 @@ def test_webhook_info_fails_on_another_url_or_a_delivery_error_of_the_last_24_ho
 # ---- athena sql
 
 
-def test_the_statements_are_every_saved_query_and_the_compactions_two_as_a_run_sends_them():
-    day = date(2026, 11, 20)
-    statements = dict(doctor.athena_statements(DEV, day))
-    run = athena_engine.plan(
-        {"date": day.isoformat()}, athena_compaction_templates(DEV.glue_database),
-        EtlSettings(RAW, ENRICHED, DEV.timezone, 4, date.fromisoformat(DEV.analytics_start_date)),
-    )
-
-    saved = load_queries(DEV.timezone, DEV.glue_database)
-    assert len(statements) == len(saved) + 2
-    assert all(statements[f"saved query {query.name}"] == query.sql for query in saved)
-    assert statements["compaction rows of 2026-11-20"] == run["rows"]  # what the UNLOAD writes
-    assert statements["compaction report of 2026-11-20"] == run["report"]
-
-
 def test_every_statement_is_explained_in_the_stages_workgroup_and_database(aws):
     deploy(aws.client)
 
     verdict = only(doctor.athena_analysis(visit(aws)))
 
-    count = len(load_queries(DEV.timezone, DEV.glue_database)) + 2
+    statements = athena_statements(DEV, NOW)  # the Trino grammar check's: saved, compaction, report queries
+    count = len(statements)
     assert verdict == Verdict(
         OK, f"{count} statements pass Athena's analysis (EXPLAIN in workgroup telegram-lake-dev, 0 B scanned)"
     )
@@ -269,7 +253,9 @@ def test_every_statement_is_explained_in_the_stages_workgroup_and_database(aws):
     assert all(execution["Query"].startswith("EXPLAIN\n") for execution in executions)
     assert {execution["QueryExecutionContext"]["Database"] for execution in executions} == {DEV.glue_database}
     explained = {execution["Query"].removeprefix("EXPLAIN\n") for execution in executions}
-    assert explained == {sql for _, sql in doctor.athena_statements(DEV, date(2026, 11, 20))}
+    assert explained == {statement.sql for statement in statements}
+    assert any("daily_message_count" in statement.sender for statement in statements)
+    assert any("compaction" in statement.sender for statement in statements)
 
 
 class FakeAthena:
@@ -331,34 +317,37 @@ def test_explains_run_a_few_at_a_time_never_more(aws):
 
     assert only(doctor.athena_analysis(visit(FakeAthenaSession(athena)))).status == OK
     assert athena.most_in_flight == doctor.EXPLAIN_CONCURRENCY
-    assert len(athena.queries) == len(doctor.athena_statements(DEV, date(2026, 11, 20)))
+    assert len(athena.queries) == len(athena_statements(DEV, NOW))
 
 
 def test_each_statement_athena_refuses_is_one_line_naming_it_and_athenas_reason():
-    athena = FakeAthena(refused="top_questions")  # the saved query's own text names its relation's columns
+    marker = "-- What do users ask most: the 20 most frequent questions?"  # the saved query top_questions
+    athena = FakeAthena(refused=marker)
 
     verdicts = doctor.athena_analysis(visit(FakeAthenaSession(athena)))
 
-    refused = [sql for sql in athena.queries.values() if "top_questions" in sql]
-    assert refused and len(verdicts) == len(refused)
+    refused = [statement.sender for statement in athena_statements(DEV, NOW) if marker in statement.sql]
+    assert refused and [verdict.reason.split(": Athena query")[0] for verdict in verdicts] == refused
     assert all(verdict.status == FAIL for verdict in verdicts)
     line = doctor.Finding("athena sql", verdicts[0]).line()
     assert re.fullmatch(
-        r"FAIL    athena sql     (saved query|compaction) \S+.*: Athena query q\d+ FAILED: SYNTAX_ERROR: line 12:8: "
-        r"Column 'x' cannot be resolved",
+        r"FAIL    athena sql     stage dev: saved query top_questions \(named query, `tools query`\): Athena query "
+        r"q\d+ FAILED: SYNTAX_ERROR: line 12:8: Column 'x' cannot be resolved",
         line,
     ), line
 
 
 def test_an_explain_that_outlives_the_timeout_is_cancelled_and_fails():
-    athena = FakeAthena(stuck="-- How many messages do users send per day?")
+    marker = "-- How many messages do users send per day?"  # the header of the saved query daily_message_count
+    athena = FakeAthena(stuck=marker)
 
     verdicts = doctor.athena_analysis(visit(FakeAthenaSession(athena), timeout=0.3))
 
-    [stuck] = verdicts
-    assert stuck.status == FAIL and "saved query daily_message_count" in stuck.reason
-    assert "still RUNNING after 0.3 s: cancelled it" in stuck.reason
-    assert len(athena.stopped) == 1
+    stuck = [statement.sender for statement in athena_statements(DEV, NOW) if marker in statement.sql]
+    assert stuck and [verdict.reason.split(": Athena query")[0] for verdict in verdicts] == stuck
+    assert all(verdict.status == FAIL and "still RUNNING after 0.3 s: cancelled it" in verdict.reason
+               for verdict in verdicts)
+    assert len(athena.stopped) == len(stuck)
 
 
 # ---- alarm topic, state machine, schedule, glue tables, compaction (moto)

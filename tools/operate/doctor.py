@@ -5,8 +5,9 @@ definition Step Functions would not take, an alarm topic nobody confirmed. The d
 measurable cost, and prints one line per check, `ok`, `FAIL` or `skipped` with the reason; any failure makes
 the exit code 1. `make deploy` ends with it.
 
-  athena sql     every saved query and the Athena compaction's two statements for yesterday pass Athena's own
-                 analysis: EXPLAIN in the stage's workgroup plans a statement without running it, no data scanned
+  athena sql     every statement the stage sends Athena (saved queries, the Athena compaction's SELECT and report,
+                 `tools report`'s queries: the Trino grammar check's list) passes Athena's own analysis: EXPLAIN
+                 in the stage's workgroup plans a statement without running it, so no data is scanned
   webhook        a request without the secret token is refused (401 or 403); an update from a chat no stage can
                  allowlist is answered 2xx with an empty body and nothing is stored (the ingest still records
                  the chat: `tools chats` lists the private chat "telegram-lake doctor probe" as skipped)
@@ -35,7 +36,6 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from analytics import athena_compaction_templates, load_queries
 from lambdas.common.layout import day_prefix, local_day, raw_key
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, UPDATE_ID_MAX
 from stacks import outputs
@@ -153,24 +153,20 @@ def examine(visit: Visit, checks: Sequence[tuple[str, Check]] | None = None) -> 
 # ---- athena sql
 
 
-def athena_statements(config: StageConfig, day: date) -> list[tuple[str, str]]:
-    """What Athena runs for the stage, named: every saved query, and the compaction's two queries for `day` as
-    its plan step composes them (its UNLOAD writes what `rows` selects)."""
-    from lambdas.etl.athena_engine import day_queries
-
-    saved = [(f"saved query {query.name}", query.sql) for query in load_queries(config.timezone, config.glue_database)]
-    compaction = day_queries(athena_compaction_templates(config.glue_database), day)
-    return saved + [(f"compaction {name} of {day}", sql) for name, sql in compaction.items()]
-
-
 def athena_analysis(visit: Visit) -> list[Verdict]:
-    """EXPLAIN every statement in the stage's workgroup, a few at a time; one line per statement Athena refuses."""
+    """EXPLAIN every statement the stage sends Athena (the list the Trino grammar check parses: saved queries, the
+    compaction's SELECT and report, `tools report`'s queries) in the stage's workgroup, a few at a time; one line
+    per statement Athena refuses, naming what sends it."""
+    from tools.ci.trino_grammar import athena_statements
+
     config = visit.config
-    statements = athena_statements(config, local_day(visit.now, config.timezone) - timedelta(days=1))
+    statements = athena_statements(config, visit.now)
     athena = visit.client("athena")
     with ThreadPoolExecutor(max_workers=EXPLAIN_CONCURRENCY) as pool:
-        answers = list(pool.map(lambda statement: explain(athena, visit, statement[1]), statements))
-    refused = [Verdict(FAIL, f"{name}: {reason}") for (name, _), (reason, _) in zip(statements, answers) if reason]
+        answers = list(pool.map(lambda statement: explain(athena, visit, statement.sql), statements))
+    refused = [
+        Verdict(FAIL, f"{statement.sender}: {reason}") for statement, (reason, _) in zip(statements, answers) if reason
+    ]
     scanned = format_bytes(sum(scanned for _, scanned in answers))
     return refused or [
         Verdict(
