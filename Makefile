@@ -99,9 +99,11 @@ diff: setup ## cdk diff STAGE=dev (needs AWS credentials)
 	$(TARGET)
 	$(CDK) diff -c stage=$(STAGE) -o cdk.out/$(STAGE) --all --method $(DIFF_METHOD)
 
-deploy: setup ## cdk deploy STAGE=dev (needs AWS credentials); prints the target account and region first
+# Ends with `tools doctor`: what passed on the emulators is checked on AWS itself (SQL, webhook, alarm topic, ...).
+deploy: setup ## cdk deploy STAGE=dev (needs AWS credentials), then `tools doctor`; prints the target account and region first
 	$(TARGET)
 	$(CDK) deploy -c stage=$(STAGE) -o cdk.out/$(STAGE) --all --require-approval $(REQUIRE_APPROVAL)
+	$(BIN)/python -m tools doctor --stage $(STAGE)
 
 # The stage's own stacks, each by name from the stage's app (`cdk list` of one stage lists its stacks and the
 # shared ones): never TelegramLake-Account or TelegramLake-GitHubOidcProvider, which every stage of the account

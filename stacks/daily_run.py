@@ -18,7 +18,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.etl.day import SCHEDULED_TIME_KEY
-from stacks.config import StageConfig
+from stacks import outputs
+from stacks.config import PROJECT, StageConfig
 
 # A failed day is retried twice (both engines are idempotent: a re-run replaces the day's file), then its event
 # lands in the dead-letter queue, which keeps it for SQS's maximum of 14 days.
@@ -30,10 +31,18 @@ MAX_EVENT_AGE = cdk.Duration.hours(6)
 ScheduleTarget = Callable[..., scheduler.IScheduleTarget]
 
 
+def daily_schedule_name(config: StageConfig) -> str:
+    """`TelegramLake-dev-DailyRun-athena`: fixed, so a role can be granted reading this one schedule by its ARN
+    (`tools doctor` checks it is enabled). The engine is in the name: a stage switching engines creates the
+    other stack's schedule before the first one's stack deletes its own, and two cannot share a name."""
+    return f"{PROJECT}-{config.stage}-DailyRun-{config.etl_engine}"
+
+
 def daily_schedule(
     scope: Construct, *, config: StageConfig, target: ScheduleTarget, failed_runs: sqs.IQueue
 ) -> iam.Role:
-    """Daily at the configured local time in the stage's zone: Scheduler follows daylight saving time.
+    """Daily at the configured local time in the stage's zone: Scheduler follows daylight saving time. Its name
+    is the stack's DailyScheduleName output, whichever stack runs the days.
 
     Returns the role Scheduler starts the run with: only Scheduler's default group in this account may assume
     it, and the target grants it exactly what starting the run needs.
@@ -55,9 +64,10 @@ def daily_schedule(
             },
         ),
     )
-    scheduler.Schedule(
+    schedule = scheduler.Schedule(
         scope,
         "Daily",
+        schedule_name=daily_schedule_name(config),
         description=f"Compacts the previous day at {config.etl_schedule_local_time} {config.timezone}",
         schedule=scheduler.ScheduleExpression.cron(
             minute=str(config.etl_schedule_minute),
@@ -74,6 +84,10 @@ def daily_schedule(
             dead_letter_queue=failed_runs,
             role=role,
         ),
+    )
+    cdk.CfnOutput(
+        stack, outputs.DAILY_SCHEDULE_NAME, value=schedule.schedule_name,
+        description="The EventBridge Scheduler schedule (default group) that starts the daily compaction",
     )
     return role
 

@@ -93,9 +93,7 @@ class IngestionStack(cdk.Stack):
         cdk.CfnOutput(
             self, outputs.WEBHOOK_URL, value=api.webhook_url, description="POST URL for Telegram's setWebhook"
         )
-        cdk.CfnOutput(
-            self, outputs.WEBHOOK_SECRET_ARN, value=secret.secret_arn, description="The webhook's secret_token"
-        )
+        publish(self, outputs.WEBHOOK_SECRET_ARN, secret.secret_arn, "The webhook's secret_token")
         publish(self, outputs.RAW_BUCKET_NAME, raw_bucket.bucket_name, "Raw updates, one object each")
         publish(
             self,

@@ -14,6 +14,7 @@ ETL_FUNCTION_NAME = "EtlFunctionName"
 ENRICHED_BUCKET_NAME = "EnrichedBucketName"
 DASHBOARD_URL = "DashboardUrl"
 FAILED_RUNS_QUEUE_ARN = "FailedRunsQueueArn"  # the daily run's dead-letter queue, whichever engine runs it
+DAILY_SCHEDULE_NAME = "DailyScheduleName"  # in the stack that runs the days: Etl, or Presentation on athena
 # Presentation
 WORKGROUP_NAME = "WorkgroupName"
 DATABASE_NAME = "DatabaseName"

@@ -30,7 +30,7 @@ from stacks.athena_compaction import AthenaCompaction
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import RAW_TABLE, TABLE, StageConfig
 from stacks.grantees import PolicyGrantee
-from stacks.references import stack_output
+from stacks.references import publish, stack_output
 from stacks.storage import (
     AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_bucket, grant_on_objects,
 )
@@ -241,9 +241,7 @@ class PresentationStack(cdk.Stack):
             value=RAW_TABLE,
             description="Raw table: every stored update, one line of JSON per row, partitioned by context_date",
         )
-        cdk.CfnOutput(
-            self, outputs.RESULTS_BUCKET_NAME, value=results.bucket_name, description="Athena query results"
-        )
+        publish(self, outputs.RESULTS_BUCKET_NAME, results.bucket_name, "Athena query results")
         cdk.CfnOutput(
             self,
             outputs.ANALYST_POLICY_ARN,

@@ -333,6 +333,8 @@ def test_schedule_starts_the_state_machine_as_the_etls_schedule_starts_the_funct
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 6 * 3600}
     assert target["DeadLetterConfig"] == {"Arn": failed_runs_arn(dev.config)}
     assert target["RoleArn"] == arn(logical_id(dev, "ScheduleRole"))
+    assert schedule["Name"] == "TelegramLake-dev-DailyRun-athena"  # not the Lambda engine's: see daily_run
+    assert template["Outputs"][outputs.DAILY_SCHEDULE_NAME]["Value"] == ref(logical_id(dev, "Daily"))
 
 
 def test_schedule_role_may_only_start_the_state_machine_and_feed_the_dead_letter_queue(dev, template):

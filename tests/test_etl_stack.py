@@ -129,6 +129,15 @@ def test_schedule_runs_daily_at_the_local_time_in_the_stages_zone(dev, template,
     assert schedule["State"] == "ENABLED"
 
 
+def test_schedule_has_a_fixed_name_per_engine_published_as_the_stacks_output(dev, template):
+    """Fixed, so the GitHub deploy role can read this one schedule (`tools doctor`); the engine in the name lets
+    a stage switch engines without two schedules of one name."""
+    schedule = the_resource(template, "AWS::Scheduler::Schedule")["Properties"]
+
+    assert schedule["Name"] == "TelegramLake-dev-DailyRun-lambda"
+    assert template["Outputs"][outputs.DAILY_SCHEDULE_NAME]["Value"] == ref(dev.logical_id("Etl", "Daily"))
+
+
 def test_schedule_invokes_the_etl_for_the_day_before_its_scheduled_time_with_retries_and_a_dlq(dev, template):
     """Scheduler fills in the run's scheduled time, so a retry after midnight still compacts the right day."""
     target = the_resource(template, "AWS::Scheduler::Schedule")["Properties"]["Target"]
@@ -318,10 +327,11 @@ def test_outputs_and_the_dependency_on_the_ingestion_stack(stage, request):
     followed the engine would fail this stack's deploy when a stage switches from athena back to lambda."""
     stage_app = request.getfixturevalue(stage)
     declared = stage_app.template("Etl")["Outputs"]
+    schedule = set() if stage_app.config.etl_engine_is_athena else {outputs.DAILY_SCHEDULE_NAME}
 
     assert declared.keys() == {
         outputs.ETL_FUNCTION_NAME, outputs.ENRICHED_BUCKET_NAME, outputs.DASHBOARD_URL, outputs.FAILED_RUNS_QUEUE_ARN
-    }
+    } | schedule
     assert declared[outputs.ETL_FUNCTION_NAME]["Value"] == ref(stage_app.logical_id("Etl", "Etl"))
     assert declared[outputs.ENRICHED_BUCKET_NAME]["Value"] == ref(stage_app.logical_id("Etl", "EnrichedBucket"))
     assert declared[outputs.ENRICHED_BUCKET_NAME]["Export"] == {"Name": "TelegramLake-dev-Etl-EnrichedBucketName"}

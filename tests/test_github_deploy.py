@@ -88,14 +88,72 @@ def bootstrap_role(purpose: str, account: object = ACCOUNT, region: object = REG
     return partition_arn(":iam::", account, f":role/cdk-hnb659fds-{purpose}-role-", account, "-", region)
 
 
-def test_the_deploy_role_may_only_assume_the_bootstrap_roles_cdk_deploy_uses(github):
+def imported(stage: str, part: str, output_id: str) -> dict:
+    return {"Fn::ImportValue": f"TelegramLake-{stage}-{part}-{output_id}"}
+
+
+def bucket(name: dict, objects: str | None = None) -> dict:
+    return partition_arn(":s3:::", name, *([objects] if objects else []))
+
+
+def in_region(service: str, resource: str) -> dict:
+    return partition_arn(f":{service}:", REGION, ":", ACCOUNT, f":{resource}")
+
+
+def doctor_reads(stage: str, engine: str) -> list[dict]:
+    """What `tools doctor` reads after the deploy, on the stage's own resources (and Athena's plan it writes)."""
+    database = f"telegram_lake_{stage}"
+    results = imported(stage, "Presentation", "ResultsBucketName")
+    reads = [
+        allow(["cloudformation:DescribeStacks"],
+              [in_region("cloudformation", f"stack/TelegramLake-{stage}-{part}/*")
+               for part in ("Ingestion", "Etl", "Presentation")]),
+        allow("secretsmanager:GetSecretValue", imported(stage, "Ingestion", "WebhookSecretArn")),
+        {**allow("s3:ListBucket", [bucket(imported(stage, "Ingestion", "RawBucketName")),
+                                   bucket(imported(stage, "Etl", "EnrichedBucketName"))]),
+         "Condition": {"StringLike": {"s3:prefix": ["telegram/*"]}}},
+        allow("sns:ListSubscriptionsByTopic", imported(stage, "Ingestion", "AlarmTopicArn")),
+        allow(["athena:GetQueryExecution", "athena:StartQueryExecution", "athena:StopQueryExecution"],
+              in_region("athena", f"workgroup/telegram-lake-{stage}")),
+        allow(["glue:GetDatabase", "glue:GetPartition", "glue:GetPartitions", "glue:GetTable"],
+              [in_region("glue", "catalog"), in_region("glue", f"database/{database}"),
+               in_region("glue", f"table/{database}/telegram"), in_region("glue", f"table/{database}/telegram_raw")]),
+        allow(["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"], bucket(results)),
+        allow(["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"], bucket(results, "/*")),
+        allow("scheduler:GetSchedule",
+              in_region("scheduler", f"schedule/default/TelegramLake-{stage}-DailyRun-{engine}")),
+    ]
+    if engine == "athena":
+        reads += [
+            allow("states:DescribeStateMachine", in_region("states", f"stateMachine:TelegramLake-{stage}-Compaction")),
+            allow("states:ValidateStateMachineDefinition", "*"),
+        ]
+    return reads
+
+
+def allow(actions: str | list[str], resources: object) -> dict:
+    return {"Action": actions, "Effect": "Allow", "Resource": resources}
+
+
+def test_the_deploy_role_may_assume_the_bootstrap_roles_cdk_deploy_uses_and_make_the_doctors_reads(github):
+    """`make deploy` ends with `tools doctor`, run in the workflow with this role: reads of the stage's resources
+    only, never an object's content (listings under `telegram/`), Athena's EXPLAIN writing its plan."""
     stack, template = github
 
-    assert normalized(policy_statements(template, role_id(stack, "DeployRole"))) == normalized([{
-        "Action": "sts:AssumeRole",
-        "Effect": "Allow",
-        "Resource": [bootstrap_role("deploy"), bootstrap_role("file-publishing")],
-    }])
+    assert normalized(policy_statements(template, role_id(stack, "DeployRole"))) == normalized([
+        allow("sts:AssumeRole", [bootstrap_role("deploy"), bootstrap_role("file-publishing")]),
+        *doctor_reads("dev", "athena"),
+    ])
+
+
+def test_on_the_lambda_engine_the_doctor_reads_no_state_machine_and_the_lambda_engines_schedule():
+    pinned = synthesized("prod")
+    stack, template = pinned[GITHUB_STACK.format(stage="prod")]
+
+    assert normalized(policy_statements(template, role_id(stack, "DeployRole"))) == normalized([
+        allow("sts:AssumeRole", [bootstrap_role("deploy"), bootstrap_role("file-publishing")]),
+        *doctor_reads("prod", "lambda"),
+    ])
 
 
 def test_the_bootstrap_roles_are_the_ones_the_cdk_cli_assumes_for_a_pinned_environment():
@@ -103,7 +161,8 @@ def test_the_bootstrap_roles_are_the_ones_the_cdk_cli_assumes_for_a_pinned_envir
     writes into the cloud assembly for the CLI to assume, and the file-publishing role is its sibling."""
     pinned = synthesized("prod", account="123456789012", region="eu-west-1")
     stack, template = pinned[GITHUB_STACK.format(stage="prod")]
-    [statement] = policy_statements(template, role_id(stack, "DeployRole"))
+    statements = policy_statements(template, role_id(stack, "DeployRole"))
+    [statement] = [s for s in statements if s["Action"] == "sts:AssumeRole"]
     cli_role = stack.synthesizer.deploy_role_arn.replace("${AWS::Partition}", "aws")
 
     assert cli_role == "arn:aws:iam::123456789012:role/cdk-hnb659fds-deploy-role-123456789012-eu-west-1"
@@ -140,14 +199,20 @@ def test_the_role_arns_are_outputs_naming_the_repository_variable_to_set(github)
     }
 
 
-def test_the_github_stack_deploys_after_the_provider_stack_and_carries_the_stage_tags(dev, github):
+def test_the_github_stack_deploys_after_the_stacks_it_imports_from_and_carries_the_stage_tags(dev, github):
+    """The provider's stack (the roles trust its provider), and the stage's: the doctor's reads import their
+    exported outputs."""
     stack, template = github
-    provider, _ = dev[PROVIDER_STACK]
+    stage = sorted(f"TelegramLake-dev-{part}" for part in ("Ingestion", "Etl", "Presentation"))
 
-    assert stack.dependencies == [provider]
+    def names(stacks: list[cdk.Stack]) -> list[str]:
+        return sorted(stack.stack_name for stack in stacks)
+
+    assert names(stack.dependencies) == sorted([PROVIDER_STACK, *stage])
     for role in resources(template, "AWS::IAM::Role").values():
         assert {"Key": "stage", "Value": "dev"} in role["Properties"]["Tags"]
-    assert synthesized("dev")[GITHUB_STACK.format(stage="dev")][0].dependencies == []  # the account's own provider
+    # With the account's own provider, only the stage's stacks.
+    assert names(synthesized("dev")[GITHUB_STACK.format(stage="dev")][0].dependencies) == stage
 
 
 def test_without_github_repository_the_stage_has_no_github_stack_and_the_account_no_provider():
@@ -221,7 +286,9 @@ def test_every_acknowledgment_of_the_github_stack_suppresses_a_real_finding(tmp_
         app.synth()
     reported = findings(tmp_path)
 
-    assert len(recorded) == 5  # one wildcard per stack the review role reads: the stack id CloudFormation adds
+    # One wildcard per stack the review role reads (the stack id CloudFormation adds), and of the deploy role's
+    # reads: one per stack whose outputs the doctor reads, the EXPLAIN plans' keys, ValidateStateMachineDefinition.
+    assert len(recorded) == 5 + 3 + 1 + 1
     for rule, path, reason in recorded:
         assert any(found == rule and where.startswith(path + "/") for found, where in reported), (rule, path)
         assert len(reason) >= 40

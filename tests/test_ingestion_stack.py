@@ -294,6 +294,8 @@ def test_outputs_give_the_full_webhook_url_the_secret_arn_the_raw_bucket_and_the
     # What the later stacks import: CloudFormation keeps an export in use from changing (tests/test_app.py).
     assert declared[outputs.RAW_BUCKET_NAME]["Export"] == {"Name": "TelegramLake-dev-Ingestion-RawBucketName"}
     assert declared[outputs.ALARM_TOPIC_ARN]["Export"] == {"Name": "TelegramLake-dev-Ingestion-AlarmTopicArn"}
+    # ... and what the GitHub deploy role's reads for `tools doctor` name (stacks/github.py).
+    assert declared[outputs.WEBHOOK_SECRET_ARN]["Export"] == {"Name": "TelegramLake-dev-Ingestion-WebhookSecretArn"}
 
 
 def alarms_by_name(template) -> dict[str, dict]:

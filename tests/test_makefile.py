@@ -6,6 +6,7 @@ operator's (or the stage's) region and say where they go first, and an empty STA
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -34,6 +35,20 @@ def test_deploy_like_targets_show_the_target_first_and_never_force_a_region(targ
     assert "tools target --stage prod" in commands[0]
     assert f"/cdk {target} -c stage=prod" in commands[1]
     assert not [line for line in commands if "AWS_DEFAULT_REGION" in line or "AWS_REGION" in line]
+
+
+def test_deploy_ends_by_checking_the_deployed_stage_on_aws_with_the_doctor():
+    result = make("deploy", "STAGE=prod")
+
+    assert result.returncode == 0, result.stderr
+    recipe = [line for line in result.stdout.splitlines() if "tools target" in line or "/cdk " in line
+              or "tools doctor" in line]
+    assert [re.sub(r"^\S*/", "", line) for line in recipe] == [  # each program without its folder
+        "python -m tools target --stage prod",
+        "cdk deploy -c stage=prod -o cdk.out/prod --all --require-approval broadening",
+        "python -m tools doctor --stage prod",
+    ]
+    assert "AWS_REGION" not in recipe[-1] and "AWS_ACCESS_KEY_ID" not in recipe[-1]
 
 
 def test_offline_targets_bring_their_own_dummy_credentials_and_region():

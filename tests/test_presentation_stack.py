@@ -320,20 +320,22 @@ def test_analyst_policy_is_attached_to_no_one_and_no_grant_opens_a_bucket_policy
 
 
 def test_outputs_name_the_workgroup_database_tables_results_bucket_and_analyst_policy(dev, prod, template):
-    """And, on the Athena engine only (dev), its state machine."""
+    """And, on the Athena engine only (dev), its state machine and the schedule that starts it."""
     declared = template["Outputs"]
     common = {
         outputs.WORKGROUP_NAME, outputs.DATABASE_NAME, outputs.TABLE_NAME, outputs.RAW_TABLE_NAME,
         outputs.RESULTS_BUCKET_NAME, outputs.ANALYST_POLICY_ARN,
     }
 
-    assert declared.keys() == common | {outputs.COMPACTION_STATE_MACHINE_ARN}
+    assert declared.keys() == common | {outputs.COMPACTION_STATE_MACHINE_ARN, outputs.DAILY_SCHEDULE_NAME}
     assert prod.template("Presentation")["Outputs"].keys() == common
     assert declared[outputs.WORKGROUP_NAME]["Value"] == ref(dev.logical_id("Presentation", "Workgroup"))
     assert declared[outputs.DATABASE_NAME]["Value"] == ref(dev.logical_id("Presentation", "Database"))
     assert declared[outputs.TABLE_NAME]["Value"] == "telegram"
     assert declared[outputs.RAW_TABLE_NAME]["Value"] == "telegram_raw"
     assert declared[outputs.RESULTS_BUCKET_NAME]["Value"] == ref(dev.logical_id("Presentation", "ResultsBucket"))
+    # Imported by the GitHub deploy role's reads for `tools doctor` (stacks/github.py): kept fixed while in use.
+    assert declared[outputs.RESULTS_BUCKET_NAME]["Export"] == {"Name": "TelegramLake-dev-Presentation-ResultsBucketName"}
     assert declared[outputs.ANALYST_POLICY_ARN]["Value"] == ref(dev.logical_id("Presentation", "AnalystPolicy"))
     for command in ("attach-role-policy", "attach-group-policy", "attach-user-policy"):
         assert command in declared[outputs.ANALYST_POLICY_ARN]["Description"]

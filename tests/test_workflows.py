@@ -163,6 +163,18 @@ def test_a_stage_deploys_in_its_own_github_environment_one_deploy_at_a_time():
     assert (job["needs"], job["if"]) == ("plan", "needs.plan.outputs.deploy == 'true'")
 
 
+def test_each_stages_deploy_ends_with_the_doctor_as_the_deploy_role_without_the_bot_token():
+    """`make deploy` runs `tools doctor` after `cdk deploy` (tests/test_makefile.py): in the job that assumed the
+    stage's deploy role, whose reads stacks/github.py grants (tests/test_github_deploy.py)."""
+    workflow = ALL["deploy-stage.yml"]
+    steps = workflow["jobs"]["deploy"]["steps"]
+    credentials = next(i for i, step in enumerate(steps) if step.get("uses", "").startswith(f"{AWS_ACTION}@"))
+
+    assert [step["name"] for step in steps[credentials + 1:]] == ["cdk deploy, then tools doctor"]
+    assert steps[-1]["run"] == 'make deploy STAGE="$STAGE" REQUIRE_APPROVAL=never'
+    assert "TELEGRAM_BOT_TOKEN" not in json.dumps(workflow)
+
+
 def test_the_workflows_read_the_plans_the_helper_writes():
     """review's matrix entries are `Target`s; deploy-stage reads `deploy`, `role` and `region`."""
     review = (WORKFLOWS / "review.yml").read_text(encoding="utf-8")

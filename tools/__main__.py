@@ -1,7 +1,7 @@
 """`python -m tools ...`: the project's own commands.
 
 Laid out by what they are for: tools/operate/ operates a deployed stage (webhook, chats, target, etl run,
-query, report, status; most also run `--local`), tools/local/ emulates AWS on this machine (local up,
+query, report, status, doctor; most also run `--local`), tools/local/ emulates AWS on this machine (local up,
 demo), tools/ci/ checks the build (check-layers; the browser check and the workflow linters run from make).
 """
 
@@ -17,7 +17,7 @@ from tools.cli import CommandError
 # `func(args)` returns the process exit code. In the order `--help` lists them.
 COMMAND_MODULES = (
     "tools.operate.webhook", "tools.operate.chats", "tools.operate.target", "tools.operate.etl_runs",
-    "tools.operate.query", "tools.operate.report", "tools.operate.status",
+    "tools.operate.query", "tools.operate.report", "tools.operate.status", "tools.operate.doctor",
     "tools.local.stack", "tools.local.demo",
     "tools.ci.layers",
 )

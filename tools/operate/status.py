@@ -135,6 +135,16 @@ def ingest_last_hour(cloudwatch: Any, config: StageConfig, now: datetime) -> dic
 def last_compacted_day(s3: Any, bucket: str) -> CompactedDay | None:
     """The newest day with a Parquet file in the enriched bucket: its day, rows (from the file's footer, exact)
     and when the ETL wrote it; None before the first run."""
+    newest = newest_day_file(s3, bucket)
+    if newest is None:
+        return None
+    day, written, key = newest
+    return CompactedDay(day, parquet_rows(s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key), written)
+
+
+def newest_day_file(s3: Any, bucket: str) -> tuple[date, datetime, str] | None:
+    """The newest day's Parquet file in the enriched bucket (its day, when it was written, its key), found by
+    listing alone: `tools doctor` needs no read of the data."""
     newest: tuple[date, datetime, str] | None = None
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
         for item in page.get("Contents", []):
@@ -143,10 +153,7 @@ def last_compacted_day(s3: Any, bucket: str) -> CompactedDay | None:
                 day = date.fromisoformat(matched.group(1))
                 if newest is None or day > newest[0]:
                     newest = (day, item["LastModified"], item["Key"])
-    if newest is None:
-        return None
-    day, written, key = newest
-    return CompactedDay(day, parquet_rows(s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key), written)
+    return newest
 
 
 def parquet_rows(body: bytes, key: str) -> int:
