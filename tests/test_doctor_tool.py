@@ -31,7 +31,7 @@ from lambdas.etl.day import enriched_key
 from stacks import outputs
 from stacks.config import MAX_CHAT_ID_MAGNITUDE, RAW_TABLE, TABLE, load_from_cdk_json
 from tests.fake_bot_api import FakeBotApi
-from tools.ci.trino_grammar import athena_statements
+from tools.operate.statements import athena_statements
 from tools.local.stack import LocalStack
 from tools.operate.chats import read_records
 from tools.operate.doctor import FAIL, OK, PARTS, SKIPPED, Verdict, Visit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -21,9 +22,12 @@ from moto import mock_aws
 
 import lambdas.etl.compact as compact
 import lambdas.etl.store as store
+from lambdas.common.envelope import envelope_line
 from lambdas.common.layout import day_prefix, raw_key
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
-from lambdas.etl.day import SCHEDULED_TIME_KEY, enriched_key, rejects_key, requested_day
+from lambdas.etl.day import (
+    KEY_REJECT_REASON, SCHEDULED_TIME_KEY, UnreadableObject, enriched_key, rejects_key, requested_day,
+)
 from lambdas.etl.handler import EtlSettings, checked_day, handler, process
 from lambdas.etl.store import s3_client
 from lambdas.etl.schema import BIGINT_MAX, arrow_schema
@@ -134,7 +138,40 @@ def test_two_objects_of_one_update_id_in_a_day_give_one_row(s3):
     summary = run()
 
     assert [(row["update_id"], row["text"]) for row in rows(s3)] == [(7, "kept"), (8, "hello")]
-    assert (summary["objects_read"], summary["duplicates"]) == (2, 1)
+    assert (summary["objects_read"], summary["duplicates"]) == (3, 1)
+
+
+def test_a_day_upgraded_in_place_compacts_to_the_rows_its_updates_gave_as_single_objects(s3):
+    """Before batching, each update was an object of its own. A stage upgraded during a day holds both kinds: the
+    day's first updates as single objects, the rest in batches (with Firehose's duplicates, and a redelivery of an
+    update stored before the upgrade). The day's rows are the rows its updates give as single objects alone."""
+    updates = [message(update_id, text=f"message {update_id}") for update_id in range(1_000, 1_060)]
+    singles, batched = updates[:20], updates[20:]
+    for update in updates:
+        put_raw(s3, DAY, update)
+    as_single_objects = (run(), rows(s3))
+    s3.delete_objects(Bucket=RAW, Delete={"Objects": [{"Key": raw_key(DAY, update["update_id"])} for update in batched]})
+    lines = [envelope_line(DAY, 1_000 + index, json.dumps(update).encode()) for index, update in enumerate(batched)]
+    redelivery = envelope_line(DAY, 5_000, json.dumps(singles[3]).encode())
+    put_raw(s3, DAY, gzip.compress(b"".join(lines[:25] + [lines[7], redelivery])), key=f"{day_prefix(DAY)}a.jsonl.gz")
+    put_raw(s3, DAY, gzip.compress(b"".join(lines[25:] + [lines[30]])), key=f"{day_prefix(DAY)}b.jsonl.gz")
+
+    summary = run()
+
+    assert rows(s3) == as_single_objects[1]
+    assert (summary["rows_written"], summary["duplicates"], summary["objects_read"]) == (60, 3, 22)
+
+
+def test_a_batch_that_is_not_gzip_fails_the_day_loudly_and_changes_nothing(s3):
+    """Athena fails every query that reads such an object: the ETL does not pretend the day is whole either."""
+    put_raw(s3, DAY, message(1))
+    run()
+    before = output(s3)
+    put_raw(s3, DAY, b"plain text", key=f"{day_prefix(DAY)}broken.jsonl.gz")
+
+    with pytest.raises(UnreadableObject, match="broken.jsonl.gz is not gzip"):
+        run()
+    assert output(s3) == before
 
 
 def test_an_update_redelivered_after_midnight_belongs_to_the_earlier_day(s3):
@@ -147,7 +184,7 @@ def test_an_update_redelivered_after_midnight_belongs_to_the_earlier_day(s3):
     summary = run(DAY)
 
     assert [row["update_id"] for row in rows(s3, DAY)] == [501]
-    assert (summary["duplicates"], summary["objects_read"], summary["rows_written"]) == (1, 1, 1)
+    assert (summary["duplicates"], summary["objects_read"], summary["rows_written"]) == (1, 2, 1)
     assert run(before)["rows_written"] == 2
     assert [row["update_id"] for row in rows(s3, before)] == [499, 500]
 
@@ -165,8 +202,8 @@ def test_poison_objects_are_reported_and_the_rest_of_the_day_is_written(s3, capl
             "update_id 999 does not match the object's name 105.json",
         put_raw(s3, DAY, {"update_id": 106, "message": "hello"}):
             "not a Telegram Update: message is a str, not an object",
-        put_raw(s3, DAY, b"notes", key=f"{prefix}notes.txt"): "key is not <update_id>.json in the day's folder",
-        put_raw(s3, DAY, message(107), key=f"{prefix}copy/107.json"): "key is not <update_id>.json in the day's folder",
+        put_raw(s3, DAY, b"notes", key=f"{prefix}notes.txt"): KEY_REJECT_REASON,
+        put_raw(s3, DAY, message(107), key=f"{prefix}copy/107.json"): KEY_REJECT_REASON,
     }
     put_raw(s3, DAY, message(1))
     put_raw(s3, DAY, message(200))
@@ -280,7 +317,7 @@ def test_a_raw_key_naming_an_update_id_beyond_a_bigint_is_rejected_from_the_list
     assert [row["update_id"] for row in rows(s3)] == [1, BIGINT_MAX]
     assert (summary["objects_read"], summary["rejected"]) == (2, 1)  # refused before any GET
     report = json.loads(s3.get_object(Bucket=ENRICHED, Key=rejects_key(DAY))["Body"].read())
-    assert report["objects"] == [{"key": beyond, "reason": "key is not <update_id>.json in the day's folder"}]
+    assert report["objects"] == [{"key": beyond, "reason": KEY_REJECT_REASON}]
 
 
 def test_a_boolean_update_id_is_rejected_although_true_equals_1(s3):

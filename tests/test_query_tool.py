@@ -109,7 +109,7 @@ def test_a_failed_athena_query_exits_non_zero_with_athena_reason(athena, capsys,
     reason = "COLUMN_NOT_FOUND: line 3:5: Column 'nope' cannot be resolved"
 
     def fail(parsed, **_):
-        parsed["QueryExecution"]["Status"].update(State="FAILED", StateReason=reason)
+        parsed["QueryExecution"]["Status"].update(State="FAILED", StateChangeReason=reason)
 
     session = boto3.session.Session(region_name=REGION)
     session.events.register("after-call.athena.GetQueryExecution", fail)

@@ -16,16 +16,8 @@ from stacks.config import load_stage
 from tests.stage_settings import STAGES, stages_with
 from tools.cli import CommandError
 from tools.ci import trino_grammar
-from tools.ci.trino_grammar import (
-    ACCEPTED_CONTROL,
-    REFUSED_CONTROL,
-    REPORT_DAYS,
-    Statement,
-    TrinoGrammar,
-    athena_statements,
-    check,
-    unload_select,
-)
+from tools.ci.trino_grammar import ACCEPTED_CONTROL, REFUSED_CONTROL, TrinoGrammar, check
+from tools.operate.statements import REPORT_DAYS, Statement, athena_statements, unload_select
 from tools.operate.report import report_queries
 
 # Every stage of cdk.json, and the settings the tests use: their database (`telegram_lake_test`, a stage named

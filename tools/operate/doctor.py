@@ -157,7 +157,7 @@ def athena_analysis(visit: Visit) -> list[Verdict]:
     """EXPLAIN every statement the stage sends Athena (the list the Trino grammar check parses: saved queries, the
     compaction's SELECT and report, `tools report`'s queries) in the stage's workgroup, a few at a time; one line
     per statement Athena refuses, naming what sends it."""
-    from tools.ci.trino_grammar import athena_statements
+    from tools.operate.statements import athena_statements
 
     config = visit.config
     statements = athena_statements(config, visit.now)

@@ -134,7 +134,7 @@ def wait_for_query(client: Any, execution_id: str, *, timeout: float, sleep: Cal
             return execution
         if status["State"] in TERMINAL_STATES:
             error = status.get("AthenaError", {}).get("ErrorMessage")
-            reason = status.get("StateReason") or error or "no reason given"
+            reason = status.get("StateChangeReason") or error or "no reason given"
             raise CommandError(f"Athena query {execution_id} {status['State']}: {reason}")
         if time.monotonic() + delay > deadline:
             client.stop_query_execution(QueryExecutionId=execution_id)
