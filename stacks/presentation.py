@@ -39,7 +39,8 @@ ATHENA_ENGINE = "Athena engine version 3"
 # Partition projection evaluates its range in UTC when a query runs. In a stage east of UTC the local day
 # begins while UTC is still on the day before: without one more day, "today" would be invisible then.
 PROJECTION_END = "NOW+1DAYS"
-# The raw table's single column: each stored update is one line of Telegram's compact JSON.
+# The raw table's single column: a line of a batch (an envelope: the arrival day and instant, and the update as
+# Telegram sent it), or a single-update object's one line (written before batching). Gzip batches are read as text.
 RAW_LINE_COLUMN = "line"
 # The raw table's field delimiter, U+0001: JSON escapes every control character inside its strings and
 # allows none outside them, so a line of JSON never contains it and is never split into fields.
@@ -138,18 +139,21 @@ class PresentationStack(cdk.Stack):
                 name=RAW_TABLE,
                 description=(
                     "Every Telegram update as the webhook stored it, of every type, read in place from the raw "
-                    "zone (no copy): one row per line of each stored object, and Telegram sends one line of "
-                    f"compact JSON per update. Parse `{RAW_LINE_COLUMN}` with Athena's JSON functions; a line "
-                    "that is not JSON spoils only its own row. Raw JSON is read whole: filter on "
-                    f"{PARTITION_KEY} so a query reads only the days it needs."
+                    "zone (no copy): one row per line of each stored object. A batch's line is an envelope, "
+                    '{"context_date": ..., "received_at": <ms>, "update": <the update as Telegram sent it>}; '
+                    "an older single-update object (<update_id>.json) is the update itself. Parse "
+                    f"`{RAW_LINE_COLUMN}` with Athena's JSON functions; a line that is not JSON spoils only its "
+                    "own row; redeliveries are several lines (the saved queries keep each update's first "
+                    f"arrival). Raw JSON is read whole: filter on {PARTITION_KEY} so a query reads only the days "
+                    "it needs."
                 ),
                 bucket=raw_bucket,
                 columns=[
                     _column(
                         RAW_LINE_COLUMN,
                         "string",
-                        "one stored update as Telegram sent it: a line of compact JSON, parsed by the query "
-                        "(json_extract_scalar, json_parse, ...)",
+                        "one stored copy of an update: an envelope line of a batch (its `update` as Telegram sent "
+                        "it), or an older single-update object's line; parsed by the query (json_parse, ...)",
                     )
                 ],
                 storage=WHOLE_LINES,
@@ -239,7 +243,7 @@ class PresentationStack(cdk.Stack):
             self,
             outputs.RAW_TABLE_NAME,
             value=RAW_TABLE,
-            description="Raw table: every stored update, one line of JSON per row, partitioned by context_date",
+            description="Raw table: every stored copy of an update, one line of JSON per row, partitioned by context_date",
         )
         publish(self, outputs.RESULTS_BUCKET_NAME, results.bucket_name, "Athena query results")
         cdk.CfnOutput(

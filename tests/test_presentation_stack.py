@@ -107,21 +107,22 @@ def test_table_is_an_external_parquet_table_partitioned_by_date(dev, table):
     assert storage["Location"] == {"Fn::Join": ["", ["s3://", enriched_bucket(dev.config), "/telegram/"]]}
 
 
-def test_raw_table_reads_each_stored_update_whole_as_one_line_of_text(dev, raw_table):
-    """Text, one row per line, the whole line in one string column: the SQL parses the JSON, so a body that
-    is not JSON spoils its own row only; no crawler-made schema, no second copy of the data."""
+def test_raw_table_reads_each_stored_copy_whole_as_one_line_of_text(dev, raw_table):
+    """Text, one row per line (Athena gunzips a batch by its `.gz` name), the whole line in one string column: the
+    SQL parses the JSON, so a line that is not JSON spoils its own row only; no crawler-made schema, no second copy
+    of the data."""
     table_input = raw_table["TableInput"]
     storage = table_input["StorageDescriptor"]
 
     assert raw_table["DatabaseName"] == ref(dev.logical_id("Presentation", "Database"))
     assert table_input["Name"] == "telegram_raw"
     assert table_input["TableType"] == "EXTERNAL_TABLE"
-    assert "line of compact JSON" in table_input["Description"]
+    assert "envelope" in table_input["Description"] and "single-update object" in table_input["Description"]
     assert table_input["PartitionKeys"] == [
         {"Name": "context_date", "Type": "date", "Comment": schema.PARTITION.comment}
     ]
     assert [(column["Name"], column["Type"]) for column in storage["Columns"]] == [("line", "string")]
-    assert "compact JSON" in storage["Columns"][0]["Comment"]
+    assert "envelope line of a batch" in storage["Columns"][0]["Comment"]
     assert storage["InputFormat"] == "org.apache.hadoop.mapred.TextInputFormat"
     assert storage["OutputFormat"] == "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
     assert storage["SerdeInfo"] == {
