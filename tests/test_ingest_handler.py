@@ -22,7 +22,8 @@ from lambdas.common.layout import CHAT_LINKS_PREFIX, CHATS_SEEN_PREFIX, PREFIX, 
 from lambdas.common.updates import UPDATE_TYPES
 from lambdas.ingest import budget
 from lambdas.ingest import handler as ingest
-from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, ConfigurationError, IngestSettings, parse_chat_ids
+from lambdas.ingest.errors import ConfigurationError
+from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, IngestSettings, parse_chat_ids
 
 BUCKET = "raw-bucket"
 SECRET = "Sup3r_secret-token_with_32_chars_"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from lambdas.common.layout import is_time_zone
 from lambdas.common.updates import is_known_type, update_type
 from lambdas.ingest.chats import Chat, ChatLink, chat_of, migration_of, valid_text
+from lambdas.ingest.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from lambdas.ingest.secret import WebhookSecret
@@ -25,10 +26,6 @@ WEBHOOK_PATH = "/webhook"  # the REST API's one route (POST)
 _CHAT_ID = re.compile(r"-?\d+")
 # Telegram's update ids are non-negative bigints; the ETL reads no other (Parquet int64, Athena bigint).
 UPDATE_ID_MAX = 2**63 - 1
-
-
-class ConfigurationError(ValueError):
-    """The function's environment is unusable; the message names the variable and the bad value."""
 
 
 class Rejection(Exception):
