@@ -21,7 +21,7 @@ from lambdas.ingest.chats import (
     parse_link_key,
 )
 
-OLD, NEW = -4001, -1004001
+OLD, NEW = -4001, -1000000004001  # a basic group, and the supergroup it becomes (-100 and its digits)
 DAY = date(2026, 5, 17)
 NOON = datetime(2026, 5, 17, 12, tzinfo=timezone.utc)
 
@@ -75,8 +75,16 @@ def test_a_message_announcing_an_upgrade_names_the_link(update, link):
     {"my_chat_member": {**message(OLD), "migrate_to_chat_id": NEW}},  # shaped like one, but a known non-message
     {"message": message(chat={"id": "x"}, migrate_to_chat_id=NEW)},
     {"poll": {"id": "p", "migrate_to_chat_id": NEW}},
+    # Only a supergroup continues an upgraded group: a link to any other chat would allow it unconfigured.
+    {"message": message(OLD, migrate_to_chat_id=-999999999999)},  # one digit short of a supergroup id
+    {"message": message(OLD, migrate_to_chat_id=-4002)},  # another basic group
+    {"message": message(OLD, migrate_to_chat_id=42)},  # a person
+    {"message": message(-4002, "group", migrate_from_chat_id=OLD)},  # the "new" chat is a basic group
+    {"message": message(42, "private", migrate_from_chat_id=OLD)},  # ... or a private chat
+    {"message": message(NEW, "channel", migrate_from_chat_id=OLD)},  # ... or a channel (ids like a supergroup's)
 ], ids=["none", "bool", "string", "same-id-to", "same-id-from", "not-a-message", "membership", "bad-chat-id",
-        "chat-less"])
+        "chat-less", "to-short-id", "to-basic-group", "to-person", "from-into-basic-group", "from-into-private",
+        "from-into-channel"])
 def test_anything_else_announces_no_upgrade(update):
     assert migration_of({"update_id": 1, **update}) is None
 

@@ -846,6 +846,23 @@ def test_an_upgrade_notice_from_a_chat_outside_the_allowlist_adds_nothing(lake, 
     assert "ChatMigrated" not in stdout().counts()
 
 
+@pytest.mark.parametrize("notice", [
+    lambda: migrate_to(1, new=OTHER_CHAT),  # a private chat
+    lambda: migrate_to(1, new=-4002002002),  # another basic group
+    lambda: group_update(OTHER_CHAT, 1, chat_type="private", migrate_from_chat_id=BASIC_GROUP),
+], ids=["to-private-chat", "to-basic-group", "from-private-chat"])
+def test_an_upgrade_notice_that_names_no_supergroup_allows_nothing(lake, stdout, notice):
+    """Only a supergroup continues an upgraded group: a notice naming any other chat (a forged or garbled
+    update) must not put that chat on the allowlist."""
+    invoke_at_now(webhook_event(notice()))
+    invoke_at_now(webhook_event(group_update(OTHER_CHAT, 2, chat_type="private")))
+    invoke_at_now(webhook_event(group_update(-4002002002, 3, chat_type="group")))
+
+    assert lake.link_keys() == []
+    assert raw_key(NOW.date(), 2) not in lake.keys() and raw_key(NOW.date(), 3) not in lake.keys()
+    assert "ChatMigrated" not in stdout().counts()
+
+
 def test_a_chain_of_upgrades_is_followed_to_its_end_across_cold_starts(lake):
     next_group = -1007007007007
     deliver(webhook_event(migrate_to(1)))
