@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from lambdas.common.layout import CHAT_LINKS_PREFIX, chat_link_key, chats_seen_key
+from lambdas.common.updates import update_type
 from lambdas.ingest.chats import (
     Allowlist,
     Chat,
@@ -190,6 +191,44 @@ def test_a_container_counts_each_chat_and_day_exactly_and_keeps_the_latest_name(
         "update_types": ["edited_message", "message"], "first_seen": "2026-05-17T12:00:00.000+00:00",
         "last_seen": "2026-05-17T13:00:00.000+00:00", "allowlisted": False,
     }
+
+
+def string_leaves(value: object) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return set().union(*map(string_leaves, value.values()))
+    if isinstance(value, list):
+        return set().union(*map(string_leaves, value))
+    return set()
+
+
+PERSON = {"id": 99, "is_bot": False, "first_name": "Ana first name", "last_name": "Silva last name",
+          "username": "ana_lake", "language_code": "pt-br"}
+PRIVATE_CHAT = {"id": 99, "type": "private", "first_name": "Ana first name", "last_name": "Silva last name",
+                "username": "ana_lake"}
+
+
+@pytest.mark.parametrize("update", [
+    {"message": {"message_id": 1, "date": 1779030000, "chat": PRIVATE_CHAT, "from": PERSON,
+                 "text": "my private message text"}},
+    {"edited_message": {"message_id": 1, "date": 1779030000, "edit_date": 1779030060, "chat": PRIVATE_CHAT,
+                        "from": PERSON, "text": "my edited private text"}},
+    {"message": {"message_id": 2, "date": 1779030000, "chat": PRIVATE_CHAT, "from": PERSON,
+                 "photo": [{"file_id": "file-id-secret", "file_unique_id": "u1", "width": 1, "height": 1}],
+                 "caption": "my private photo caption"}},
+], ids=["text", "edited-text", "caption"])
+def test_a_private_chats_record_holds_no_text_of_the_update(update):
+    """A private chat has no title: its record keeps the id, type and public username, never a name the
+    person typed or anything the message says."""
+    update = {"update_id": 1, **update}
+    seen = ChatsSeen("c1")
+    record = seen.observe(DAY, chat_of(update), update_type(update), "skipped", False, NOON)
+
+    body = record.to_json().decode()
+    assert json.loads(body)["title"] is None
+    leaked = {text for text in string_leaves(update) - {"private", "ana_lake"} if text in body}
+    assert leaked == set()
 
 
 def test_a_new_day_starts_new_counts_and_the_day_before_yesterday_is_forgotten():

@@ -406,6 +406,14 @@ def test_lambda_entry_point_takes_the_day_from_api_gateways_request_time(lake):
     assert lake.keys() == ["telegram/context_date=2026-02-28/1001.json"]
 
 
+@pytest.mark.parametrize("epoch", [True, False, "1772333999000", 1772333999000.0, None], ids=repr)
+def test_a_request_time_that_is_not_integer_milliseconds_is_ignored_for_the_clock(epoch):
+    """JSON's `true` is no time: read as 1 (ms after 1970) it would file today's update on 1969-12-31."""
+    before = datetime.now(timezone.utc)
+    arrived = ingest.arrival_time({"requestContext": {"requestTimeEpoch": epoch}})
+    assert before <= arrived <= datetime.now(timezone.utc)
+
+
 def test_same_update_delivered_twice_is_one_object(lake, stdout):
     body = update_body()
     assert_ok_and_empty(deliver(webhook_event(body)))
