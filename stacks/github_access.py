@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacks.config import ConfigError
+from stacks.config import CREATE_PROVIDER_KEY, ConfigError
 
 # GitHub's OIDC provider, and the audience aws-actions/configure-aws-credentials asks tokens for.
 OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
-# A top-level CDK context key, not a stage setting: the provider is one per account (IAM is global), and the
-# account's shared stack must stay identical for every stage.
-CREATE_PROVIDER_KEY = "create_github_oidc_provider"
+# CREATE_PROVIDER_KEY is a top-level CDK context key, not a stage setting: the provider is one per account (IAM
+# is global), and the account's shared stack must stay identical for every stage. stacks/config.py names it
+# with the project's other context keys, so a misspelling of it is refused rather than ignored.
 DEPLOY, REVIEW = "deploy", "review"
 # The stage's stack holding the roles (`TelegramLake-<stage>-GitHub`), and its outputs: the roles' ARNs, which
 # the operator copies into the repository variables.
