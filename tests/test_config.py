@@ -202,7 +202,8 @@ def test_an_alarm_email_is_optional_and_kept_as_given(address):
 
 
 @pytest.mark.parametrize(
-    "repository", ["octo-org/telegram-lake", "Octo/lake.data_v2", "o" * 39 + "/" + "r" * 100, "octo/git", "octo/lake.gitx"]
+    "repository",
+    ["octo-org/telegram-lake", "Octo/lake.data_v2", "o" * 39 + "/" + "r" * 100, "octo/git", "octo/lake.gitx"],
 )
 def test_a_github_repository_is_optional_and_kept_as_given(repository):
     assert load_stage(STAGES, "dev").github_repository is None

@@ -53,6 +53,10 @@ def test_the_cycle_check_sees_an_import_behind_type_checking(tmp_path):
     package = tmp_path / "lambdas" / "demo"
     package.mkdir(parents=True)
     (package / "a.py").write_text("from lambdas.demo.b import B\n")
-    (package / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from lambdas.demo import a\n")
+    (package / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from lambdas.demo import a\n"
+    )
 
-    assert import_cycles(tmp_path / "lambdas") == [["lambdas.demo.a", "lambdas.demo.b"], ["lambdas.demo.b", "lambdas.demo.a"]]
+    assert import_cycles(tmp_path / "lambdas") == [
+        ["lambdas.demo.a", "lambdas.demo.b"], ["lambdas.demo.b", "lambdas.demo.a"]
+    ]

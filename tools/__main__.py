@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from tools.cli import CommandError
+from tools.cli import CommandError, plain
 
 # Each module exposes `register(subparsers)`, adding its command with `set_defaults(func=...)`;
 # `func(args)` returns the process exit code. In the order `--help` lists them.
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CommandError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {plain(error)}", file=sys.stderr)  # it may quote Telegram, AWS or a stored name
         return 1
 
 

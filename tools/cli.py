@@ -1,15 +1,67 @@
-"""What every command shares: the error that ends it with a clear message, and the deployed stacks' outputs."""
+"""What every command shares: the error that ends it with a clear message, the deployed stacks' outputs, and
+the one way to print text that someone else wrote."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import unicodedata
 from typing import Any
 
 from stacks.config import DEFAULT_STAGE, ConfigError, StageConfig, load_from_cdk_json
 
 
+# What acts on a terminal instead of showing, or hides what is around it: C0 and C1 controls and DEL (escape
+# sequences, carriage returns, bells), format characters (bidi overrides and isolates, zero-width ones), line
+# and paragraph separators, and lone surrogates (which no encoding of the terminal can write).
+_UNSHOWN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ZERO_WIDTH_JOINER = "\u200d"
+
+
 class CommandError(Exception):
     """A user-facing failure: printed as `error: ...` with exit code 1, no traceback."""
+
+
+def plain(text: object) -> str:
+    """Text a user, Telegram or AWS wrote (a chat title, an alarm reason, a result's cell), safe to print as it
+    is: every character that would act on the terminal rather than show is written as its JSON escape
+    (`\\u001b`, `\\u202e`, `\\n`). Everything else, emoji included, is unchanged. Pass the result to rich as
+    `rich.text.Text(plain(...))`, never as a string: rich reads `[...]` in a string as markup."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(_escaped(char) if _unshown(text, index) else char for index, char in enumerate(text))
+
+
+def plain_json(value: Any) -> str:
+    """`value` as indented JSON to print: text as it is (not ASCII-escaped), but every character `plain`
+    escapes written as its JSON escape, so the document still reads back as exactly `value`."""
+    document = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return "\n".join(plain(line) for line in document.split("\n"))  # the newlines between items are JSON's
+
+
+def _unshown(text: str, index: int) -> bool:
+    char = text[index]
+    if unicodedata.category(char) not in _UNSHOWN_CATEGORIES:
+        return False
+    # A joiner between two pictographs draws one emoji (👩‍💻): shown as it is.
+    return not (
+        char == _ZERO_WIDTH_JOINER
+        and 0 < index < len(text) - 1
+        and unicodedata.category(text[index - 1]) in ("So", "Sk", "Mn")
+        and unicodedata.category(text[index + 1]) == "So"
+    )
+
+
+def _escaped(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    if code > 0xFFFF:  # JSON writes a character beyond the BMP as its UTF-16 surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
 
 
 def add_stage_argument(parser: argparse.ArgumentParser) -> None:

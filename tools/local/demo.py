@@ -35,7 +35,7 @@ from analytics import SavedQuery, load_queries
 from lambdas.common.layout import PREFIX, today
 from lambdas.common.updates import update_chat_id
 from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, stage_config
+from tools.cli import CommandError, add_stage_argument, plain, stage_config
 from tools.operate.etl_runs import DayOutcome, days_between, local_engine_runner, run_days, summary_table
 from tools.local.stack import LocalStack, deliver, telegram_json
 from tools.local.sql import ENRICHED_FOLDER, RAW_FOLDER, download_lake, open_lake
@@ -232,12 +232,14 @@ def today_from_the_raw_zone(answers: Answers, day: date) -> str:
 
 def run_saved_queries(lake_folder: Path, queries: Iterable[SavedQuery], console: Console) -> Answers:
     """Every saved query on DuckDB over the local lake, printed as a table; answers by query name."""
+    from rich.text import Text
+
     answers: Answers = {}
     with open_lake(str(lake_folder)) as lake:
         for query in queries:
             columns, rows = lake.run(query)
             answers[query.name] = (columns, rows)
-            console.print(f"\n[bold]{query.name}[/]: {query.question}")
+            console.print(Text.assemble("\n", (query.name, "bold"), ": ", plain(query.question)))
             console.print(_answer_table(columns, rows))
     return answers
 
@@ -264,16 +266,18 @@ def _other_chat(allowed: Sequence[int]) -> int:
 
 
 def _answer_table(columns: Sequence[str], rows: Sequence[tuple]) -> Any:
+    """The first rows of an answer; every cell as plain text (message text is what users wrote)."""
     from rich.table import Table
+    from rich.text import Text
 
     shown = rows[:TABLE_ROWS]
     more = f"... and {len(rows) - len(shown)} more rows" if len(rows) > len(shown) else None
     table = Table(caption=more, caption_justify="left")
     for index, column in enumerate(columns):
         numeric = bool(rows) and all(isinstance(row[index], (int, float)) or row[index] is None for row in rows)
-        table.add_column(column, justify="right" if numeric else "left")
+        table.add_column(Text(plain(column)), justify="right" if numeric else "left")
     for row in shown:
-        table.add_row(*("NULL" if value is None else str(value) for value in row))
+        table.add_row(*(Text("NULL" if value is None else plain(value)) for value in row))
     return table
 
 

@@ -42,7 +42,7 @@ from typing import Any
 from analytics import load_queries, requested_updates
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, WEBHOOK_PATH
 from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, stage_config
+from tools.cli import CommandError, add_stage_argument, plain, stage_config
 from tools.telegram import BotApi, TelegramError, add_api_base_argument, bot_api_from_env
 
 HOST = "127.0.0.1"
@@ -430,8 +430,8 @@ def poll_into_webhook(
 
     Telegram's own contract: an update is confirmed (offset = its update_id + 1) only once the webhook
     answered 200, so a failed delivery is fetched and tried again. Failures are reported and back off
-    exponentially from `first_backoff_seconds` (or as long as Telegram's `retry_after` says); a rejected
-    token ends polling with a CommandError.
+    exponentially from `first_backoff_seconds` (or as long as Telegram's `retry_after` says), what Telegram
+    or the webhook said quoted as plain text; a rejected token ends polling with a CommandError.
     """
     offset: int | None = None
     delivered = polls = failures = 0
@@ -453,11 +453,11 @@ def poll_into_webhook(
             failures += 1
             delay = error.retry_after or _backoff(first_backoff_seconds, failures)
             hint = " (this bot has a webhook: run `python -m tools webhook delete`)" if error.error_code == 409 else ""
-            report(f"{error}{hint}; retrying in {delay:g} s")  # the error names the method: `getUpdates failed: ...`
+            report(f"{plain(error)}{hint}; retrying in {delay:g} s")  # it names the method: `getUpdates failed: ...`
         except _NotDelivered as error:
             failures += 1
             delay = _backoff(first_backoff_seconds, failures)
-            report(f"{error}; fetching it again in {delay:g} s")
+            report(f"{plain(error)}; fetching it again in {delay:g} s")
         else:
             failures = 0
             continue
