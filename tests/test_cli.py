@@ -1,4 +1,5 @@
-"""What every command shares (tools/cli.py): text from elsewhere printed as plain text."""
+"""What every command shares (tools/cli.py, tools/__main__.py): text from elsewhere printed as plain text, and
+one `error:` line for what a command cannot use."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import unicodedata
 
 import pytest
 
+import analytics
+import tools.__main__
 from tools.cli import plain, plain_json
+from tools.telegram import TOKEN_ENV
 
 UNSHOWN = ("Cc", "Cf", "Cs", "Zl", "Zp")
 
@@ -56,3 +60,32 @@ def test_plain_json_reads_back_exactly_and_holds_nothing_a_terminal_acts_on():
     assert json.loads(shown) == value
     assert "olá 👩\u200d💻" in shown  # not ASCII-escaped
     assert not any(unicodedata.category(char) in UNSHOWN for char in shown.replace("\n", "").replace("\u200d", ""))
+
+
+# ---- every command: a saved query the loader refuses is one `error:` line
+
+
+@pytest.mark.parametrize("argv", [
+    ["query", "--list"],
+    ["query", "daily_message_count"],
+    ["report", "--local", "lake-that-is-never-read"],
+    ["webhook", "set"],
+    ["demo", "--days", "1", "--per-day", "1"],
+    ["local", "up", "--poll"],
+], ids=lambda argv: " ".join(argv[:2]))
+def test_a_saved_query_the_loader_refuses_is_one_error_line_in_every_command_that_loads_them(
+    argv, tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "01_broken.sql").write_text("SELECT 1\n", encoding="utf-8")  # no question on its first line
+    monkeypatch.setattr(analytics, "QUERY_DIR", tmp_path)
+    monkeypatch.setenv(TOKEN_ENV, "123456789:AAH-never-used")
+    monkeypatch.chdir(tmp_path)  # the demo's output folder
+
+    code = tools.__main__.main(argv)
+
+    out, err = capsys.readouterr()
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: the saved queries in analytics/ cannot be loaded: 01_broken.sql: the first line must be a `--` "
+        "comment saying the question it answers\n"
+    )

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from analytics import QueryLoadError
 from tools.cli import CommandError, plain
 
 # Each module exposes `register(subparsers)`, adding its command with `set_defaults(func=...)`;
@@ -32,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CommandError as error:
-        print(f"error: {plain(error)}", file=sys.stderr)  # it may quote Telegram, AWS or a stored name
-        return 1
+        message = str(error)
+    except QueryLoadError as error:  # every command that reads the saved queries: query, report, webhook set, ...
+        message = f"the saved queries in analytics/ cannot be loaded: {error}"
+    print(f"error: {plain(message)}", file=sys.stderr)  # it may quote Telegram, AWS or a stored name
+    return 1
 
 
 if __name__ == "__main__":

@@ -121,6 +121,7 @@ def demo_command(args: argparse.Namespace) -> int:
 def run_demo(
     config: StageConfig, out: Path, *, start: date, days: int, per_day: int, seed: int, console: Console
 ) -> DemoSummary:
+    queries = load_queries(config.timezone, config.glue_database)  # first: a broken one fails before anything runs
     chat_id = config.allowed_chat_ids[0]
     other_chat_id = _other_chat(config.allowed_chat_ids)
     now = datetime.now(timezone.utc)
@@ -145,7 +146,6 @@ def run_demo(
         outcomes = compact_days(stack, config, days_between(start, last_day - timedelta(days=1)), console)
         console.print(f"{last_day} is left to tonight's run: its answers come from the raw zone, up to the minute")
         lake = copy_lake(stack, out / LAKE_COPY, console)
-    queries = load_queries(config.timezone, config.glue_database)
     answers = run_saved_queries(lake, queries, console)
     console.print(today_from_the_raw_zone(answers, last_day), soft_wrap=True)
     report = write_demo_report(answers, queries, config, out / REPORT, first=start, last=last_day)

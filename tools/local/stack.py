@@ -535,6 +535,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def up_command(args: argparse.Namespace) -> int:
     config = stage_config(args)
     bot = bot_api_from_env(args.api_base) if args.poll else None  # a missing token fails before anything starts
+    allowed_updates: tuple[str, ...] = ()
+    if bot is not None:  # what `webhook set` asks for: the stage's types and those its saved queries need
+        queries = load_queries(config.timezone, config.glue_database)  # a broken one fails before anything starts
+        allowed_updates, _ = requested_updates(config.allowed_updates, queries)
     # `kill` (SIGTERM) stops the stack as cleanly as Ctrl-C: both end the wait below with KeyboardInterrupt.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     # Never set: that KeyboardInterrupt is what stops the stack, whether it waits or is in a long poll.
@@ -545,10 +549,6 @@ def up_command(args: argparse.Namespace) -> int:
             if bot is None:
                 stop.wait()
             else:
-                # What `webhook set` asks for: the stage's types and those its saved queries need.
-                allowed_updates, _ = requested_updates(
-                    config.allowed_updates, load_queries(config.timezone, config.glue_database)
-                )
                 print(f"polling getUpdates at {bot.api_base} for {', '.join(allowed_updates)} ...", flush=True)
                 poll_into_webhook(bot, stack.webhook_url, stack.secret, allowed_updates, stop=stop,
                                   report=lambda line: print(line, flush=True))

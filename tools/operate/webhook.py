@@ -65,11 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def set_webhook(args: argparse.Namespace) -> int:
     bot = bot_api_from_env(args.api_base)  # first: a missing token fails before any AWS call
     config = stage_config(args)
-    deployed = deployed_webhook(config)
-    max_connections = args.max_connections or config.webhook_max_connections
-    allowed_updates, asked_by = requested_updates(
+    allowed_updates, asked_by = requested_updates(  # a broken saved query fails before any AWS call too
         config.allowed_updates, load_queries(config.timezone, config.glue_database)
     )
+    deployed = deployed_webhook(config)
+    max_connections = args.max_connections or config.webhook_max_connections
     _telegram(
         bot.set_webhook, deployed.url, deployed.secret_token, allowed_updates, max_connections,
         args.drop_pending_updates,
