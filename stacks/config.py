@@ -242,6 +242,11 @@ def _not_json(constant: str) -> None:
     raise ValueError(f"{constant} is not a JSON number")
 
 
+def is_region_name(text: str) -> bool:
+    """An AWS region's name as cdk.json's `region` must be one (the tools hold the operator's to it too)."""
+    return bool(_REGION.fullmatch(text))
+
+
 def _is_hidden(char: str) -> bool:
     return char.isspace() or unicodedata.category(char) in _HIDDEN_CATEGORIES
 

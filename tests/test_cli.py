@@ -10,7 +10,7 @@ import pytest
 
 import analytics
 import tools.__main__
-from tools.cli import plain, plain_json
+from tools.cli import aws_configuration_problem, plain, plain_json
 from tools.telegram import TOKEN_ENV
 
 UNSHOWN = ("Cc", "Cf", "Cs", "Zl", "Zp")
@@ -89,3 +89,48 @@ def test_a_saved_query_the_loader_refuses_is_one_error_line_in_every_command_tha
         "error: the saved queries in analytics/ cannot be loaded: 01_broken.sql: the first line must be a `--` "
         "comment saying the question it answers\n"
     )
+
+
+# ---- every command: the operator's AWS configuration, in one line
+
+
+@pytest.fixture
+def mistyped_profile(monkeypatch, tmp_path):
+    config = tmp_path / "aws-config"
+    config.write_text("[default]\nregion = us-east-1\n\n[profile prod]\nregion = eu-west-1\n", encoding="utf-8")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "prdo")
+    monkeypatch.setenv(TOKEN_ENV, "123456789:AAH-never-used")
+
+
+PROFILE_NOT_FOUND = "error: AWS profile 'prdo' not found in your AWS config (AWS_PROFILE); profiles there: default, prod\n"
+
+
+@pytest.mark.parametrize("argv", [
+    ["target"], ["status"], ["chats"], ["query", "daily_message_count"], ["report"], ["webhook", "set"],
+    ["etl", "run", "--from", "2026-11-01"],
+], ids=lambda argv: " ".join(argv[:2]))
+def test_a_mistyped_aws_profile_is_one_error_line_in_every_command_that_reaches_aws(mistyped_profile, argv, capsys):
+    assert tools.__main__.main([*argv, "--stage", "dev"]) == 1
+    assert capsys.readouterr() == ("", PROFILE_NOT_FOUND)
+
+
+@pytest.mark.parametrize("argv", [
+    ["chats", "--local", "--raw-bucket", "raw"],
+    ["query", "daily_message_count", "--local", "s3://enriched"],
+], ids=lambda argv: " ".join(argv[:2]))
+def test_a_client_made_outside_aws_session_is_guarded_by_the_entry_point(mistyped_profile, monkeypatch, argv, capsys):
+    """`python -m tools` itself turns botocore's refusal of the configuration into one line, wherever the
+    client was made (here the local modes', which need no account but read the same configuration)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # never reached: the session fails first
+    assert tools.__main__.main(argv) == 1
+    assert capsys.readouterr() == ("", PROFILE_NOT_FOUND)
+
+
+def test_only_botocores_refusals_of_the_configuration_are_turned_into_a_line():
+    from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError, ProfileNotFound
+
+    assert aws_configuration_problem(ProfileNotFound(profile="x")).startswith("AWS profile 'x' not found")
+    assert aws_configuration_problem(NoCredentialsError()).startswith("no AWS credentials")
+    for other in (ValueError("x"), ParamValidationError(report="x"), ClientError({"Error": {}}, "GetObject")):
+        assert aws_configuration_problem(other) is None  # a bug or a service's answer stays loud

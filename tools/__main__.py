@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from analytics import QueryLoadError
-from tools.cli import CommandError, plain
+from tools.cli import CommandError, aws_configuration_problem, plain
 
 # Each module exposes `register(subparsers)`, adding its command with `set_defaults(func=...)`;
 # `func(args)` returns the process exit code. In the order `--help` lists them.
@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         message = str(error)
     except QueryLoadError as error:  # every command that reads the saved queries: query, report, webhook set, ...
         message = f"the saved queries in analytics/ cannot be loaded: {error}"
+    except Exception as error:  # botocore refusing the operator's AWS configuration, wherever a client was made
+        message = aws_configuration_problem(error)
+        if message is None:
+            raise
     print(f"error: {plain(message)}", file=sys.stderr)  # it may quote Telegram, AWS or a stored name
     return 1
 

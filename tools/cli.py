@@ -1,14 +1,16 @@
-"""What every command shares: the error that ends it with a clear message, the deployed stacks' outputs, and
-the one way to print text that someone else wrote."""
+"""What every command shares: the error that ends it with a clear message, the deployed stacks' outputs, the
+AWS session (and what is wrong with the operator's AWS configuration), and the one way to print text that
+someone else wrote."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import unicodedata
 from typing import Any
 
-from stacks.config import DEFAULT_STAGE, ConfigError, StageConfig, load_from_cdk_json
+from stacks.config import DEFAULT_STAGE, ConfigError, StageConfig, is_region_name, load_from_cdk_json
 
 
 # What acts on a terminal instead of showing, or hides what is around it: C0 and C1 controls and DEL (escape
@@ -101,15 +103,82 @@ def require_output(outputs: dict[str, str], key: str, stack: str) -> str:
 def aws_session(config: StageConfig) -> Any:
     """A boto3 session in the stage's region: its pinned `region`, else the operator's, resolved as the CDK
     CLI does (AWS_REGION, then AWS_DEFAULT_REGION, then the profile; boto3 alone ignores AWS_REGION), so a
-    command finds the stacks `make deploy` created. CommandError when there is none."""
-    import os
-
+    command finds the stacks `make deploy` created. CommandError when there is none, or when the operator's
+    AWS configuration is unusable: a profile it lacks, a malformed region, a config file that does not parse."""
     import boto3
 
-    session = boto3.session.Session(region_name=config.region or os.environ.get("AWS_REGION") or None)
-    if not session.region_name:
+    try:
+        session = boto3.session.Session(region_name=config.region or os.environ.get("AWS_REGION") or None)
+        region = session.region_name  # reads the profile and the config file
+    except Exception as error:
+        problem = aws_configuration_problem(error)
+        if problem is None:
+            raise
+        raise CommandError(problem) from None
+    if not region:
         raise CommandError(
             f"no AWS region for stage {config.stage}: set its `region` in cdk.json, or AWS_REGION, "
             "or a region in your AWS profile"
         )
+    if not is_region_name(region):  # botocore would take `us-east-1\n` and fail later on a URL
+        raise CommandError(f"{region!r} is not an AWS region name ({_region_source(config)})")
     return session
+
+
+def aws_configuration_problem(error: BaseException) -> str | None:
+    """One line saying what is wrong with the operator's AWS configuration, when `error` is botocore refusing
+    it (a profile, region, config file or credentials setting); None for any other error. Used where sessions
+    are made, and by `python -m tools` for a client made anywhere else."""
+    if not type(error).__module__.startswith("botocore"):
+        return None
+    from botocore import exceptions as aws
+
+    if isinstance(error, aws.ProfileNotFound):
+        profile = error.kwargs["profile"]
+        return (
+            f"AWS profile {profile!r} not found in your AWS config ({_profile_source(profile)}); "
+            f"profiles there: {', '.join(_available_profiles()) or 'none'}"
+        )
+    if isinstance(error, aws.InvalidRegionError):
+        return f"{error.kwargs['region_name']!r} is not an AWS region name ({_region_source(None)})"
+    if isinstance(error, aws.NoRegionError):
+        return "no AWS region: set AWS_REGION, or a region in your AWS profile"
+    if isinstance(error, aws.ConfigParseError):  # the parser's first line only: the next ones quote the file
+        reason = str(error.kwargs.get("error") or "").partition("\n")[0]
+        return f"cannot parse {error.kwargs['path']}, an AWS config or credentials file: {reason} Fix or move it."
+    if isinstance(error, aws.ConfigNotFound):
+        return f"the AWS config file {error.kwargs['path']} does not exist (AWS_CONFIG_FILE)"
+    if isinstance(error, aws.NoCredentialsError):
+        return "no AWS credentials: sign in (e.g. `aws sso login`), or set AWS_PROFILE to a configured profile"
+    configuration = (
+        aws.InvalidConfigError, aws.PartialCredentialsError, aws.CredentialRetrievalError, aws.UnknownCredentialError,
+        aws.SSOError, aws.TokenRetrievalError, aws.LoginError, aws.RefreshWithMFAUnsupportedError,
+        aws.InvalidRetryConfigurationError, aws.InvalidDefaultsMode, aws.InvalidSTSRegionalEndpointsConfigError,
+        aws.InvalidS3UsEast1RegionalEndpointConfigError, aws.InvalidS3AddressingStyleError,
+        aws.InvalidEndpointDiscoveryConfigurationError, aws.InvalidChecksumConfigError, aws.InvalidIMDSEndpointError,
+        aws.InvalidIMDSEndpointModeError, aws.InvalidProxiesConfigError, aws.UnknownRegionError,
+    )
+    if isinstance(error, configuration):
+        return f"your AWS configuration is unusable: {' '.join(str(error).split())}"
+    return None
+
+
+def _profile_source(profile: str) -> str:
+    named_by = [name for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") if os.environ.get(name) == profile]
+    return named_by[0] if named_by else "the profile asked for"
+
+
+def _available_profiles() -> list[str]:
+    import botocore.session
+
+    return botocore.session.Session().available_profiles
+
+
+def _region_source(config: StageConfig | None) -> str:
+    """Where the region came from, for a message: what `aws_session` reads, in its order."""
+    if config is not None and config.region:
+        return "cdk.json"
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if os.environ.get(name):
+            return name
+    return "the `region` of your AWS profile"
