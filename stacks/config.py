@@ -152,6 +152,10 @@ class StageConfig:
         return int(self.etl_schedule_local_time.split(":")[1])
 
 
+# What a stage's settings in cdk.json may hold.
+_STAGE_SETTINGS = {setting.name for setting in fields(StageConfig)} - {"stage"}
+
+
 def load_stage(stages: Mapping[str, Any], stage: str | None) -> StageConfig:
     """Parse and validate one stage from the `stages` context; raise ConfigError naming stage and key.
 
@@ -212,9 +216,6 @@ def check_context_keys(context: Mapping[str, Any]) -> None:
                 f"unknown key {key!r} in the CDK context{hint}: the project reads only {', '.join(CONTEXT_KEYS)} "
                 "at the top of cdk.json's `context` (or from `-c`), and would ignore it"
             )
-
-
-_STAGE_SETTINGS = {setting.name for setting in fields(StageConfig)} - {"stage"}
 
 
 def _folded(key: str) -> str:

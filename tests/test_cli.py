@@ -21,7 +21,8 @@ UNSHOWN = ("Cc", "Cf", "Cs", "Zl", "Zp")
     [
         ("Lake ☕ group", "Lake ☕ group"),
         ("[/r/python] group :smile:", "[/r/python] group :smile:"),  # markup and emoji codes are rich's business
-        ("Grupo dos 👩\u200d💻 e 🏳️\u200d🌈", "Grupo dos 👩\u200d💻 e 🏳️\u200d🌈"),  # a joiner inside an emoji stays
+        # A joiner inside an emoji draws it: it stays.
+        ("Grupo dos 👩\u200d💻 e 🏳️\u200d🌈", "Grupo dos 👩\u200d💻 e 🏳️\u200d🌈"),
         ("\x1b[31mred\x1b[0m", "\\u001b[31mred\\u001b[0m"),  # ANSI colour
         ("\x1b]0;window title\x07", "\\u001b]0;window title\\u0007"),  # OSC: retitles the terminal
         ("a\x9b2Jb", "a\\u009b2Jb"),  # C1 CSI: clears the screen on terminals that read 8-bit controls
@@ -103,7 +104,9 @@ def mistyped_profile(monkeypatch, tmp_path):
     monkeypatch.setenv(TOKEN_ENV, "123456789:AAH-never-used")
 
 
-PROFILE_NOT_FOUND = "error: AWS profile 'prdo' not found in your AWS config (AWS_PROFILE); profiles there: default, prod\n"
+PROFILE_NOT_FOUND = (
+    "error: AWS profile 'prdo' not found in your AWS config (AWS_PROFILE); profiles there: default, prod\n"
+)
 
 
 @pytest.mark.parametrize("argv", [
