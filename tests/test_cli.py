@@ -7,6 +7,7 @@ import json
 import unicodedata
 
 import pytest
+from moto import mock_aws
 
 import analytics
 import tools.__main__
@@ -97,11 +98,14 @@ def test_a_saved_query_the_loader_refuses_is_one_error_line_in_every_command_tha
 
 @pytest.fixture
 def mistyped_profile(monkeypatch, tmp_path):
+    """AWS_PROFILE names a profile the config file lacks. Under moto: a regression calls no real AWS."""
     config = tmp_path / "aws-config"
     config.write_text("[default]\nregion = us-east-1\n\n[profile prod]\nregion = eu-west-1\n", encoding="utf-8")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_PROFILE", "prdo")
     monkeypatch.setenv(TOKEN_ENV, "123456789:AAH-never-used")
+    with mock_aws():
+        yield
 
 
 PROFILE_NOT_FOUND = (

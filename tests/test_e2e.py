@@ -347,3 +347,13 @@ def test_the_demos_answers_are_printed_as_plain_text():
     printed = console.file.getvalue()
     assert "how [/x] do \\u001b[2J\\u202eI" in printed and "[b]times" in printed and "NULL" in printed
     assert not set(printed) & set("\x1b\u202e")
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--days", "9" * 20), ("--days", "0"), ("--per-day", "10001"),
+                                             ("--per-day", "x")])
+def test_the_demos_size_is_bounded_and_refused_in_one_line(capsys, flag, value):
+    """A huge --days once overflowed the start date into a traceback."""
+    with pytest.raises(SystemExit):
+        tools_main(["demo", flag, value])
+    err = capsys.readouterr().err
+    assert f"argument {flag}: must be a whole number from 1 to " in err and "Traceback" not in err

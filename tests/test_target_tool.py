@@ -77,7 +77,10 @@ def test_no_region_anywhere_is_a_clear_error_before_any_call(cdk_json, no_region
 
 @pytest.fixture
 def aws_config(monkeypatch, tmp_path):
-    """An AWS config file with two profiles, as the operator's; returns a function writing another one."""
+    """An AWS config file with two profiles, as the operator's, and no region from the environment (`make`
+    sets AWS_REGION); returns a function writing another file. Under moto: a regression calls no real AWS."""
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
     def write(text: str = "[default]\nregion = us-east-1\n\n[profile prod]\nregion = eu-west-1\n") -> str:
         path = tmp_path / "aws-config"
@@ -86,7 +89,8 @@ def aws_config(monkeypatch, tmp_path):
         return str(path)
 
     write()
-    return write
+    with mock_aws():
+        yield write
 
 
 @pytest.mark.parametrize(("environment", "error"), [

@@ -23,7 +23,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 DEFAULT_OUT = "demo-output"
 DEFAULT_DAYS = 7
 DEFAULT_PER_DAY = 300
+# A year of chat at most, and a busy group's traffic: more only takes hours (and a start date millions of
+# days back does not exist).
+MAX_DAYS = 366
+MAX_PER_DAY = 10_000
 LAMBDA_LOG = "lambda.log"
 LAKE_COPY = "lake"  # raw/ and enriched/, each laid out as its bucket (telegram/context_date=DAY/...)
 # Share of updates delivered twice, and how much later the second delivery arrives.
@@ -87,10 +91,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_stage_argument(parser)
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument("--days", type=_positive, default=DEFAULT_DAYS, help=f"days of chat (default {DEFAULT_DAYS})")
     parser.add_argument(
-        "--per-day", type=_positive, default=DEFAULT_PER_DAY,
-        help=f"average updates per day (default {DEFAULT_PER_DAY})",
+        "--days", type=_count_up_to(MAX_DAYS), default=DEFAULT_DAYS,
+        help=f"days of chat (default {DEFAULT_DAYS}, at most {MAX_DAYS})",
+    )
+    parser.add_argument(
+        "--per-day", type=_count_up_to(MAX_PER_DAY), default=DEFAULT_PER_DAY,
+        help=f"average updates per day (default {DEFAULT_PER_DAY}, at most {MAX_PER_DAY})",
     )
     parser.add_argument(
         "--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
@@ -327,8 +334,16 @@ def standard_output_to(path: Path) -> Iterator[TextIO]:
         os.close(original)
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return number
+def _count_up_to(maximum: int) -> Callable[[str], int]:
+    """An argument that is a whole number from 1 to `maximum`."""
+
+    def count(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= maximum:
+            raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {maximum}, got {text!r}")
+        return number
+
+    return count
