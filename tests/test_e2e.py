@@ -356,4 +356,4 @@ def test_the_demos_size_is_bounded_and_refused_in_one_line(capsys, flag, value):
     with pytest.raises(SystemExit):
         tools_main(["demo", flag, value])
     err = capsys.readouterr().err
-    assert f"argument {flag}: must be a whole number from 1 to " in err and "Traceback" not in err
+    assert f"argument {flag}: must be an integer from 1 to " in err and "Traceback" not in err

@@ -356,7 +356,7 @@ def test_local_report_is_written_with_the_stage_sections(lake, tmp_path, capsys)
 def test_days_must_be_positive_and_a_missing_lake_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         tools.__main__.main(["report", "--days", "0"])
-    assert "positive whole number of days" in capsys.readouterr().err
+    assert "argument --days: must be a positive integer, got '0'" in capsys.readouterr().err
     code, _, err = report_cli(capsys, "--local", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.html"))
     assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
 

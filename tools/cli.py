@@ -8,7 +8,7 @@ import argparse
 import json
 import os
 import unicodedata
-from typing import Any
+from typing import Any, Callable
 
 from stacks.config import DEFAULT_STAGE, ConfigError, StageConfig, is_region_name, load_from_cdk_json
 
@@ -68,6 +68,24 @@ def _escaped(char: str) -> str:
 
 def add_stage_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", default=DEFAULT_STAGE, help=f"stage from cdk.json (default {DEFAULT_STAGE})")
+
+
+def count_argument(maximum: int | None = None, why: str = "") -> Callable[[str], int]:
+    """An argparse `type`: a whole number from 1 to `maximum` (unbounded when None); `why` says, in the
+    refusal, where the bound comes from."""
+
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if maximum is None and value < 1:
+            raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+        if maximum is not None and not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be an integer from 1 to {maximum}{why}, got {text!r}")
+        return value
+
+    return count
 
 
 def stage_config(args: argparse.Namespace) -> StageConfig:

@@ -23,7 +23,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -35,7 +35,7 @@ from analytics import SavedQuery, load_queries
 from lambdas.common.layout import PREFIX, today
 from lambdas.common.updates import update_chat_id
 from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, plain, stage_config
+from tools.cli import CommandError, add_stage_argument, count_argument, plain, stage_config
 from tools.operate.etl_runs import DayOutcome, days_between, local_engine_runner, run_days, summary_table
 from tools.local.stack import LocalStack, deliver, telegram_json
 from tools.local.sql import ENRICHED_FOLDER, RAW_FOLDER, download_lake, open_lake
@@ -92,11 +92,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_stage_argument(parser)
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument(
-        "--days", type=_count_up_to(MAX_DAYS), default=DEFAULT_DAYS,
+        "--days", type=count_argument(MAX_DAYS), default=DEFAULT_DAYS,
         help=f"days of chat (default {DEFAULT_DAYS}, at most {MAX_DAYS})",
     )
     parser.add_argument(
-        "--per-day", type=_count_up_to(MAX_PER_DAY), default=DEFAULT_PER_DAY,
+        "--per-day", type=count_argument(MAX_PER_DAY), default=DEFAULT_PER_DAY,
         help=f"average updates per day (default {DEFAULT_PER_DAY}, at most {MAX_PER_DAY})",
     )
     parser.add_argument(
@@ -332,18 +332,3 @@ def standard_output_to(path: Path) -> Iterator[TextIO]:
                 os.dup2(original, 1)
     finally:
         os.close(original)
-
-
-def _count_up_to(maximum: int) -> Callable[[str], int]:
-    """An argument that is a whole number from 1 to `maximum`."""
-
-    def count(text: str) -> int:
-        try:
-            number = int(text)
-        except ValueError:
-            number = 0
-        if not 1 <= number <= maximum:
-            raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {maximum}, got {text!r}")
-        return number
-
-    return count

@@ -22,7 +22,8 @@ from lambdas.ingest.chats import COUNTED_OUTCOMES, GROUP_TYPES, ChatDay, ChatLin
 from stacks import outputs
 from stacks.config import StageConfig
 from tools.cli import (
-    CommandError, add_stage_argument, aws_session, plain, plain_json, require_output, stack_outputs, stage_config,
+    CommandError, add_stage_argument, aws_session, count_argument, plain, plain_json, require_output, stack_outputs,
+    stage_config,
 )
 
 DEFAULT_DAYS = 7
@@ -148,7 +149,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_stage_argument(parser)
     parser.add_argument(
-        "--days", type=_days, default=DEFAULT_DAYS,
+        "--days", type=count_argument(CHATS_SEEN_RETENTION_DAYS, " (records are kept that long)"),
+        default=DEFAULT_DAYS,
         help=f"days to look back, today included (default {DEFAULT_DAYS}, at most {CHATS_SEEN_RETENTION_DAYS})",
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
@@ -325,15 +327,3 @@ def print_report(report: ChatsReport) -> None:
 
 def _utc(instant: datetime, timespec: str = "milliseconds") -> str:
     return instant.astimezone(timezone.utc).isoformat(timespec=timespec)
-
-
-def _days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= CHATS_SEEN_RETENTION_DAYS:
-        raise argparse.ArgumentTypeError(
-            f"must be an integer from 1 to {CHATS_SEEN_RETENTION_DAYS} (records are kept that long), got {text!r}"
-        )
-    return value

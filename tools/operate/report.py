@@ -24,7 +24,7 @@ from pathlib import Path
 from analytics import RELATION_NOTES, SavedQuery, load_queries
 from lambdas.common.layout import PARTITION_KEY, today
 from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, aws_session, stage_config
+from tools.cli import CommandError, add_stage_argument, aws_session, count_argument, stage_config
 from tools.operate.query import add_timeout_argument, format_bytes, run_athena
 from tools.operate.report_html import SECTION_QUERIES, Answer, ReportContext, render_report
 
@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run on DuckDB over a local lake, as `query --local` does (e.g. demo-output/lake)",
     )
     parser.add_argument(
-        "--days", type=_positive_days, help="only the last N days, today included (default: every day the stage shows)"
+        "--days", type=count_argument(),
+        help="only the last N days, today included (default: every day the stage shows)",
     )
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"the HTML file (default {DEFAULT_OUT})")
     add_timeout_argument(parser, "each query")
@@ -191,13 +192,3 @@ def write_demo_report(
         source="DuckDB over the demo's local lake", generated_at=datetime.now(timezone.utc),
     )
     return write_report(path, answers, report_queries(config, queries), context)
-
-
-def _positive_days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number of days, got {text!r}")
-    return value

@@ -20,9 +20,11 @@ from typing import Any, Callable, Iterable
 
 from analytics import load_queries, requested_updates
 from stacks import outputs
-from stacks.config import StageConfig
+from stacks.config import MAX_WEBHOOK_CONNECTIONS, StageConfig
 from tools.operate.chats import allowlist_warning
-from tools.cli import CommandError, add_stage_argument, aws_session, plain, require_output, stack_outputs, stage_config
+from tools.cli import (
+    CommandError, add_stage_argument, aws_session, count_argument, plain, require_output, stack_outputs, stage_config,
+)
 from tools.telegram import TelegramError, add_api_base_argument, bot_api_from_env
 
 # What Telegram accepts as `secret_token` (and what the stack's generated secret is made of).
@@ -44,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     set_parser = actions.add_parser("set", help="setWebhook to the stage's deployed URL, with its secret")
     add_stage_argument(set_parser)
     set_parser.add_argument(
-        "--max-connections", type=_max_connections, metavar="N", help="parallel deliveries, 1-100 (default: config)"
+        "--max-connections", type=count_argument(MAX_WEBHOOK_CONNECTIONS), metavar="N",
+        help=f"parallel deliveries, 1-{MAX_WEBHOOK_CONNECTIONS} (default: config)",
     )
     set_parser.set_defaults(func=set_webhook)
 
@@ -210,13 +213,3 @@ def _telegram(call: Callable[..., Any], *args: Any) -> Any:
         return call(*args)
     except TelegramError as error:
         raise CommandError(str(error)) from None
-
-
-def _max_connections(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 100, got {text!r}")
-    return value
