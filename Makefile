@@ -30,7 +30,8 @@ OFFLINE_AWS := env -u AWS_PROFILE AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KE
 # (`python -m tools target` fails when the credentials do not match a pinned account or no region is set).
 TARGET = $(if $(strip $(STAGE)),,$(error STAGE is empty: name one of: $(STAGES)))$(BIN)/python -m tools target --stage $(STAGE)
 
-.PHONY: help setup lock test unit synth-all lint-templates check-layers lint-workflows synth bootstrap diff deploy demo check-report bench clean
+.PHONY: help setup lock test unit synth-all lint-templates check-layers lint-workflows synth bootstrap diff deploy destroy \
+	demo check-report bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -101,6 +102,14 @@ diff: setup ## cdk diff STAGE=dev (needs AWS credentials)
 deploy: setup ## cdk deploy STAGE=dev (needs AWS credentials); prints the target account and region first
 	$(TARGET)
 	$(CDK) deploy -c stage=$(STAGE) -o cdk.out/$(STAGE) --all --require-approval $(REQUIRE_APPROVAL)
+
+# The stage's own stacks, each by name from the stage's app (`cdk list` of one stage lists its stacks and the
+# shared ones): never TelegramLake-Account or TelegramLake-GitHubOidcProvider, which every stage of the account
+# uses. `cdk destroy` names them and asks first; FORCE=1 does not ask.
+destroy: setup ## cdk destroy STAGE=dev: that stage's stacks only, never the shared ones (asks unless FORCE=1)
+	$(TARGET)
+	stacks="$$($(CDK) list -c stage=$(STAGE) -o cdk.out/$(STAGE) | grep -x 'TelegramLake-$(STAGE)-[A-Za-z]*')"; \
+	$(CDK) destroy -c stage=$(STAGE) -o cdk.out/$(STAGE) --exclusively $(if $(filter 1,$(FORCE)),--force )$$stacks
 
 demo: $(VENV)/.installed ## The whole pipeline locally: webhook -> raw -> ETL -> DuckDB analytics -> report.html
 	$(OFFLINE_AWS) $(BIN)/python -m tools demo --out demo-output

@@ -23,18 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from lambdas.common.reading import UNIX_SECONDS_MAX
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
 from lambdas.etl.day import DAY_PLACEHOLDER
 from lambdas.etl.flatten import CONTENT_TYPES, SERVICE_FIELDS
 from lambdas.etl.schema import COLUMN_NAMES, PARTITION
+from stacks.config import DEFAULT_RAW_WINDOW_DAYS, StageConfig
 from stacks.time_zones import is_accepted_zone, unknown_zone_message
 
 QUERY_DIR = Path(__file__).resolve().parent
 LAKE_DIR = QUERY_DIR / "lake"
 TIMEZONE_PLACEHOLDER = "{{timezone}}"
-# Raw days read beside the compacted ones: today and the days before it that a failed ETL run may have left
-# uncompacted. Counted back from UTC's current_date, one more than needed, so every zone's "today" is in.
-RAW_WINDOW_DAYS = 3
 # Raw days the member and reaction questions read (every update type is in the raw zone only).
 UPDATES_WINDOW_DAYS = 31
 TOMORROW = "current_date + INTERVAL '1' DAY"  # the last raw day: a zone east of UTC may already be there
@@ -63,12 +62,16 @@ class SavedQuery:
     update_types: tuple[str, ...] = ()  # its `-- updates:` header: the update types it reads from the raw zone
 
 
-def load_queries(timezone: str, database: str) -> list[SavedQuery]:
-    """Every saved query, in file order, for a stage whose day and hours are in `timezone` and whose Glue
-    database is `database`."""
+def load_queries(
+    timezone: str, database: str, *, raw_window_days: int = DEFAULT_RAW_WINDOW_DAYS
+) -> list[SavedQuery]:
+    """Every saved query, in file order, for a stage whose day and hours are in `timezone`, whose Glue database is
+    `database`, and whose up-to-the-minute relation reads the raw days of the last `raw_window_days` days."""
     _check_zone(timezone)
     _check_database(database)
-    relations = {"telegram": up_to_the_minute(database), "telegram_updates": recent_updates(database)}
+    relations = {
+        "telegram": up_to_the_minute(database, raw_window_days), "telegram_updates": recent_updates(database)
+    }
     queries = [_load(path, timezone, database, relations) for path in sorted(QUERY_DIR.glob("*.sql"))]
     names = [query.name for query in queries]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -77,11 +80,22 @@ def load_queries(timezone: str, database: str) -> list[SavedQuery]:
     return queries
 
 
-def load_query(name: str, timezone: str, database: str) -> SavedQuery:
-    queries = {query.name: query for query in load_queries(timezone, database)}
-    if name not in queries:
-        raise KeyError(f"no saved query {name!r}; available: {', '.join(queries)}")
-    return queries[name]
+def stage_queries(config: StageConfig) -> list[SavedQuery]:
+    """The saved queries exactly as the stage's named queries hold them: its zone, database and raw window."""
+    return load_queries(config.timezone, config.glue_database, raw_window_days=config.raw_window_days)
+
+
+def find_query(queries: Iterable[SavedQuery], name: str) -> SavedQuery:
+    by_name = {query.name: query for query in queries}
+    if name not in by_name:
+        raise KeyError(f"no saved query {name!r}; available: {', '.join(by_name)}")
+    return by_name[name]
+
+
+def load_query(
+    name: str, timezone: str, database: str, *, raw_window_days: int = DEFAULT_RAW_WINDOW_DAYS
+) -> SavedQuery:
+    return find_query(load_queries(timezone, database, raw_window_days=raw_window_days), name)
 
 
 def raw_objects(database: str, first_day: str, last_day: str) -> str:
@@ -117,21 +131,25 @@ def raw_rows(database: str, first_day: str, last_day: str) -> str:
             "raw_objects": textwrap.indent(raw_objects(database, first_day, last_day), "        "),
             "content_types": _sql_strings(CONTENT_TYPES),
             "service_fields": _sql_strings(SERVICE_FIELDS),
+            "unix_seconds_max": str(UNIX_SECONDS_MAX),
         },
     )
 
 
-def up_to_the_minute(database: str) -> str:
-    """`lake/telegram.sql`: the compacted days plus the raw days of the recent window not compacted yet."""
-    window_start = f"current_date - INTERVAL '{RAW_WINDOW_DAYS}' DAY"
+def up_to_the_minute(database: str, raw_window_days: int = DEFAULT_RAW_WINDOW_DAYS) -> str:
+    """`lake/telegram.sql`: the compacted days, plus the raw days of the last `raw_window_days` days not compacted
+    yet (counted back from UTC's current_date, up to tomorrow in UTC, so every zone's "today" is in)."""
+    if not (isinstance(raw_window_days, int) and raw_window_days >= 1):
+        raise QueryLoadError(f"the raw window is at least 1 day, got {raw_window_days!r}")
+    window_start = f"current_date - INTERVAL '{raw_window_days}' DAY"
     return _statement(
         LAKE_DIR / "telegram.sql",
         {
             "database": database,
-            "raw_window_days": str(RAW_WINDOW_DAYS),
+            "raw_window_days": str(raw_window_days),
             "window_start": window_start,
             "columns": ", ".join(f'"{name}"' for name in (*COLUMN_NAMES, PARTITION.name)),
-            "raw_rows": _indented(raw_rows(database, window_start, TOMORROW)),
+            "raw_rows": textwrap.indent(raw_rows(database, window_start, TOMORROW), " " * 12),
         },
     )
 

@@ -10,7 +10,7 @@ The engines (stage setting `etl_engine`), on the same corpus (same seed and size
   objects of the day and the day before downloaded from S3, the statements the state machine sends to Athena run
   on DuckDB, the day finished by the deployed publish step's `finish_day`. On AWS Athena reads S3 and runs the
   SQL: locally those parts show what they cost on this machine. Its time is split into "download" (the rest:
-  listing, GETs, scratch files, as the local engine does them), "lines" (the objects as the raw table's lines,
+  listing and GETs, as the local engine does them), "lines" (the objects as the raw table's lines,
   tools/local/sql.py), "SQL" (the two statements on DuckDB) and "publish" (`finish_day`: Parquet write and puts).
   "merge rows/s" re-enacts the deployed publish step's merge of UNLOAD's files (`staged_batches` into
   `write_batches`) on the day's Parquet, without S3. Both engines must write the same number of rows.

@@ -16,6 +16,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks import outputs
+from stacks.alarm_subscribers import unheard_alarms
 from stacks.config import PROJECT, StageConfig
 from stacks.references import stack_output
 
@@ -23,6 +24,8 @@ CLOUDWATCH = "cloudwatch.amazonaws.com"
 # Every alarm of the lake counts failures over this period and is raised by the first one.
 ALARM_PERIOD = cdk.Duration.minutes(5)
 ANY_FAILURE = 1
+# The id of the synth-time warning of a stage whose alarms nobody is subscribed to (acknowledge it with this id).
+NO_SUBSCRIBER_WARNING = f"{PROJECT}:alarmsWithoutSubscriber"
 
 
 class AlarmTopic(Construct):
@@ -66,6 +69,9 @@ class AlarmTopic(Construct):
         )
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        else:
+            # Printed by `cdk synth` and `cdk deploy`; `python -m tools target` (run first by make) says it too.
+            cdk.Annotations.of(self.topic).add_warning_v2(NO_SUBSCRIBER_WARNING, unheard_alarms(config))
 
 
 def alarm_topic_from_output(consumer: cdk.Stack, construct_id: str, *, producer: cdk.Stack) -> sns.ITopic:

@@ -58,6 +58,10 @@ RUN_TIMEOUT = cdk.Duration.hours(6)
 # Athena calls S3 with the caller's credentials and names itself in `aws:CalledVia`: the state machine's S3
 # rights serve its queries only, never a direct call.
 VIA_ATHENA = {"ForAnyValue:StringEquals": {"aws:CalledVia": ["athena.amazonaws.com"]}}
+# Step Functions writes a state machine's logs through CloudWatch Logs' log delivery, which otherwise adds the log
+# group to the account's one CloudWatch Logs resource policy (at most 5,120 characters, and busy accounts reach it:
+# the deploy then fails). Log groups under this prefix need no entry there.
+VENDED_LOGS_PREFIX = "/aws/vendedlogs/states/"
 # What Athena reads of the raw table's definition as the caller (its database, columns, projection, partitions).
 GLUE_READ_ACTIONS = ("glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions")
 # The state machine starts, follows (`.sync` polls GetQueryExecution) and, when the execution stops, stops queries.
@@ -105,7 +109,9 @@ class AthenaCompaction(Construct):
             timeout=RUN_TIMEOUT,
             tracing_enabled=True,
             logs=sfn.LogOptions(
-                destination=log_group(self, "Logs", config=config),
+                destination=log_group(
+                    self, "Logs", config=config, name=f"{VENDED_LOGS_PREFIX}{state_machine_name(config)}"
+                ),
                 level=sfn.LogLevel.ALL,
                 include_execution_data=True,
             ),
@@ -138,10 +144,13 @@ class AthenaCompaction(Construct):
             environment=compaction_environment(config, raw_bucket, enriched_bucket),
             layers=[runtime_layer(self, config), pyarrow_layer(self, config)],
         )
-        # Publish lists, downloads and deletes the attempt's staged files, replaces (puts, or deletes when stale)
-        # the day's Parquet file and rejects report, and reads the report query's results. Never raw data.
+        # Publish lists, downloads and deletes the attempt's staged files and leaves the run's summary beside them,
+        # replaces (puts, or deletes when stale) the day's Parquet file and rejects report, and reads the report
+        # query's results. Never raw data.
         grant_listing(enriched_bucket, function, ATHENA_STAGING_PREFIX)
-        grant_on_objects(enriched_bucket, function, ["s3:GetObject", "s3:DeleteObject"], f"{ATHENA_STAGING_PREFIX}*")
+        grant_on_objects(
+            enriched_bucket, function, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], f"{ATHENA_STAGING_PREFIX}*"
+        )
         grant_on_objects(enriched_bucket, function, ["s3:PutObject", "s3:DeleteObject"], f"{PREFIX}*")
         iam.Grant.add_to_principal(
             grantee=function, actions=["athena:GetQueryResults"], resource_arns=[self.workgroup_arn]
@@ -288,7 +297,8 @@ class AthenaCompaction(Construct):
         query_results = results.arn_for_objects("*")
         wildcards = {
             self.steps.role: {
-                staged: "Publish reads and removes the staged files of a run, in a folder named by day and run id.",
+                staged: "Publish reads and removes the staged files of a run, and leaves the run's summary, in a "
+                "folder named by day and run id.",
                 enriched_bucket.arn_for_objects(f"{PREFIX}*"): "Publish replaces each day's file and rejects report, "
                 "in keys named by day; no other prefix of the enriched bucket is granted.",
                 query_results: "GetQueryResults reads the report query's result, a key named by its query id; the "

@@ -55,6 +55,9 @@ MAX_READ_CONCURRENCY = 256  # parallel S3 GETs of one ETL run (threads in one La
 MIN_BYTES_SCANNED_CUTOFF = 10_485_760  # Athena's BytesScannedCutoffPerQuery: at least 10 MB ...
 MAX_BYTES_SCANNED_CUTOFF = 2**63 - 1  # ... and a Java long
 MAX_NO_UPDATES_ALARM_HOURS = 168  # CloudWatch evaluates a 1-hour-period alarm over at most 7 days
+# How many days back the saved queries read raw days that are not compacted yet (today, a failed or late run):
+# each is raw JSON every query scans, so a month at most.
+DEFAULT_RAW_WINDOW_DAYS, MAX_RAW_WINDOW_DAYS = 3, 31
 # Telegram: a chat id "has at most 52 significant bits".
 MAX_CHAT_ID_MAGNITUDE = 2**52 - 1
 # How far ahead the schedule's local time must exist every day (from the start of this year, in UTC).
@@ -114,6 +117,7 @@ class StageConfig:
     athena_results_expiration_days: int
     athena_bytes_scanned_cutoff: int
     no_updates_alarm_hours: int  # the ingest's alarm fires after this many hours with nothing stored; 0 = off
+    raw_window_days: int  # days back the up-to-the-minute relation reads raw days not compacted yet
     github_repository: str | None  # `owner/name` whose workflows may review and deploy the stage; None = none
 
     @property
@@ -451,6 +455,9 @@ class _Parser:
             ),
             no_updates_alarm_hours=self.integer(
                 "no_updates_alarm_hours", 24, minimum=0, maximum=MAX_NO_UPDATES_ALARM_HOURS
+            ),
+            raw_window_days=self.integer(
+                "raw_window_days", DEFAULT_RAW_WINDOW_DAYS, minimum=1, maximum=MAX_RAW_WINDOW_DAYS
             ),
             github_repository=self.github_repository("github_repository"),
         )

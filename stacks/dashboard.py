@@ -1,14 +1,14 @@
 """The stage's CloudWatch dashboard: is the lake healthy, on one page.
 
 Top to bottom: every alarm of the stage and its state; the webhook (requests, 4xx/5xx, latency) as API
-Gateway sees it; the ingest's outcomes; the daily ETL (runs, errors, duration, rows written and what it
-left out per day) and its dead-letter queue. The runs are those of the stage's engine: the ETL function's,
-or on `etl_engine: athena` the compaction state machine's executions. `python -m tools status` prints the
-same health in a terminal.
+Gateway sees it; the ingest's outcomes, and its function's concurrency and throttles; the daily ETL (runs,
+errors, duration, rows written and what it left out per day) and its dead-letter queue. The runs are those of
+the stage's engine: the ETL function's, or on `etl_engine: athena` the compaction state machine's executions.
+`python -m tools status` prints the same health in a terminal.
 
-Every metric is read by name (the API's name and stage, the stage's namespace and the handlers' own metric
-names, the state machine's name), never through a reference to another stack's resource, so the dashboard
-adds no export to another stack and follows a replaced resource of the same name.
+Every metric is read by name (the API's name and stage, the ingest function's name, the stage's namespace and
+the handlers' own metric names, the state machine's name), never through a reference to another stack's
+resource, so the dashboard adds no export to another stack and follows a replaced resource of the same name.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from lambdas.ingest import metrics as ingest_metrics
 from stacks.alarms import alarm_name
 from stacks.athena_compaction import RUN_TIMEOUT, state_machine_name
 from stacks.config import PROJECT, StageConfig
-from stacks.ingestion import webhook_api_name
+from stacks.ingestion import ingest_function_name, webhook_api_name
 from stacks.metrics import lake_metric
 
 FULL_WIDTH = 24
@@ -38,6 +38,7 @@ DEFAULT_INTERVAL = cdk.Duration.days(7)
 HOUR = cdk.Duration.hours(1)
 DAY = cdk.Duration.days(1)
 API_GATEWAY = "AWS/ApiGateway"
+LAMBDA = "AWS/Lambda"
 STATES = "AWS/States"
 
 INGEST_SIGNALS = (
@@ -138,15 +139,44 @@ class StageDashboard(Construct):
         ]
 
     def _ingest(self) -> list[cloudwatch.IWidget]:
-        """Each request's outcome, and the signals beside it (new update types, unlisted groups, bad tokens)."""
+        """Each request's outcome, the signals beside it (new update types, unlisted groups, bad tokens), and
+        whether Lambda ran every request."""
 
         def ingest(name: str) -> cloudwatch.Metric:
             return lake_metric(self.config, ingest_metrics.SERVICE, name, period=HOUR, label=name)
 
         return [
-            _graph("Ingest outcomes per hour", [ingest(name) for name in ingest_metrics.OUTCOMES], width=12),
-            _graph("Ingest signals per hour", [ingest(name) for name in INGEST_SIGNALS], width=12),
+            _graph("Ingest outcomes per hour", [ingest(name) for name in ingest_metrics.OUTCOMES]),
+            _graph("Ingest signals per hour", [ingest(name) for name in INGEST_SIGNALS]),
+            self._ingest_concurrency(),
         ]
+
+    def _ingest_concurrency(self) -> cloudwatch.GraphWidget:
+        """The ingest function's busiest concurrency against the connections Telegram may open, and its throttles:
+        a new account's Lambda concurrency quota can be lower than `webhook_max_connections`."""
+
+        def function_metric(name: str, statistic: str, label: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=LAMBDA,
+                metric_name=name,
+                dimensions_map={"FunctionName": ingest_function_name(self.config)},
+                period=HOUR,
+                statistic=statistic,
+                label=label,
+            )
+
+        return cloudwatch.GraphWidget(
+            title="Ingest concurrency and throttles per hour",
+            left=[function_metric("ConcurrentExecutions", "Maximum", "most concurrent executions")],
+            right=[function_metric("Throttles", "Sum", "throttled (answered 5xx, Telegram retries)")],
+            left_annotations=[
+                cloudwatch.HorizontalAnnotation(
+                    value=self.config.webhook_max_connections, label="Telegram's max_connections"
+                )
+            ],
+            width=8,
+            height=GRAPH_HEIGHT,
+        )
 
     def _function_runs(self, function: lambda_.IFunction) -> EtlRuns:
         """The Lambda engine: the ETL function's invocations, errors and longest run, against its timeout."""

@@ -10,9 +10,10 @@ stacks/github_access.py for which jobs):
 - the review role may only read the templates of the stage's own stacks, for `cdk diff`: pull-request code
   runs with it, so it cannot deploy, and cannot read data (the CDK lookup role could read every bucket).
 
-GitHub's OIDC provider is one per account. The account's shared stack creates it when the top-level context
-setting `create_github_oidc_provider` is true; otherwise the account's existing one is used. Either way its
-ARN is fixed by the account, so a stage needs no reference to the stack that made it.
+GitHub's OIDC provider is one per account. When the top-level context setting `create_github_oidc_provider`
+is true, the app holds its own shared stack, `TelegramLake-GitHubOidcProvider`; otherwise the account's
+existing provider is used. Either way its ARN is fixed by the account, so a stage needs no reference to the
+stack that made it.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.compliance import acknowledge, nag_resource
-from stacks.config import PROJECT, StageConfig
+from stacks.config import StageConfig
 from stacks.github_access import (
-    AUDIENCE, CREATE_PROVIDER_KEY, DEPLOY, OIDC_HOST, PART, REVIEW, ROLE_OUTPUTS, creates_oidc_provider, role_variable,
-    subject,
+    AUDIENCE, CREATE_PROVIDER_KEY, DEPLOY, OIDC_HOST, PART, PROVIDER_ARN_OUTPUT, PROVIDER_STACK_NAME, REVIEW,
+    ROLE_OUTPUTS, creates_oidc_provider, role_name, role_variable, subject,
 )
 
 # The bootstrap roles `cdk deploy` assumes: CloudFormation calls, and uploading the file assets. The stage
@@ -36,12 +37,18 @@ DEPLOY_BOOTSTRAP_ROLES = ("deploy", "file-publishing")
 TEMPLATE_READING = ("cloudformation:DescribeStacks", "cloudformation:GetTemplate")
 
 
-def add_github_access(app: cdk.App, *, config: StageConfig, account: cdk.Stack, **kwargs) -> GitHubAccessStack | None:
-    """The account's OIDC provider when the context asks for it, and the stage's GitHub stack when the stage
-    names a repository (None otherwise). Added after every other stack of the app: its review role reads
-    them all. Deployed after the account's stack, which may hold the provider."""
-    if creates_oidc_provider(app.node.try_get_context(CREATE_PROVIDER_KEY)):
-        add_oidc_provider(account)
+def add_oidc_provider(app: cdk.App, **kwargs) -> GitHubOidcProviderStack | None:
+    """The account's GitHub OIDC provider stack, only when the context's `create_github_oidc_provider` is true."""
+    if not creates_oidc_provider(app.node.try_get_context(CREATE_PROVIDER_KEY)):
+        return None
+    return GitHubOidcProviderStack(app, PROVIDER_STACK_NAME, **kwargs)
+
+
+def add_github_access(
+    app: cdk.App, *, config: StageConfig, provider: cdk.Stack | None, **kwargs
+) -> GitHubAccessStack | None:
+    """The stage's GitHub stack when the stage names a repository (None otherwise). Added after every other
+    stack of the app: its review role reads them all. Deployed after the provider's stack, when the app has it."""
     if config.github_repository is None:
         return None
     reviewed = [child for child in app.node.children if isinstance(child, cdk.Stack)]
@@ -50,15 +57,30 @@ def add_github_access(app: cdk.App, *, config: StageConfig, account: cdk.Stack, 
         description=f"GitHub Actions of {config.github_repository}: OIDC roles to deploy and review the stage",
         **kwargs,
     )
-    stack.add_stack_dependency(account, "its roles trust the account's GitHub OIDC provider")
+    if provider is not None:
+        stack.add_stack_dependency(provider, "its roles trust the GitHub OIDC provider that stack creates")
     return stack
 
 
-def add_oidc_provider(account: cdk.Stack) -> None:
-    """GitHub's OIDC provider in the account's shared stack, kept if the stack is ever deleted: other
-    repositories' roles in the account may trust it too."""
-    provider = iam.OidcProviderNative(account, "GitHubOidcProvider", url=f"https://{OIDC_HOST}", client_ids=[AUDIENCE])
-    provider.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+class GitHubOidcProviderStack(cdk.Stack):
+    """GitHub's OIDC provider, alone in a stack shared by every stage of the account.
+
+    It is in the app only while cdk.json sets `create_github_oidc_provider: true`: a deploy from a checkout (or
+    a stage) without the setting does not touch it, so no "last deploy wins" can remove the provider every
+    GitHub role trusts. Kept if the stack is ever deleted: other repositories' roles may trust it too. Its
+    output, the provider's ARN, is how `python -m tools target` tells this provider from another project's."""
+
+    def __init__(self, scope: Construct, construct_id: str, **kwargs):
+        super().__init__(
+            scope, construct_id,
+            description="GitHub's OIDC provider of the account, shared by every stage (kept if this stack is deleted)",
+            **kwargs,
+        )
+        provider = iam.OidcProviderNative(self, "Provider", url=f"https://{OIDC_HOST}", client_ids=[AUDIENCE])
+        provider.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        cdk.CfnOutput(
+            self, PROVIDER_ARN_OUTPUT, value=provider.oidc_provider_arn, description="The provider this stack created"
+        )
 
 
 def oidc_provider_arn(stack: cdk.Stack) -> str:
@@ -110,7 +132,7 @@ class GitHubAccessStack(cdk.Stack):
         role = iam.Role(
             self,
             f"{purpose.capitalize()}Role",
-            role_name=f"{PROJECT}-{stage}-GitHub{purpose.capitalize()}",
+            role_name=role_name(purpose, stage),
             description=f"GitHub Actions of {repository} {what}",
             assumed_by=iam.FederatedPrincipal(
                 oidc_provider_arn(self),

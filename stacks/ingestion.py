@@ -71,6 +71,7 @@ class IngestionStack(cdk.Stack):
             config=config,
             package="ingest",
             description="Stores each allowed Telegram webhook update unchanged in the raw bucket",
+            function_name=ingest_function_name(config),
             memory_mb=256,
             timeout=cdk.Duration.seconds(FUNCTION_TIMEOUT_SECONDS),
             environment={
@@ -165,6 +166,18 @@ class IngestionAlarms(Construct):
             alarm_on_any(self, alarm_id, metric, config=config, description=description, topic=topic)
         alarm_on_any(
             self,
+            "IngestThrottled",
+            function.metric_throttles(period=ALARM_PERIOD, statistic="Sum"),
+            config=config,
+            description="Lambda refused to run the ingest function: the account's concurrent executions in this "
+            f"region were used up (new accounts may get as few as 10; Telegram opens up to "
+            f"{config.webhook_max_connections} connections, webhook_max_connections). The webhook answered 5xx and "
+            "Telegram redelivers. Ask for a higher Lambda 'Concurrent executions' quota (Service Quotas), or lower "
+            "webhook_max_connections and run `python -m tools webhook set`.",
+            topic=topic,
+        )
+        alarm_on_any(
+            self,
             "RejectedTokens",
             self.ingest_metric(metrics.UNAUTHORIZED),
             config=config,
@@ -183,9 +196,16 @@ class IngestionAlarms(Construct):
         return lake_metric(self.config, metrics.SERVICE, name, period=period)
 
     def _unlisted_chats_alarm(self) -> None:
-        """Groups (or channels) wrote but nothing was stored: on a fresh deploy, the allowlist's example id."""
+        """Groups (or channels) wrote but nothing was stored: on a fresh deploy, the allowlist's example id.
+
+        On that fresh stage `Stored` was never published: its query returns no datapoint at all, and what FILL
+        makes of a series with nothing to fill is not documented. So the expression never relies on it: a
+        comparison of two time series "treats the missing value in the other time series as 0" when only one has
+        a value at a timestamp (CloudWatch's metric math reference). Each hour in which groups wrote is 1 when
+        nothing was stored, whether `stored` has no datapoint or a 0, and 0 when something was; an hour with
+        no unlisted write has no datapoint (or 0), which the alarm treats as not breaching."""
         unlisted_only = cloudwatch.MathExpression(
-            expression="IF(FILL(unlisted, 0) > 0 AND FILL(stored, 0) == 0, 1, 0)",
+            expression="(unlisted > 0) > (stored > 0)",
             using_metrics={
                 "unlisted": self.ingest_metric(metrics.SKIPPED_FROM_GROUP, UNLISTED_CHATS_PERIOD),
                 "stored": self.ingest_metric(metrics.STORED, UNLISTED_CHATS_PERIOD),
@@ -246,6 +266,12 @@ def _raw_lifecycle(config: StageConfig) -> list[s3.LifecycleRule]:
             noncurrent_version_expiration=cdk.Duration.days(STATE_NONCURRENT_DAYS),
         ),
     ]
+
+
+def ingest_function_name(config: StageConfig) -> str:
+    """The ingest function's name: its Lambda metrics (throttles, concurrency) are dimensioned by it, as the
+    dashboard reads them."""
+    return config.stack_name("Ingest")
 
 
 def webhook_api_name(config: StageConfig) -> str:

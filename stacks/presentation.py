@@ -20,7 +20,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from analytics import load_queries
+from analytics import stage_queries
 from lambdas.common.layout import PARTITION_KEY, PREFIX
 from lambdas.etl import schema
 from stacks import outputs
@@ -193,7 +193,7 @@ class PresentationStack(cdk.Stack):
                 ),
             ),
         )
-        for query in load_queries(config.timezone, config.glue_database):
+        for query in stage_queries(config):
             athena.CfnNamedQuery(
                 self,
                 f"Query-{query.name}",

@@ -4,7 +4,9 @@ A weak reference (`Fn::GetStackOutput`) is read only when the consumer stack dep
 --all` skips a consumer whose template did not change: replacing the raw bucket would leave the ETL
 reading the old one, in silence. An export in use cannot change: CloudFormation refuses to update the
 producer ("Export ... cannot be updated as it is in use by ...") until its consumers stop using it, so the
-same change fails loudly at deploy time instead.
+same change fails loudly at deploy time instead. The way out is two releases (docs/operating.md, "A deploy
+fails on an export in use"): the first keeps the old export published (`keep_retired`) while the consumers move
+to a new one; the second removes it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ def publish(producer: cdk.Stack, output_id: str, value: str, description: str) -
     return cdk.CfnOutput(
         producer, output_id, value=value, description=description, export_name=export_name(producer, output_id)
     )
+
+
+def keep_retired(producer: cdk.Stack, output_id: str, value: str) -> cdk.CfnOutput:
+    """An export the deployed consumers still import, kept as it is (its old output id, its current `value`) for
+    one release while they move to its successor: CloudFormation refuses to remove or change it before. Delete
+    the call in the next release, once every stage has deployed this one."""
+    return publish(producer, output_id, value, "Retired: still imported by a deployed stack until its next deploy")
 
 
 def stack_output(consumer: cdk.Stack, *, producer: cdk.Stack, output_id: str) -> str:

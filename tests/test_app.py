@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Template
 
 from stacks.app import build_app
 from stacks.config import ConfigError
+from stacks.references import keep_retired
 from tests.cdk_support import PARTS, STAGE_PARTS, build, resources, stage_fixture
 from tests.stage_settings import CDK_CONTEXT
 
@@ -184,3 +186,22 @@ def test_stacks_read_each_other_only_through_exports_that_cannot_change_while_in
     for part, names in imported.items():
         for name in names:
             assert stage_app.stacks[exported[name]] in stage_app.stacks[part].dependencies
+
+
+def test_a_retired_export_stays_published_beside_its_successor_until_the_next_release():
+    """Step 1 of renaming an output the Etl stack imports (docs/operating.md, "A deploy fails on an export in
+    use"): the new export is published and imported, the old one keeps its name and value for one release."""
+    _, stacks = build("prod")
+    ingestion, etl = stacks[1], stacks[2]
+    bucket = ingestion.node.find_child("RawBucket")
+
+    keep_retired(ingestion, "RawBucketNameBefore", bucket.bucket_name)
+    outputs = Template.from_stack(ingestion).to_json()["Outputs"]
+
+    retired, current = outputs["RawBucketNameBefore"], outputs["RawBucketName"]
+    assert retired["Export"] == {"Name": "TelegramLake-prod-Ingestion-RawBucketNameBefore"}
+    assert retired["Value"] == current["Value"] == {"Ref": ingestion.resolve(bucket.node.default_child.logical_id)}
+    assert retired["Description"].startswith("Retired:")
+    imported = list(_values_of(Template.from_stack(etl).to_json(), "Fn::ImportValue"))
+    assert "TelegramLake-prod-Ingestion-RawBucketName" in imported
+    assert "TelegramLake-prod-Ingestion-RawBucketNameBefore" not in imported

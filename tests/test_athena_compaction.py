@@ -178,6 +178,14 @@ def test_state_machine_is_standard_traced_logged_with_the_stage_retention_and_bo
     assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == dev.config.log_retention_days
 
 
+def test_state_machine_logs_under_the_vended_logs_prefix_one_group_per_stage(dev, template):
+    """Outside `/aws/vendedlogs/`, log delivery grows the account's CloudWatch Logs resource policy, whose size
+    limit busy accounts reach (the deploy then fails)."""
+    group = template["Resources"][logical_id(dev, "Logs")]["Properties"]
+
+    assert group["LogGroupName"] == f"/aws/vendedlogs/states/TelegramLake-{dev.config.stage}-Compaction"
+
+
 def test_each_attempt_plans_anew_and_is_retried_twice_then_dead_lettered_and_failed(definition):
     """The retry is on the whole attempt: a retried UNLOAD alone would find its staging folder non-empty."""
     compact = definition["States"]["Compact"]
@@ -192,6 +200,24 @@ def test_each_attempt_plans_anew_and_is_retried_twice_then_dead_lettered_and_fai
     assert compact["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$", "Next": "SendToFailedRuns"}]
     assert definition["States"]["SendToFailedRuns"]["Next"] == "Failed"
     assert definition["States"]["Failed"]["Type"] == "Fail"
+
+
+def test_the_lambda_steps_are_retried_with_the_same_input_on_lambda_service_errors(definition):
+    """Step Functions resends a Lambda step's input when the Lambda service fails the call, even after the function
+    ran: a repeated publish must change nothing (tests/test_athena_engine.py proves that it returns the first's
+    summary, never deletes the day, and publishes no metric twice)."""
+    branch = definition["States"]["Compact"]["Branches"][0]["States"]
+
+    for step in ("Plan", "Publish"):
+        assert branch[step]["Retry"] == [
+            {
+                "ErrorEquals": [
+                    "Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException", "Lambda.AWSLambdaException",
+                    "Lambda.SdkClientException",
+                ],
+                "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2,
+            }
+        ]
 
 
 def test_queries_run_on_athena_with_the_sync_integration_in_the_stages_workgroup_and_database(dev, definition):
@@ -405,8 +431,9 @@ def test_state_machine_role_runs_queries_in_the_workgroup_and_reaches_s3_only_th
 
 
 def test_steps_role_handles_staged_files_replaces_the_day_and_reads_query_results_only(dev, template):
-    """Publish lists, reads and removes staged files; puts or deletes the day's file and rejects report; reads
-    the report query's results. It never reads raw data, never lists `telegram/`, never touches a version."""
+    """Publish lists, reads and removes staged files and leaves its run's summary there; puts or deletes the day's
+    file and rejects report; reads the report query's results. It never reads raw data, never lists `telegram/`,
+    never touches a version."""
     role_id = logical_id(dev, "StepsRole")
     enriched = enriched_bucket(dev.config)
     results = arn(dev.logical_id("Presentation", "ResultsBucket"))
@@ -414,7 +441,7 @@ def test_steps_role_handles_staged_files_replaces_the_day_and_reads_query_result
     assert normalized(policy_statements(template, role_id)) == normalized(
         [
             allow(["s3:ListBucket"], bucket_arn(enriched), {"StringLike": {"s3:prefix": ["athena-staging/*"]}}),
-            allow(["s3:GetObject", "s3:DeleteObject"], bucket_arn(enriched, "/athena-staging/*")),
+            allow(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], bucket_arn(enriched, "/athena-staging/*")),
             allow(["s3:PutObject", "s3:DeleteObject"], bucket_arn(enriched, "/telegram/*")),
             allow(
                 ["athena:GetQueryResults"],

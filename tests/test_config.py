@@ -52,7 +52,7 @@ def test_only_the_chat_allowlist_is_required_everything_else_has_safe_defaults()
         webhook_max_connections=40, etl_schedule_local_time="01:00", etl_memory_mb=1024, etl_timeout_minutes=15,
         etl_read_concurrency=32, etl_engine="lambda", alarm_email=None, analytics_start_date="2026-01-01",
         athena_results_expiration_days=30, athena_bytes_scanned_cutoff=1_073_741_824, no_updates_alarm_hours=24,
-        github_repository=None,
+        raw_window_days=3, github_repository=None,
     )
     assert (config.etl_schedule_hour, config.etl_schedule_minute) == (1, 0)
     assert not config.etl_engine_is_athena
@@ -286,6 +286,7 @@ BOUNDS = [
     ("athena_results_expiration_days", 1, 36_500, {}),
     ("athena_bytes_scanned_cutoff", 10_485_760, 2**63 - 1, {}),
     ("no_updates_alarm_hours", 0, 168, {}),
+    ("raw_window_days", 1, 31, {}),
 ]
 
 

@@ -112,6 +112,25 @@ def test_every_ingest_metric_is_charted_in_the_stage_namespace(dev):
     assert all(metric[4]["stat"] == "Sum" for metric in metrics)
 
 
+def test_the_ingest_functions_concurrency_and_throttles_are_charted_by_its_name(dev):
+    """Against the connections Telegram may open at once: a new account's concurrency quota can be lower."""
+    [widget] = [
+        widget["properties"] for widget in widgets(dev, "metric")
+        if widget["properties"]["title"] == "Ingest concurrency and throttles per hour"
+    ]
+    function = the_resource(dev.template("Ingestion"), "AWS::Lambda::Function")["Properties"]["FunctionName"]
+
+    assert function == "TelegramLake-dev-Ingest"
+    assert [metric[:4] + [metric[4]["stat"]] for metric in widget["metrics"]] == [
+        ["AWS/Lambda", "ConcurrentExecutions", "FunctionName", function, "Maximum"],
+        ["AWS/Lambda", "Throttles", "FunctionName", function, "Sum"],
+    ]
+    assert widget["metrics"][1][4]["yAxis"] == "right"
+    assert widget["annotations"]["horizontal"] == [
+        {"value": dev.config.webhook_max_connections, "label": "Telegram's max_connections", "yAxis": "left"}
+    ]
+
+
 def test_the_etl_graphs_chart_its_summary_metrics_and_its_dead_letter_queue(dev, prod):
     for stage_app in (dev, prod):
         [queue] = resources(stage_app.template("Etl"), "AWS::SQS::Queue")

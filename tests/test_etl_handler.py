@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import threading
 import time
@@ -23,7 +24,7 @@ import lambdas.etl.store as store
 from lambdas.common.layout import day_prefix, raw_key
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
 from lambdas.etl.day import SCHEDULED_TIME_KEY, enriched_key, rejects_key, requested_day
-from lambdas.etl.handler import EtlSettings, handler, process
+from lambdas.etl.handler import EtlSettings, checked_day, handler, process
 from lambdas.etl.store import s3_client
 from lambdas.etl.schema import BIGINT_MAX, arrow_schema
 from lambdas.etl.store import read_in_order
@@ -156,7 +157,7 @@ def test_poison_objects_are_reported_and_the_rest_of_the_day_is_written(s3, capl
     poison = {
         put_raw(s3, DAY, b"{not json", key=f"{prefix}100.json"): "not valid JSON: ",
         put_raw(s3, DAY, b"", key=f"{prefix}101.json"): "empty object: no line of JSON",  # refused unread
-        put_raw(s3, DAY, b"\xc3\x28", key=f"{prefix}102.json"): "not UTF-8: ",
+        put_raw(s3, DAY, b"\xc3\x28", key=f"{prefix}102.json"): "not valid JSON: ",  # read as "\ufffd("
         put_raw(s3, DAY, b"[1, 2]", key=f"{prefix}103.json"): "not a Telegram Update: a JSON list, not an object",
         put_raw(s3, DAY, {**message(104), "update_id": "104"}, key=f"{prefix}104.json"):
             "not a Telegram Update: no integer update_id (got '104')",
@@ -189,10 +190,10 @@ def test_poison_objects_are_reported_and_the_rest_of_the_day_is_written(s3, capl
     assert enriched_keys(s3) == [enriched_key(DAY)]
 
 
-def test_an_escaped_lone_surrogate_is_repaired_and_bytes_that_are_not_utf8_are_rejected_not_the_day(s3):
-    """A lone surrogate, escaped in JSON or as the raw bytes ED A0 80, made pyarrow refuse the whole day. The
-    escape is valid JSON: repaired (U+FFFD). The bytes are not UTF-8: that object alone is rejected, as
-    Athena's JSON parser refuses it too (one flattening, two engines: tests/test_flatten_sql.py)."""
+def test_lone_surrogates_and_bytes_that_are_not_utf8_are_read_as_athena_reads_them_not_refused(s3):
+    """A lone surrogate, escaped in JSON or as the raw bytes ED A0 80, made pyarrow refuse the whole day. Both are
+    read as Athena reads them (lambdas/common/reading.py): the escape is written `?`, as Java's encoder writes it;
+    bytes that are not UTF-8 are U+FFFD, as Java's decoder reads them."""
     put_raw(s3, DAY, message(1, text="before"))
     put_raw(s3, DAY, b'{"update_id": 2, "message": {"message_id": 2, "date": 1, "chat": {"id": -100}, '
                      b'"text": "escaped \\ud800 surrogate"}}', key=raw_key(DAY, 2))
@@ -202,10 +203,9 @@ def test_an_escaped_lone_surrogate_is_repaired_and_bytes_that_are_not_utf8_are_r
 
     summary = run()
 
-    assert (summary["rows_written"], summary["rejected"]) == (3, 1)
-    assert [row["text"] for row in rows(s3)] == ["before", "escaped \ufffd surrogate", "after"]
-    report = json.loads(s3.get_object(Bucket=ENRICHED, Key=rejects_key(DAY))["Body"].read())
-    assert [(entry["key"], entry["reason"][:10]) for entry in report["objects"]] == [(raw_key(DAY, 3), "not UTF-8:")]
+    assert (summary["rows_written"], summary["rejected"], summary["rejects_key"]) == (4, 0, None)
+    assert [row["text"] for row in rows(s3)] == ["before", "escaped ? surrogate", None, "after"]
+    assert rows(s3)[2]["user_first_name"] == "raw \ufffd\ufffd\ufffd bytes"
 
 
 def test_a_body_that_is_not_one_line_of_standard_json_is_rejected(s3):
@@ -324,6 +324,16 @@ def test_a_day_without_message_rows_deletes_its_stale_output(s3, caplog):
     assert (summary["rows_written"], summary["skipped"], summary["output_key"]) == (0, 1, None)
     assert enriched_keys(s3) == []
     assert "day has no rows" in caplog.text
+
+
+def test_the_days_file_is_typed_as_parquet_and_its_rejects_report_as_json(s3):
+    put_raw(s3, DAY, message(1))
+    put_raw(s3, DAY, b"not json", key=raw_key(DAY, 2))
+
+    run()
+
+    assert s3.head_object(Bucket=ENRICHED, Key=enriched_key(DAY))["ContentType"] == "application/vnd.apache.parquet"
+    assert s3.head_object(Bucket=ENRICHED, Key=rejects_key(DAY))["ContentType"] == "application/json"
 
 
 def test_a_rerun_writes_identical_bytes_and_a_changed_day_replaces_its_only_file(s3):
@@ -501,6 +511,21 @@ def test_a_day_before_the_analytics_start_date_is_refused_before_any_s3_call(s3,
         run(date(2026, 11, 23))
     with pytest.raises(ValueError, match="analytics_start_date"):
         handler({SCHEDULED_TIME_KEY: "2026-11-24T04:00:00Z"}, CONTEXT)  # the scheduled run for the 23rd
+
+
+def test_a_day_that_has_not_ended_in_the_zone_is_refused_before_any_s3_call(s3, monkeypatch):
+    """Compacted before it ends, the rest of a day would be missing from every answer: the up-to-the-minute
+    relation reads a day from the raw zone only while it has no compacted rows."""
+    monkeypatch.setenv("RAW_BUCKET", "no-such-bucket")  # any S3 call would fail with NoSuchBucket
+    now = datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc)  # still the 24th in Sao Paulo (UTC-3)
+    settings = EtlSettings.from_environ(os.environ)
+
+    for day in ("2026-11-24", "2026-11-25", "9999-12-31"):
+        with pytest.raises(ValueError, match=rf"day {day} has not ended in {ZONE} \(the latest day that has is 2026-11-23\)"):
+            process({"date": day}, settings, now=now)
+    assert checked_day({}, settings, now=now) == date(2026, 11, 23)
+    at_the_schedule = datetime(2026, 11, 25, 4, 0, 1, tzinfo=timezone.utc)  # 01:00 on the 25th in Sao Paulo
+    assert checked_day({SCHEDULED_TIME_KEY: "2026-11-25T04:00:00Z"}, settings, now=at_the_schedule) == date(2026, 11, 24)
 
 
 def test_the_analytics_start_date_itself_is_compacted(s3, monkeypatch):

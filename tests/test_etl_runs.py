@@ -194,10 +194,11 @@ START = date.fromisoformat(CONFIG.analytics_start_date)
         (START - timedelta(days=1), START, f"--from {START - timedelta(days=1)} is before stage dev's "
                                            f"analytics_start_date {START}"),
         (date(1, 1, 1), date(9999, 12, 31), "is before stage dev's analytics_start_date"),
-        (START, today(CONFIG.timezone) + timedelta(days=1),
-         f"--to {today(CONFIG.timezone) + timedelta(days=1)} is after today ({today(CONFIG.timezone)} in "
-         f"{CONFIG.timezone})"),
-        (START, date(9999, 12, 31), "--to 9999-12-31 is after today"),
+        (START, today(CONFIG.timezone),
+         f"--to day {today(CONFIG.timezone)} has not ended in {CONFIG.timezone} (the latest day that has is "
+         f"{today(CONFIG.timezone) - timedelta(days=1)})"),
+        (START, today(CONFIG.timezone) + timedelta(days=1), "has not ended"),
+        (START, date(9999, 12, 31), "--to day 9999-12-31 has not ended"),
     ],
 )
 def test_days_outside_the_stage_window_are_refused_before_anything_runs(deployed, first, last, message):
@@ -207,8 +208,9 @@ def test_days_outside_the_stage_window_are_refused_before_anything_runs(deployed
 
 
 def test_the_window_s_own_ends_run(deployed):
+    """The first day Athena shows, and yesterday in the stage's zone: the latest day that has ended."""
     assert etl_run("--from", START.isoformat(), "--to", START.isoformat()) == 0
-    latest = today(CONFIG.timezone)
+    latest = today(CONFIG.timezone) - timedelta(days=1)
     assert etl_run("--from", latest.isoformat()) == 0
 
     assert invoked_days(deployed) == [START.isoformat(), latest.isoformat()]

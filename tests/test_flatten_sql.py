@@ -201,6 +201,12 @@ def edge_cases(day: date) -> Objects:
     for spelled in (b"1E3", b"1.0e0", b"-0", b"1e999", b"1" * 4301):  # the last: more digits than Python parses
         update_id = next(ids)
         add(update_id, compact_json(message(update_id)).replace(b'"date":', b'"date":' + spelled + b',"was":', 1))
+    for spelled in (b"1e400", b"-1e400", b"1.5e300"):  # past a double, a string column reads Trino's "Infinity"
+        update_id = next(ids)
+        add(update_id, compact_json(message(update_id)).replace(b'"text":"hello"', b'"text":' + spelled, 1))
+    for late in ({"date": 2_250_000_000_000}, {"edit_date": 10**13}, {"date": -1}, {"date": 253_402_300_799}):
+        update_id = next(ids)  # dates no query could read are null (Athena's from_unixtime fails past ~2.25e12)
+        add(update_id, message(update_id, **late))
     # null fields, and a key named twice: Trino's json_parse keeps its last value, as Python does
     update_id = next(ids)
     add(update_id, compact_json(message(update_id)).replace(
@@ -359,20 +365,21 @@ def test_the_corpus_reaches_every_rule(both_engines):
     assert set(MESSAGE_UPDATE_TYPES) | {"guest_message", "alpha_post"} <= types
     assert {"animation", "venue", "service", "other", "photo", "text"} <= {row["message_type"] for row in etl}
     assert {"/price", "/help", "/start"} <= {row["command"] for row in etl}
-    assert any(row["text"] and "\ufffd" in row["text"] for row in etl)  # a repaired surrogate
+    assert any(row["text"] and "?" in row["text"] and "surrogate" in row["text"] for row in etl)  # a lone one
+    assert any(row["text"] and "\ufffd" in row["text"] for row in etl)  # bytes that are not UTF-8
     assert any(row["message_id"] is None for row in etl) and any(row["user_is_bot"] for row in etl)
 
 
 # ---- each difference between DuckDB and Trino that the local translation handles
 
 
-def test_duckdb_refuses_an_escaped_lone_surrogate_which_the_translation_repairs_as_the_etl_does():
+def test_duckdb_refuses_an_escaped_lone_surrogate_which_the_translation_writes_as_athena_does():
     escaped = '{"text":"a\\ud800b","pair":"\\ud83d\\ude00","literal":"\\\\ud800"}'
 
     with pytest.raises(duckdb.Error, match="surrogate"):
         duckdb.connect().execute(f"SELECT json('{escaped}')").fetchall()
-    assert raw_lines(escaped.encode()) == ['{"text":"a\\ufffdb","pair":"\\ud83d\\ude00","literal":"\\\\ud800"}']
-    assert json.loads(raw_lines(escaped.encode())[0])["text"] == "a\ufffdb"
+    assert raw_lines(escaped.encode()) == ['{"text":"a?b","pair":"\\ud83d\\ude00","literal":"\\\\ud800"}']
+    assert json.loads(raw_lines(escaped.encode())[0])["text"] == "a?b"
 
 
 def test_duckdb_parses_nan_and_trailing_commas_which_trino_refuses_so_such_a_line_is_null():
@@ -380,19 +387,24 @@ def test_duckdb_parses_nan_and_trailing_commas_which_trino_refuses_so_such_a_lin
     for lenient in ('{"a":NaN}', '{"a":Infinity}', '{"a":1,}'):
         assert connection.execute(f"SELECT json('{lenient}')").fetchone()[0] is not None
         assert raw_lines(lenient.encode()) == [None]
-    assert raw_lines(b'{"a":1e999}') == ['{"a":1e999}']  # a huge number is still standard JSON
+
+
+def test_a_number_past_a_double_is_the_string_trino_writes_for_it():
+    assert raw_lines(b'{"a":1e999,"b":[-1e400],"c":1.5}') == ['{"a":"Infinity","b":["-Infinity"],"c":1.5}']
+    assert raw_lines(b'{"a":1.5e300}') == ['{"a":1.5e300}']  # a finite one reaches DuckDB byte for byte
 
 
 def test_duckdb_keeps_the_first_of_a_repeated_key_which_the_translation_collapses_to_the_last_as_trino():
     assert duckdb.connect().execute("""SELECT json('{"a":1,"a":2}') ->> '$.a'""").fetchone() == ("1",)
-    assert raw_lines(b'{"a":1,"b":{"c":1,"c":[2]},"a":"\\ud800"}') == ['{"a":"\ufffd","b":{"c":[2]}}']
+    assert raw_lines(b'{"a":1,"b":{"c":1,"c":[2]},"a":"\\ud800"}') == ['{"a":"?","b":{"c":[2]}}']
     assert raw_lines(b'{"a":1,"b":2}') == ['{"a":1,"b":2}']  # a line without one is read byte for byte
     assert raw_lines(b'{"a":1,"a":2,"b":NaN}') == [None]  # and one that is not standard JSON is still refused
 
 
-def test_a_line_that_is_not_utf8_is_null_as_no_json_parser_takes_it_and_lines_split_as_hadoops():
-    assert raw_lines(b'{"a":1}\xff\n{"b":2}') == [None, '{"b":2}']
-    assert raw_lines(b"1\r\n2\r3\n\n4\n") == ["1", "2", "3", None, "4"]  # an empty line is no JSON either
+def test_bytes_that_are_not_utf8_read_as_u_fffd_and_lines_split_as_hadoops():
+    assert raw_lines(b'{"a":"\xff"}\n{"b":2}') == ['{"a":"\ufffd"}', '{"b":2}']
+    assert raw_lines(b'{"a":1}\xff\n{"b":2}') == [None, '{"b":2}']  # outside a string it is no JSON
+    assert raw_lines(b"\xef\xbb\xbf1\r\n2\r3\n\n4\n") == ["1", "2", "3", None, "4"]  # an empty line is no JSON either
     assert raw_lines(b"") == []
 
 

@@ -1,5 +1,6 @@
 """GitHub Actions' access to a stage through OIDC: exact trust and permissions of the deploy and review roles,
-the account's OIDC provider, nothing at all when the stage names no repository, cdk-nag and cfn-lint clean."""
+the account's OIDC provider in its own shared stack, nothing at all when the stage names no repository, cdk-nag
+and cfn-lint clean."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.test_nag import findings
 REPOSITORY = "octo-org/telegram-lake"
 PROVIDER = {CREATE_PROVIDER_KEY: True}  # the top-level context setting that creates the OIDC provider
 GITHUB_STACK = "TelegramLake-{stage}-GitHub"
+PROVIDER_STACK = "TelegramLake-GitHubOidcProvider"
 AUDIENCE = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
 
 
@@ -110,7 +112,10 @@ def test_the_bootstrap_roles_are_the_ones_the_cdk_cli_assumes_for_a_pinned_envir
 
 def test_the_review_role_may_only_read_the_templates_of_the_stages_own_stacks(github):
     stack, template = github
-    names = ["TelegramLake-Account", *(f"TelegramLake-dev-{part}" for part in (*PARTS[1:], "GitHub"))]
+    names = [
+        "TelegramLake-Account", "TelegramLake-GitHubOidcProvider",
+        *(f"TelegramLake-dev-{part}" for part in (*PARTS[1:], "GitHub")),
+    ]
 
     assert normalized(policy_statements(template, role_id(stack, "ReviewRole"))) == normalized([{
         "Action": ["cloudformation:DescribeStacks", "cloudformation:GetTemplate"],
@@ -135,13 +140,14 @@ def test_the_role_arns_are_outputs_naming_the_repository_variable_to_set(github)
     }
 
 
-def test_the_github_stack_deploys_after_the_account_stack_and_carries_the_stage_tags(dev, github):
+def test_the_github_stack_deploys_after_the_provider_stack_and_carries_the_stage_tags(dev, github):
     stack, template = github
-    account, _ = dev["TelegramLake-Account"]
+    provider, _ = dev[PROVIDER_STACK]
 
-    assert stack.dependencies == [account]
+    assert stack.dependencies == [provider]
     for role in resources(template, "AWS::IAM::Role").values():
         assert {"Key": "stage", "Value": "dev"} in role["Properties"]["Tags"]
+    assert synthesized("dev")[GITHUB_STACK.format(stage="dev")][0].dependencies == []  # the account's own provider
 
 
 def test_without_github_repository_the_stage_has_no_github_stack_and_the_account_no_provider():
@@ -154,25 +160,36 @@ def test_without_github_repository_the_stage_has_no_github_stack_and_the_account
         assert not resources(Template.from_stack(stack).to_json(), "AWS::IAM::OIDCProvider"), stack.stack_name
 
 
-def test_the_account_stack_creates_the_retained_provider_only_when_the_context_says_so(dev):
-    _, with_provider = dev["TelegramLake-Account"]
+def test_the_provider_is_alone_in_its_own_retained_stack_which_exists_only_when_the_context_says_so(dev):
+    """A deploy from a checkout without the setting has no such stack, so it cannot remove the provider."""
+    stack, template = dev[PROVIDER_STACK]
     without = synthesized("dev")
 
-    provider = the_resource(with_provider, "AWS::IAM::OIDCProvider")
+    provider_id = stack.resolve(stack.node.find_child("Provider").node.default_child.logical_id)
+    assert list(template["Resources"]) == [provider_id]
+    provider = template["Resources"][provider_id]
     assert provider["Properties"]["Url"] == "https://token.actions.githubusercontent.com"
     assert provider["Properties"]["ClientIdList"] == ["sts.amazonaws.com"]
     assert (provider["DeletionPolicy"], provider["UpdateReplacePolicy"]) == ("Retain", "Retain")
-    assert not resources(without["TelegramLake-Account"][1], "AWS::IAM::OIDCProvider")
+    assert template["Outputs"]["ProviderArn"]["Value"] == {"Ref": provider_id}  # how `tools target` knows it
+    assert {"Key": "project", "Value": "TelegramLake"} in provider["Properties"]["Tags"]
+    assert "stage" not in json.dumps(provider["Properties"]["Tags"])  # shared by every stage
+    assert PROVIDER_STACK not in without
     # Reusing the account's provider: the roles trust the same, fixed ARN.
     github, template = without[GITHUB_STACK.format(stage="dev")]
     assert trust(template, role_id(github, "DeployRole"))[0]["Principal"] == {"Federated": PROVIDER_ARN}
 
 
-def test_the_provider_setting_leaves_the_shared_account_stack_identical_for_every_stage(dev):
-    """It is a top-level setting: dev naming a repository and prod naming none still share one template."""
+def test_no_setting_changes_the_shared_stacks_whichever_stage_deploys_them(dev):
+    """Last deploy wins on a shared stack: dev naming a repository with the provider setting, and prod naming
+    none without it, must leave the account's stack identical; the provider's stack is the same from any stage."""
     _, prod = build("prod", context=PROVIDER)
+    _, plain_prod = build("prod")
+    shared = {stack.stack_name: Template.from_stack(stack).to_json() for stack in prod}
 
-    assert dev["TelegramLake-Account"][1] == Template.from_stack(prod[0]).to_json()
+    assert dev["TelegramLake-Account"][1] == shared["TelegramLake-Account"]
+    assert dev["TelegramLake-Account"][1] == Template.from_stack(plain_prod[0]).to_json()
+    assert dev[PROVIDER_STACK][1] == shared[PROVIDER_STACK]
 
 
 @pytest.mark.parametrize("value", ["true", 1, ["yes"]])
@@ -210,7 +227,7 @@ def test_every_acknowledgment_of_the_github_stack_suppresses_a_real_finding(tmp_
         assert len(reason) >= 40
 
 
-def test_cfn_lint_accepts_the_github_stack_and_the_account_stack_with_the_provider(dev):
-    for name in ("TelegramLake-Account", GITHUB_STACK.format(stage="dev")):
+def test_cfn_lint_accepts_the_github_stack_and_the_provider_stack(dev):
+    for name in (PROVIDER_STACK, GITHUB_STACK.format(stage="dev")):
         matches = lint(json.dumps(dev[name][1]), config=ManualArgs(regions=["us-east-1"], ignore_checks=["W3005"]))
         assert [str(match) for match in matches] == [], name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from aws_cdk.assertions import Annotations, Match
 
 from lambdas.ingest import metrics
 from lambdas.ingest.budget import FUNCTION_TIMEOUT_SECONDS
@@ -101,6 +102,7 @@ def test_ingest_function_runtime_code_and_limits(dev, template):
     function = the_resource(template, "AWS::Lambda::Function")["Properties"]
     layer = the_resource(template, "AWS::Lambda::LayerVersion")["Properties"]
 
+    assert function["FunctionName"] == "TelegramLake-dev-Ingest"  # the dashboard reads its metrics by this name
     assert function["Handler"] == "lambdas.ingest.handler.handler"
     assert function["Runtime"] == "python3.14"
     assert function["Architectures"] == ["arm64"]
@@ -339,6 +341,19 @@ def test_alarms_on_failed_stores_function_errors_and_api_server_errors(dev, temp
         assert alarm["TreatMissingData"] == "notBreaching"
 
 
+def test_any_throttle_of_the_ingest_function_raises_an_alarm(dev, template):
+    """Telegram opens up to webhook_max_connections connections; a new account's Lambda quota may be lower."""
+    throttled = alarms_by_name(template)["TelegramLake-dev-IngestThrottled"]
+
+    assert (throttled["Namespace"], throttled["MetricName"], throttled["Dimensions"]) == (
+        "AWS/Lambda", "Throttles", [{"Name": "FunctionName", "Value": ref(dev.logical_id("Ingestion", "Ingest"))}]
+    )
+    assert (throttled["Statistic"], throttled["Period"], throttled["EvaluationPeriods"]) == ("Sum", 300, 1)
+    assert (throttled["Threshold"], throttled["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert throttled["TreatMissingData"] == "notBreaching"
+    assert f"up to {dev.config.webhook_max_connections} connections" in throttled["AlarmDescription"]
+
+
 def test_a_burst_of_refused_secret_tokens_raises_an_alarm(template):
     rejected = alarms_by_name(template)["TelegramLake-dev-RejectedTokens"]
 
@@ -348,12 +363,31 @@ def test_a_burst_of_refused_secret_tokens_raises_an_alarm(template):
     assert "webhook set" in rejected["AlarmDescription"]
 
 
+class Series(dict):
+    """A metric math time series ({timestamp: value}) with the comparison the alarm's expression uses, as
+    CloudWatch's metric math reference states it: against a scalar, each datapoint becomes 1 or 0; between
+    two series, a timestamp where only one has a value compares with 0 for the other."""
+
+    def __gt__(self, other):
+        if isinstance(other, Series):
+            return Series({t: int(self.get(t, 0) > other.get(t, 0)) for t in self.keys() | other.keys()})
+        return Series({t: int(value > other) for t, value in self.items()})
+
+
 def test_groups_writing_while_nothing_is_stored_raise_an_alarm(template):
     """The fresh-deploy case: the allowlist still holds the example id, the real group is skipped."""
     unlisted = alarms_by_name(template)["TelegramLake-dev-OnlyUnlistedChatsWrite"]
     queries = {query["Id"]: query for query in unlisted["Metrics"]}
+    [expression] = [query["Expression"] for query in unlisted["Metrics"] if "Expression" in query]
 
-    assert queries["expr_1"]["Expression"] == "IF(FILL(unlisted, 0) > 0 AND FILL(stored, 0) == 0, 1, 0)"
+    def evaluate(**series: dict[int, float]) -> Series:
+        return eval(expression, {"__builtins__": {}}, {name: Series(values) for name, values in series.items()})
+
+    # Hours 1-4: `Stored` was never published (a fresh stage), then groups write unlisted in hours 2 and 3.
+    assert evaluate(unlisted={2: 3, 3: 1}, stored={}) == {2: 1, 3: 1}
+    # Stored in hour 3 only: hour 2 still alarms, hour 3 does not; an hour of stores alone is not breaching.
+    assert evaluate(unlisted={2: 3, 3: 1}, stored={3: 5, 4: 2}) == {2: 1, 3: 0, 4: 0}
+    assert evaluate(unlisted={}, stored={}) == {}  # nothing at all: missing data, not breaching
     assert queries["unlisted"]["MetricStat"] == ingest_metric(metrics.SKIPPED_FROM_GROUP, 3600)
     assert queries["stored"]["MetricStat"] == ingest_metric(metrics.STORED, 3600)
     assert (unlisted["Threshold"], unlisted["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
@@ -434,3 +468,17 @@ def test_alarm_topic_mails_the_configured_address_and_nobody_otherwise(dev_maile
         "TopicArn": ref(dev_mailed.logical_id("Ingestion", "AlarmTopic", "Topic")),
     }
     assert not resources(template, "AWS::SNS::Subscription")  # dev configures no alarm_email
+
+
+def test_synth_warns_when_nobody_is_mailed_the_alarms(dev, dev_mailed):
+    """`cdk synth` and `cdk deploy` print it; `python -m tools target` says the same before every deploy."""
+
+    def warnings(stage_app) -> list[tuple[str, str]]:
+        found = Annotations.from_stack(stage_app.stacks["Ingestion"]).find_warning("*", Match.any_value())
+        return [(message.id, message.entry.data) for message in found]
+
+    [(path, text)] = warnings(dev)
+    assert path == "/TelegramLake-dev-Ingestion/AlarmTopic/Topic"
+    assert text.startswith("stage dev sets no `alarm_email`: its alarms notify only the SNS topic in the ")
+    assert "AlarmTopicArn output of TelegramLake-dev-Ingestion" in text
+    assert warnings(dev_mailed) == []

@@ -4,12 +4,13 @@ workgroup, named queries and the analysts' managed policy."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 
 import pyarrow.parquet as pq
 import pytest
 
-from analytics import QUERY_DIR, load_queries
+from analytics import QUERY_DIR, stage_queries
 from lambdas.common.layout import day_prefix, raw_key
 from lambdas.etl import schema
 from lambdas.etl.compact import write_parquet
@@ -21,6 +22,7 @@ ARROW_TO_GLUE = {"int64": "bigint", "bool": "boolean", "string": "string"}
 
 dev = stage_fixture("dev")
 prod = stage_fixture("prod")
+wide_window = stage_fixture("dev", name="wide_window", raw_window_days=9)
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +231,7 @@ def test_query_results_are_gone_after_the_configured_days(stage, dev, prod):
 
 def test_one_named_query_per_sql_file_bound_to_the_workgroup_and_database(dev, template):
     named = [query["Properties"] for query in resources(template, "AWS::Athena::NamedQuery").values()]
-    expected = load_queries(dev.config.timezone, dev.config.glue_database)
+    expected = stage_queries(dev.config)
 
     assert len(named) == len(expected) == len(list(QUERY_DIR.glob("*.sql"))) > 0
     assert [(q["Name"], q["Description"], q["QueryString"]) for q in named] == [
@@ -239,6 +241,16 @@ def test_one_named_query_per_sql_file_bound_to_the_workgroup_and_database(dev, t
         assert query["WorkGroup"] == ref(dev.logical_id("Presentation", "Workgroup"))
         assert query["Database"] == ref(dev.logical_id("Presentation", "Database"))
         assert "{{timezone}}" not in query["QueryString"]
+
+
+def test_the_saved_queries_read_the_raw_days_of_the_stages_window(wide_window):
+    named = resources(wide_window.template("Presentation"), "AWS::Athena::NamedQuery").values()
+    reading_telegram = [query["Properties"]["QueryString"] for query in named
+                        if re.search(r"\bFROM telegram\b", query["Properties"]["QueryString"])]
+
+    assert reading_telegram
+    for sql in reading_telegram:
+        assert "current_date - INTERVAL '9' DAY" in sql and "INTERVAL '3' DAY" not in sql
 
 
 def test_analyst_policy_is_exactly_what_a_query_in_the_workgroup_needs(dev, template):

@@ -111,6 +111,14 @@ def test_no_workflow_grants_anything_by_default_and_every_job_asks_for_the_least
         assert job["permissions"] == wanted, f"{name}/{job_id}"
 
 
+def test_the_checks_also_run_weekly_so_an_upstream_break_is_a_red_run_before_a_newcomers_failure():
+    schedules = triggers(ALL["checks.yml"])["schedule"]
+
+    assert len(schedules) == 1
+    minute, hour, day_of_month, month, day_of_week = schedules[0]["cron"].split()
+    assert (day_of_month, month) == ("*", "*") and day_of_week.isdigit()
+
+
 def test_checkout_never_leaves_the_token_in_the_working_copy():
     checkouts = [step for _, _, step in every_step() if step.get("uses", "").startswith(f"{CHECKOUT}@")]
 
@@ -118,7 +126,7 @@ def test_checkout_never_leaves_the_token_in_the_working_copy():
 
 
 def test_the_triggers_run_no_untrusted_code_with_the_repositorys_privileges():
-    assert set(triggers(ALL["checks.yml"])) == {"pull_request", "push", "workflow_call"}
+    assert set(triggers(ALL["checks.yml"])) == {"pull_request", "push", "workflow_call", "schedule"}
     assert set(triggers(ALL["review.yml"])) == {"pull_request"}
     assert triggers(ALL["deploy.yml"]) == {"push": {"branches": ["main"]}}
     assert set(triggers(ALL["deploy-stage.yml"])) == {"workflow_call"}
@@ -131,6 +139,17 @@ def test_main_runs_the_checks_then_dev_then_prod():
     assert (jobs["dev"]["needs"], jobs["dev"]["with"]) == ("checks", {"stage": "dev"})
     assert (jobs["prod"]["needs"], jobs["prod"]["with"]) == ("dev", {"stage": "prod"})
     assert {jobs[stage]["uses"] for stage in ("dev", "prod")} == {"./.github/workflows/deploy-stage.yml"}
+
+
+def test_pushes_to_main_deploy_one_after_the_other_never_interleaving_their_stages():
+    """A newer push waits for the older one's dev and prod, and never cancels a running deploy."""
+    concurrency = ALL["deploy.yml"]["concurrency"]
+    stage_group = ALL["deploy-stage.yml"]["jobs"]["deploy"]["concurrency"]["group"]
+
+    assert concurrency == {"group": "${{ github.workflow }}-${{ github.ref }}", "cancel-in-progress": False}
+    # The workflow's group holds the ref (refs/heads/main): no stage name can make a stage's group equal to it.
+    assert stage_group == "deploy-${{ inputs.stage }}" and "github.ref" in concurrency["group"]
+    assert "sha" not in concurrency["group"]  # one group for every commit, or runs would not wait for each other
 
 
 def test_a_stage_deploys_in_its_own_github_environment_one_deploy_at_a_time():
@@ -249,13 +268,13 @@ def test_an_unreachable_stage_says_why_and_whether_cdk_json_meant_it_to_be_reach
     assert error.value.declared is declared
 
 
-def test_the_review_matrix_holds_the_reachable_stages_and_forks_get_none():
+def test_the_review_matrix_holds_the_reachable_stages_and_pull_requests_without_a_token_get_none():
     configured = stages_with("dev", github_repository=REPOSITORY)
 
-    targets, reasons = review_matrix(configured, VARIABLES, REPOSITORY, from_fork=False)
+    targets, reasons = review_matrix(configured, VARIABLES, REPOSITORY)
     assert targets == [Target(stage="dev", role=ROLE, region="eu-west-1")]
     assert reasons == ["stage prod: cdk.json sets no `github_repository`, so it has no GitHub roles"]
-    assert review_matrix(configured, VARIABLES, REPOSITORY, from_fork=True)[0] == []
+    assert review_matrix(configured, VARIABLES, REPOSITORY, without_token="no token") == ([], ["no token"])
 
 
 @pytest.fixture
@@ -309,6 +328,33 @@ def test_review_writes_the_matrix_and_explains_the_stages_left_out(github_files,
     assert "- stage prod: cdk.json sets no `github_repository`" in github_files["GITHUB_STEP_SUMMARY"].read_text()
 
 
+@pytest.mark.parametrize(
+    ("variable", "note"),
+    [
+        ("PULL_REQUEST_FROM_FORK", "Pull requests from forks get no OIDC token from GitHub"),
+        ("PULL_REQUEST_BY_DEPENDABOT", "Dependabot's pull requests get no OIDC token (nor the repository's variables)"),
+    ],
+)
+def test_a_pull_request_without_an_oidc_token_passes_review_with_a_note(github_files, monkeypatch, variable, note):
+    """Forks and Dependabot: the review passes with an empty matrix (the diff job is skipped) and says why."""
+    monkeypatch.setenv("GITHUB_VARS", json.dumps(VARIABLES))
+    for name in ("PULL_REQUEST_FROM_FORK", "PULL_REQUEST_BY_DEPENDABOT"):
+        monkeypatch.setenv(name, "true" if name == variable else "false")
+
+    assert stages.main(["review"]) == 0
+    assert github_files["GITHUB_OUTPUT"].read_text() == "matrix=[]\n"
+    assert f"- {note}" in github_files["GITHUB_STEP_SUMMARY"].read_text()
+
+
+def test_the_review_tells_the_helper_who_opened_the_pull_request():
+    """GitHub gives a run that Dependabot triggered, and a fork's pull request, no OIDC token."""
+    [plan_step] = [step for step in ALL["review.yml"]["jobs"]["plan"]["steps"] if step.get("id") == "plan"]
+
+    assert plan_step["env"]["PULL_REQUEST_BY_DEPENDABOT"] == "${{ github.actor == 'dependabot[bot]' }}"
+    assert set(plan_step["env"]) == {"GITHUB_VARS", *stages.WITHOUT_TOKEN}
+    assert ALL["review.yml"]["jobs"]["diff"]["if"] == "needs.plan.outputs.matrix != '[]'"
+
+
 def test_the_variables_must_be_the_workflows_json_object(github_files, monkeypatch, capsys):
     monkeypatch.setenv("GITHUB_VARS", "[]")
 
@@ -334,6 +380,24 @@ def test_the_nag_summary_shows_each_stage_and_every_finding_with_its_rule_and_co
     assert (
         "| `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::bucket/*]` "
         "| `TelegramLake-prod-Etl/Role/Policy/Resource` | The IAM entity contains wildcard permissions. |"
+    ) in text.splitlines()
+
+
+def test_the_nag_summary_lists_the_stacks_own_warnings_apart_from_the_findings():
+    """The stacks' annotations (a stage nobody hears the alarms of) share the report, but never fail the synth."""
+    warned = {"pluginReports": [*VIOLATION["pluginReports"], {"pluginName": "Construct Annotations", "violations": [{
+        "ruleName": "Annotation::TelegramLake:alarmsWithoutSubscriber", "description": "stage prod sets no alarm_email",
+        "severity": "warning", "violatingConstructs": [{"constructPath": "TelegramLake-prod-Ingestion/AlarmTopic/Topic"}],
+    }]}]}
+    only_warned = {"pluginReports": warned["pluginReports"][1:]}
+
+    text = nag_report.summary({"prod": warned, "dev": only_warned})
+
+    assert "| prod | 1 finding(s), 1 warning(s) |" in text
+    assert "| dev | no unacknowledged finding, 1 warning(s) |" in text
+    assert (
+        "| `Annotation::TelegramLake:alarmsWithoutSubscriber` | `TelegramLake-prod-Ingestion/AlarmTopic/Topic` "
+        "| warning: stage prod sets no alarm_email |"
     ) in text.splitlines()
 
 

@@ -2,7 +2,8 @@
 -- raw objects as the ETL judges them (raw_objects.sql). Same 21 columns and types as the `telegram` table, plus
 -- context_date, and the same rules: rows for message-like updates only (known message types by name, a newer
 -- type when its payload has a Message's shape), message_type by the same detection order, commands clamped to
--- the text, nulls for missing or mistyped fields. Tests prove it equal to the ETL, cell by cell, on DuckDB.
+-- the text, nulls for missing or mistyped fields and for dates no query could read (lambdas/common/reading.py). Tests
+-- prove it equal to the ETL, cell by cell, on DuckDB.
 -- analytics/__init__.py fills in the raw objects of the days read and the type lists, taken from the Python code.
 WITH messages AS (
     SELECT
@@ -56,7 +57,10 @@ typed AS (
         CASE WHEN regexp_like(chat_id, '^-?[0-9]+$') THEN TRY_CAST(chat_id AS BIGINT) END AS chat_id,
         CASE WHEN substr(chat_type, 1, 1) = '"' THEN json_extract_scalar(chat_type, '$') END AS chat_type,
         CASE WHEN substr(text, 1, 1) = '"' THEN json_extract_scalar(text, '$') END AS text,
-        CASE WHEN regexp_like(sent_at, '^-?[0-9]+$') THEN TRY_CAST(sent_at AS BIGINT) END AS sent_at,
+        CASE
+            WHEN regexp_like(sent_at, '^[0-9]+$') AND TRY_CAST(sent_at AS BIGINT) <= {{unix_seconds_max}}
+            THEN TRY_CAST(sent_at AS BIGINT)
+        END AS sent_at,
         CASE WHEN substr(caption, 1, 1) = '"' THEN json_extract_scalar(caption, '$') END AS caption,
         CASE WHEN substr(user_last_name, 1, 1) = '"' THEN json_extract_scalar(user_last_name, '$') END AS user_last_name,
         CASE WHEN substr(user_username, 1, 1) = '"' THEN json_extract_scalar(user_username, '$') END AS user_username,
@@ -70,7 +74,10 @@ typed AS (
         CASE
             WHEN regexp_like(message_thread_id, '^-?[0-9]+$') THEN TRY_CAST(message_thread_id AS BIGINT)
         END AS message_thread_id,
-        CASE WHEN regexp_like(edit_date, '^-?[0-9]+$') THEN TRY_CAST(edit_date AS BIGINT) END AS edit_date,
+        CASE
+            WHEN regexp_like(edit_date, '^[0-9]+$') AND TRY_CAST(edit_date AS BIGINT) <= {{unix_seconds_max}}
+            THEN TRY_CAST(edit_date AS BIGINT)
+        END AS edit_date,
         text_entities,
         caption_entities
     FROM field_texts
@@ -142,7 +149,7 @@ SELECT
     reply_to_message_id,
     message_thread_id,
     edit_date,
-    (length(marked_command) > 1 AND substr(marked_command, 1, 1) = '/') IS TRUE AS is_command,
+    COALESCE(length(marked_command) > 1 AND substr(marked_command, 1, 1) = '/', false) AS is_command,
     CASE WHEN length(marked_command) > 1 AND substr(marked_command, 1, 1) = '/' THEN marked_command END AS command,
     context_date
 FROM marked

@@ -9,16 +9,21 @@ analytics/lake/compacted_day.sql, the same SQL the raw zone is queried with) and
   report of what the day's objects became (raw_day_report.sql).
 - `publish`: the staged files, in the order of their names, become the day's ONE Parquet file at its fixed key,
   put in one S3 request (an object is replaced atomically: a reader sees the old day or the new one, never half
-  of it, and a re-run replaces the day); then the rejects report, the staging folder's removal, and the same
-  summary and metrics as the Lambda engine. A run that fails before publishing changes nothing visible; the
-  staged files of a failed attempt expire with the staging prefix's lifecycle rule.
+  of it, and a re-run replaces the day); then the rejects report, the run's summary in its staging folder, the
+  staged files' removal, and the same summary and metrics as the Lambda engine. A run that fails before
+  publishing changes nothing visible; the staged files of a failed attempt expire with the staging prefix's
+  lifecycle rule. Publish runs once per run: it merges only its run's own folder, never fewer rows than the
+  report counts, and a repeat of the step (Step Functions resends its input after a Lambda service error)
+  returns the summary the first one left, changing nothing and publishing no metrics again.
 
 `finish_day` is shared with the local engine (tools/local/athena_engine.py), which runs the same SQL on DuckDB.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -33,12 +38,18 @@ from aws_lambda_powertools import Logger
 
 from lambdas.common.layout import ATHENA_STAGING_PREFIX
 from lambdas.etl.compact import BATCH_ROWS, DaySummary, record_reject, store_day, write_batches
-from lambdas.etl.day import DAY_PLACEHOLDER, KEY_REJECT_REASON, Reject
+from lambdas.etl.day import DAY_PLACEHOLDER, KEY_REJECT_REASON, Reject, iso_date
 from lambdas.etl.handler import EtlSettings, checked_day, metrics_namespace, publish_summary
 from lambdas.etl.store import list_keys, s3_client
 
 
 logger = Logger(service="etl")
+
+# plan's run ids, the name of a run's staging folder: when it was planned, and 12 random hexadecimal digits.
+_RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{12}")
+# What publish leaves in its run's staging folder once the day is published: the run's summary, which a repeat
+# of the step returns (Athena never reads the staging folder; the lifecycle rule expires it with the folder).
+PUBLISHED_NAME = "_published.json"
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,7 @@ def plan(event: Any, templates: Mapping[str, str], settings: EtlSettings, now: d
     """The day, a new run and the run's statements; raises for an event or a day the Lambda engine refuses too."""
     day = checked_day(event, settings, now)
     run = f"{datetime.now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
-    staging_url = f"s3://{settings.enriched_bucket}/{ATHENA_STAGING_PREFIX}{day.isoformat()}/{run}/"
+    staging_url = f"s3://{settings.enriched_bucket}/{staging_prefix(day, run)}"
     rows, report = (_for_day(templates[name], day) for name in ("rows", "report"))
     return {
         "day": day.isoformat(),
@@ -74,27 +85,70 @@ def _for_day(template: str, day: date) -> str:
     return template.replace(DAY_PLACEHOLDER, day.isoformat())
 
 
+def staging_prefix(day: date, run: str) -> str:
+    """A run's staging folder in the enriched bucket: UNLOAD writes there, publish merges it into the day."""
+    return f"{ATHENA_STAGING_PREFIX}{day.isoformat()}/{run}/"
+
+
 def publish(run: Mapping[str, Any], report_execution_id: str, settings: EtlSettings) -> dict[str, Any]:
-    """The staged Parquet of a finished UNLOAD as the day's file, the rejects report, and the summary."""
+    """The staged Parquet of a finished UNLOAD as the day's file, the rejects report, and the summary; once per
+    run: a repeat returns the summary the first one left in the run's folder, and changes nothing."""
     import boto3
 
     started = time.monotonic()
+    day, folder = run_folder(run, settings)
+    bucket = settings.enriched_bucket
     s3 = s3_client(settings.read_concurrency)
-    bucket, prefix = _bucket_and_prefix(run["staging_url"])
-    if bucket != settings.enriched_bucket or not prefix.startswith(ATHENA_STAGING_PREFIX):
-        raise ValueError(f"a run's staging folder is in the enriched bucket's {ATHENA_STAGING_PREFIX}, not {run['staging_url']}")
+    published = f"{folder}{PUBLISHED_NAME}"
+    staged = sorted(list_keys(s3, bucket, folder))
+    if published in staged:
+        summary = json.loads(s3.get_object(Bucket=bucket, Key=published)["Body"].read())
+        logger.info("run already published: the day is left as it is, and no metric is published again", extra=summary)
+        return summary
     report = read_report(boto3.client("athena"), report_execution_id)
-    staged = sorted(list_keys(s3, bucket, prefix))
     with tempfile.TemporaryDirectory(prefix="athena-publish-") as workdir:
         files = []
         for index, key in enumerate(staged):
             files.append(Path(workdir) / f"{index:05d}.parquet")
             s3.download_file(bucket, key, str(files[-1]))
-        summary = finish_day(s3, settings, date.fromisoformat(run["day"]), staged_batches(files), report, started)
+        _check_staged_rows(run, report, files)
+        summary = finish_day(s3, settings, day, staged_batches(files), report, started)
+    s3.put_object(Bucket=bucket, Key=published, Body=json.dumps(summary).encode(), ContentType="application/json")
     for key in staged:
         s3.delete_object(Bucket=bucket, Key=key)
     publish_summary(summary, metrics_namespace(os.environ))
     return summary
+
+
+def run_folder(run: Any, settings: EtlSettings) -> tuple[date, str]:
+    """A run's day and staging folder, exactly as plan made them: publish merges that one folder into that one
+    day, and refuses an event naming any other (another run's or day's folder, or the whole staging area)."""
+    if not isinstance(run, Mapping):
+        raise ValueError(f"a run is plan's output, a JSON object, not {type(run).__name__}")
+    try:
+        day = iso_date(run.get("day"))
+    except ValueError as error:
+        raise ValueError(f"a run's day {error}") from None
+    if not isinstance(run.get("run"), str) or not _RUN_ID.fullmatch(run["run"]):
+        raise ValueError(f"a run's id is plan's, YYYYMMDDTHHMMSS-<12 hexadecimal digits>, not {run.get('run')!r}")
+    folder = staging_prefix(day, run["run"])
+    expected = f"s3://{settings.enriched_bucket}/{folder}"
+    if run.get("staging_url") != expected:
+        raise ValueError(f"a run's staging folder is its own, {expected}, not {run.get('staging_url')!r}")
+    return day, folder
+
+
+def _check_staged_rows(run: Mapping[str, Any], report: Iterable[ReportRow], files: Iterable[Path]) -> None:
+    """Publish nothing unless the staged files hold every row the report counts: files gone (removed by an earlier
+    publish of the run whose summary is gone too, or expired) or missing must never become a day with fewer rows."""
+    counted = sum(row.objects for row in report if row.outcome == "update" and row.carries_message)
+    held = sum(pq.ParquetFile(file).metadata.num_rows for file in files)
+    if held != counted:
+        raise RuntimeError(
+            f"run {run['run']} of {run['day']}: its report counts {counted} rows, its staged files hold {held}; "
+            "nothing published, the day is left as it is (staged files removed or expired, or the raw day changed "
+            "while the queries ran): re-run the day"
+        )
 
 
 def finish_day(

@@ -15,8 +15,8 @@ from datetime import date, datetime, timezone
 from typing import Any, Collection, Iterable, Mapping
 
 from lambdas.common.layout import day_prefix, previous_day
+from lambdas.common.reading import decoded, load_json
 from lambdas.common.updates import MESSAGE_UPDATE_TYPES, update_type
-from lambdas.etl.flatten import valid_utf8
 from lambdas.etl.schema import BIGINT_MAX
 
 OUTPUT_NAME = "telegram.parquet"
@@ -40,8 +40,6 @@ _SCHEDULED_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9
 _RAW_NAME = re.compile(r"([0-9]{1,19})\.json")
 # Where a text file's lines end, as Hadoop's LineRecordReader (Athena's text tables) splits them.
 _LINE_BREAK = re.compile(r"[\r\n]")
-# A JSON escape of a UTF-16 surrogate (`\\ud800`): only a body with one can have a lone surrogate in a key.
-_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def enriched_key(day: date) -> str:
@@ -75,6 +73,17 @@ def requested_day(event: Any, zone: str, now: datetime | None = None) -> date:
         return iso_date(event[DATE_KEY])
     except ValueError as error:
         raise ValueError(f"ETL event date {error}") from None
+
+
+def refuse_unfinished(day: date, zone: str, now: datetime | None = None) -> None:
+    """ValueError unless `day` has ended in `zone`: the up-to-the-minute relation reads a day from the raw zone only
+    until it is compacted, so compacting a day that has not ended would hide the rest of it from every answer."""
+    latest = previous_day(zone, now)
+    if day > latest:
+        raise ValueError(
+            f"day {day} has not ended in {zone} (the latest day that has is {latest}): compacted now, the rest of "
+            "it would be missing from every answer until it is compacted again"
+        )
 
 
 def iso_date(value: Any) -> date:
@@ -174,31 +183,20 @@ class NotAnUpdate(ValueError):
     """A raw object that is not valid JSON or not a Telegram Update; the message says why."""
 
 
-def refuse_json_constant(name: str) -> None:
-    """`json.loads`' parse_constant: NaN and Infinity are JavaScript, not JSON, and Trino's parser refuses them."""
-    raise ValueError(f"{name} is not JSON")
-
-
 def decode_update(body: bytes, update_id: int) -> dict[str, Any]:
     """The Update stored in `body` under the name `<update_id>.json`, or NotAnUpdate.
 
-    Telegram sends one line of compact, standard JSON in UTF-8. Only that is an update here, exactly as
-    the raw table reads it on Athena (one row per line of text, parsed by Trino's strict JSON parser), so
-    both engines turn the same objects into the same rows: bytes that are not UTF-8 (including encoded
-    surrogates, which `json.loads(bytes)` would let through), a body spread over several lines, and
-    JavaScript's NaN/Infinity are refused. Escaped lone surrogates (`"\\ud800"`) are valid JSON: in a key they
-    are repaired here (so the update's type is chosen among the names the SQL sees), in a value by `flatten`.
-    A key named twice keeps its last value, as Trino's `json_parse` does.
+    Telegram sends one line of compact, standard JSON in UTF-8. The bytes are read as the raw table reads them
+    on Athena (lambdas/common/reading.py: a leading byte order mark dropped, bytes that are not UTF-8 as U+FFFD,
+    keys with lone surrogates as Athena writes them, a number past a double as "Infinity", the last of two equal
+    keys winning), and only one line of standard JSON is an update (Trino's parser refuses NaN/Infinity), so both
+    engines turn the same objects into the same rows. String values are repaired by `flatten`.
     """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise NotAnUpdate(f"not UTF-8: {error}") from None
+    text = decoded(body)
     if _LINE_BREAK.search(text.removesuffix("\n").removesuffix("\r")):
         raise NotAnUpdate("not one line of JSON: a line break inside the body")
     try:
-        hook = _repaired_keys if _ESCAPED_SURROGATE.search(text) else None  # the common path costs nothing
-        update = json.loads(text, parse_constant=refuse_json_constant, object_pairs_hook=hook)
+        update = load_json(text)
     except (ValueError, RecursionError) as error:
         raise NotAnUpdate(f"not valid JSON: {error}") from None
     if not isinstance(update, dict):
@@ -212,12 +210,6 @@ def decode_update(body: bytes, update_id: int) -> dict[str, Any]:
     if kind in MESSAGE_UPDATE_TYPES and not isinstance(update[kind], dict):
         raise NotAnUpdate(f"not a Telegram Update: {kind} is a {type(update[kind]).__name__}, not an object")
     return update
-
-
-def _repaired_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose keys are valid UTF-8: each lone surrogate becomes U+FFFD, as `flatten` repairs values
-    and as the raw table's lines are read (tools/local/sql.py); the last of two equal keys wins."""
-    return {valid_utf8(key): value for key, value in pairs}
 
 
 def rejects_report(day: date, rejects: Iterable[Reject]) -> bytes:

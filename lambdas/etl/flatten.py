@@ -2,14 +2,15 @@
 
 Telegram omits every field that has no value, and a client or a future Bot API version may send a field
 with an unexpected type. Neither may fail a day: a field that is missing or of the wrong type becomes
-null, a string that is not valid UTF-8 is repaired, and the row always matches `schema.arrow_schema()`
-exactly.
+null, a lone surrogate in a string is written as Athena writes it (lambdas/common/reading.py), a date no
+query could read is null, and the row always matches `schema.arrow_schema()` exactly.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from lambdas.common.reading import athena_text, unix_seconds
 from lambdas.common.updates import update_type
 from lambdas.etl.schema import BIGINT_MAX, BIGINT_MIN
 
@@ -55,7 +56,7 @@ def flatten(update: Mapping[str, Any]) -> dict[str, Any]:
         "chat_id": _integer(chat.get("id")),
         "chat_type": _string(chat.get("type")),
         "text": _string(message.get("text")),
-        "date": _integer(message.get("date")),
+        "date": unix_seconds(message.get("date")),
         "update_id": update["update_id"],
         "update_type": _string(kind),
         "message_type": message_type(message),
@@ -66,7 +67,7 @@ def flatten(update: Mapping[str, Any]) -> dict[str, Any]:
         "chat_title": _string(chat.get("title")),
         "reply_to_message_id": _integer(_mapping(message.get("reply_to_message")).get("message_id")),
         "message_thread_id": _integer(message.get("message_thread_id")),
-        "edit_date": _integer(message.get("edit_date")),
+        "edit_date": unix_seconds(message.get("edit_date")),
         "is_command": command is not None,
         "command": command,
     }
@@ -121,20 +122,6 @@ def _boolean(value: Any) -> bool | None:
 
 
 def _string(value: Any) -> str | None:
-    """A str that Parquet can store: JSON's `\\ud800` and raw surrogate bytes (which `json.loads(bytes)`
-    accepts) decode to lone surrogates, which are not UTF-8 and would make pyarrow refuse the whole batch."""
-    if not isinstance(value, str):
-        return None
-    return value if value.isascii() else valid_utf8(value)  # isascii is O(1): the common path costs nothing
-
-
-def valid_utf8(text: str) -> str:
-    """`text` with each lone surrogate replaced by U+FFFD (a surrogate pair becomes its character).
-
-    Every replacement is one UTF-16 code unit, like what it replaces, so entity offsets stay right.
-    """
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return text
+    """A str as Athena writes it: JSON's `\\ud800` decodes to a lone surrogate, which is not UTF-8 (pyarrow would
+    refuse the whole batch) and which Athena writes as `?`."""
+    return athena_text(value) if isinstance(value, str) else None

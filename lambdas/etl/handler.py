@@ -2,8 +2,8 @@
 
 Event `{"scheduled_time": "<aws.scheduler.scheduled-time>"}` (the daily schedule) compacts the day before
 that instant's date in TIMEZONE, on every retry; `{"date": "YYYY-MM-DD"}` compacts that day (backfills,
-`python -m tools etl run`); `{}` compacts yesterday at run time. A day before ANALYTICS_START_DATE (when
-set), any other event, a bad setting or any S3 error raises, so the Lambda's retries, dead-letter queue and
+`python -m tools etl run`); `{}` compacts yesterday at run time. A day that has not ended in TIMEZONE, a day
+before ANALYTICS_START_DATE (when set), any other event, a bad setting or any S3 error raises, so the Lambda's retries, dead-letter queue and
 error alarm see it. The summary is logged, published as metrics (lambdas/etl/metrics.py) and returned.
 """
 
@@ -20,7 +20,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from lambdas.common.layout import is_time_zone
 from lambdas.etl import metrics as metric_names
 from lambdas.etl.compact import compact_day
-from lambdas.etl.day import iso_date, requested_day
+from lambdas.etl.day import iso_date, refuse_unfinished, requested_day
 from lambdas.etl.store import DEFAULT_READ_CONCURRENCY, s3_client
 
 logger = Logger(service="etl")
@@ -62,8 +62,10 @@ class EtlSettings:
 
 
 def checked_day(event: Any, settings: EtlSettings, now: datetime | None = None) -> date:
-    """The day an event asks for (see `day.requested_day`), refused when Athena could never show it."""
+    """The day an event asks for (see `day.requested_day`), refused when it has not ended in the stage's zone or
+    when Athena could never show it."""
     day = requested_day(event, settings.timezone, now)
+    refuse_unfinished(day, settings.timezone, now)
     start = settings.analytics_start_date
     if start is not None and day < start:
         raise ValueError(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from lambdas.common.layout import is_time_zone
-from lambdas.common.updates import is_known_type, update_type
+from lambdas.common.reading import BOM, UNIX_SECONDS_MAX, refuse_json_constant, unix_seconds
+from lambdas.common.updates import carries_message, is_known_type, is_message, update_payload, update_type
 from lambdas.ingest.chats import Chat, ChatLink, chat_of, migration_of, valid_text
 from lambdas.ingest.errors import ConfigurationError
 
@@ -137,14 +139,28 @@ def request_body(event: Mapping[str, Any]) -> bytes:
         raise Rejection(400, "body is not valid UTF-8") from error
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
+def _finite_double(token: str) -> float:
+    value = float(token)
+    if math.isinf(value):
+        raise Rejection(400, "body has a number beyond a double's range")
+    return value
 
 
 def parse_update(body: bytes) -> Update:
-    """Validate the body as a Bot API `Update`: a JSON object with an integer `update_id` (not a bool)."""
+    """Validate the body as a Bot API `Update`: a JSON object with an integer `update_id` (not a bool).
+
+    What Telegram never sends, and what the lake's readers would read otherwise than as sent, is refused
+    (lambdas/common/reading.py): a byte order mark, bytes that are not UTF-8, NaN/Infinity, a number beyond a
+    double, a message date no query could read.
+    """
+    if body.startswith(BOM):
+        raise Rejection(400, "body starts with a byte order mark")
     try:
-        update = json.loads(body, parse_constant=_reject_constant)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Rejection(400, "body is not valid UTF-8") from error
+    try:
+        update = json.loads(text, parse_constant=refuse_json_constant, parse_float=_finite_double)
     except (ValueError, RecursionError) as error:
         raise Rejection(400, "body is not JSON") from error
     if not isinstance(update, dict):
@@ -154,6 +170,7 @@ def parse_update(body: bytes) -> Update:
         raise Rejection(400, "update_id is missing or not an integer")
     if not 0 <= update_id <= UPDATE_ID_MAX:
         raise Rejection(400, "update_id is outside 0 .. 2^63-1")
+    _check_message_dates(update)
     return Update(
         update_id=update_id,
         type=valid_text(update_type(update)),  # a field's name: logged and recorded, so valid UTF-8
@@ -161,6 +178,18 @@ def parse_update(body: bytes) -> Update:
         migration=migration_of(update),
         body=body,
     )
+
+
+def _check_message_dates(update: Mapping[str, Any]) -> None:
+    """A message's `date` and `edit_date`, when integers, within what every reader keeps (0 .. UNIX_SECONDS_MAX):
+    Athena's `from_unixtime` fails a whole query on a later one. (Any other value is null to every reader.)"""
+    payload = update_payload(update)
+    if not (carries_message(update) and is_message(payload)):
+        return
+    for field in ("date", "edit_date"):
+        value = payload.get(field)
+        if isinstance(value, int) and not isinstance(value, bool) and unix_seconds(value) is None:
+            raise Rejection(400, f"message {field} is outside 0 .. {UNIX_SECONDS_MAX} (Unix seconds)")
 
 
 def read_update(event: Mapping[str, Any]) -> Update:

@@ -1,8 +1,8 @@
 """The cdk-nag (AwsSolutions) result of every synthesized stage as Markdown, for the checks' job summary.
 
-`make synth-all` writes `cdk.out/<stage>/validation-report.json` for each stage: with no plugin report when
-every finding is fixed or acknowledged, else the findings that failed the synth. Runs with the system Python
-(stdlib only), after a failed `make test` too.
+`make synth-all` writes `cdk.out/<stage>/validation-report.json` for each stage: the findings that failed the
+synth (none when every one is fixed or acknowledged), and the stacks' own warnings, which did not. Runs with
+the system Python (stdlib only), after a failed `make test` too.
 
     python3 -m tools.ci.nag_report cdk.out >> "$GITHUB_STEP_SUMMARY"
 """
@@ -18,31 +18,42 @@ from typing import Any
 from stacks.config import ConfigError, read_stages, stage_names
 
 REPORT = "validation-report.json"
+# The CDK's own report of the stacks' annotations (with `@aws-cdk/core:annotationsInValidationReport`): their
+# warnings, e.g. a stage whose alarms nobody hears. They never fail the synth.
+ANNOTATIONS = "Construct Annotations"
 
 
-def findings(report: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(rule, construct path, description) of every violation in a validation report."""
+def findings(report: dict[str, Any], *, annotations: bool = False) -> list[tuple[str, str, str]]:
+    """(rule, construct path, description) of every cdk-nag violation in a validation report (which fail the
+    synth), or with `annotations` of every warning the stacks themselves gave (which do not)."""
     return [
         (violation["ruleName"], construct["constructPath"], violation.get("description", ""))
         for plugin in report.get("pluginReports", [])
+        if (plugin.get("pluginName") == ANNOTATIONS) == annotations
         for violation in plugin.get("violations", [])
         for construct in violation.get("violatingConstructs", [])
     ]
 
 
 def summary(reports: dict[str, dict[str, Any] | None]) -> str:
-    """Markdown: one line per stage (None: no report, the synth did not get there), then each finding."""
+    """Markdown: one line per stage (None: no report, the synth did not get there), then each finding and
+    warning."""
     lines = ["## cdk-nag (AwsSolutions)", "", "| stage | result |", "|---|---|"]
     details: list[str] = []
     for stage, report in reports.items():
         if report is None:
             lines.append(f"| {stage} | not synthesized: no `{REPORT}` (see the log) |")
             continue
-        found = findings(report)
-        lines.append(f"| {stage} | {f'{len(found)} finding(s)' if found else 'no unacknowledged finding'} |")
-        if found:
+        found, warned = findings(report), findings(report, annotations=True)
+        result = f"{len(found)} finding(s)" if found else "no unacknowledged finding"
+        lines.append(f"| {stage} | {result}{f', {len(warned)} warning(s)' if warned else ''} |")
+        if found or warned:
             details += ["", f"### {stage}", "", "| rule | construct | what |", "|---|---|---|"]
-            details += [f"| {_code(rule)} | {_code(path)} | {_cell(what)} |" for rule, path, what in sorted(found)]
+            details += [
+                f"| {_code(rule)} | {_code(path)} | {prefix}{_cell(what)} |"
+                for prefix, listed in (("", found), ("warning: ", warned))
+                for rule, path, what in sorted(listed)
+            ]
     return "\n".join(lines + details) + "\n"
 
 

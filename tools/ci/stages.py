@@ -9,8 +9,8 @@ repository variable `AWS_REGION`. Runs with the system Python before anything is
     python3 -m tools.ci.stages deploy --stage prod  # outputs `deploy` (true/false), `role` and `region`
 
 Inputs come from the environment: GITHUB_VARS (the workflow's `toJSON(vars)`), GITHUB_REPOSITORY and, for
-review, PULL_REQUEST_FROM_FORK. The outputs go to GITHUB_OUTPUT; why a stage is left out goes to
-GITHUB_STEP_SUMMARY (and stderr).
+review, PULL_REQUEST_FROM_FORK and PULL_REQUEST_BY_DEPENDABOT. The outputs go to GITHUB_OUTPUT; why a stage is
+left out goes to GITHUB_STEP_SUMMARY (and stderr).
 """
 
 from __future__ import annotations
@@ -27,6 +27,13 @@ from stacks.config import ConfigError, StageConfig, load_stage, read_stages, sta
 from stacks.github_access import DEPLOY, PART, REVIEW, ROLE_OUTPUTS, role_variable
 
 REGION_VARIABLE = "AWS_REGION"
+# Pull requests whose review gets no OIDC token from GitHub, by the environment variable that says so, and the
+# note their review passes with.
+WITHOUT_TOKEN = {
+    "PULL_REQUEST_FROM_FORK": "Pull requests from forks get no OIDC token from GitHub: no `cdk diff` against AWS.",
+    "PULL_REQUEST_BY_DEPENDABOT": "Dependabot's pull requests get no OIDC token (nor the repository's variables) "
+    "from GitHub: no `cdk diff` against AWS; the checks still run `make test`.",
+}
 # An IAM role ARN in any partition: a variable holding something else fails here, not in the AWS action.
 _ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}")
 
@@ -84,12 +91,13 @@ def plan(config: StageConfig, purpose: str, variables: Mapping[str, str], reposi
 
 
 def review_matrix(
-    stages: Mapping[str, Any], variables: Mapping[str, str], repository: str, *, from_fork: bool
+    stages: Mapping[str, Any], variables: Mapping[str, str], repository: str, *, without_token: str | None = None
 ) -> tuple[list[Target], list[str]]:
-    """The stages a pull request can diff, and why each other stage is left out."""
+    """The stages a pull request can diff, and why each other stage is left out; none, with `without_token` as
+    the reason, when GitHub gives the pull request no OIDC token."""
     names = stage_names(stages)
-    if from_fork:
-        return [], ["Pull requests from forks get no OIDC token from GitHub: no `cdk diff` against AWS."]
+    if without_token:
+        return [], [without_token]
     targets, reasons = [], []
     for name in names:
         try:
@@ -119,9 +127,8 @@ def _variables() -> dict[str, str]:
 
 
 def _review(repository: str) -> int:
-    targets, reasons = review_matrix(
-        read_stages(), _variables(), repository, from_fork=os.environ.get("PULL_REQUEST_FROM_FORK") == "true"
-    )
+    without_token = next((note for name, note in WITHOUT_TOKEN.items() if os.environ.get(name) == "true"), None)
+    targets, reasons = review_matrix(read_stages(), _variables(), repository, without_token=without_token)
     _write("GITHUB_OUTPUT", f"matrix={json.dumps([asdict(target) for target in targets])}\n")
     if reasons:
         lines = ["## cdk diff", "", "No diff for these stages (the review passes):", ""]

@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TextIO
 
-from analytics import SavedQuery, load_queries
+from analytics import SavedQuery, stage_queries
 from lambdas.common.layout import PREFIX, today
 from lambdas.common.updates import update_chat_id
 from stacks.config import StageConfig
@@ -128,7 +128,7 @@ def demo_command(args: argparse.Namespace) -> int:
 def run_demo(
     config: StageConfig, out: Path, *, start: date, days: int, per_day: int, seed: int, console: Console
 ) -> DemoSummary:
-    queries = load_queries(config.timezone, config.glue_database)  # first: a broken one fails before anything runs
+    queries = stage_queries(config)  # first: a broken one fails before anything runs
     chat_id = config.allowed_chat_ids[0]
     other_chat_id = _other_chat(config.allowed_chat_ids)
     now = datetime.now(timezone.utc)

@@ -9,6 +9,12 @@ the two engines disagree (../shared/TOOLCHAIN.md). `to_duckdb` closes those gaps
   a cast gets an explicit ROUND (types come from the table's schema, so integer casts stay untouched);
 - integer division: qualifying the query with the schema lets sqlglot keep Trino's truncating `/`.
 
+Where DuckDB runs SQL that Athena refuses, `to_duckdb` refuses it too (`AthenaRefuses`, naming the construct),
+so a query that answers locally is one Athena runs: `x IS [NOT] TRUE|FALSE|UNKNOWN` (Trino's grammar has it only
+since 482, and Athena engine 3 does not say its Trino base), and a comparison of a string with a date, a
+timestamp or a number (`date_col = '2026-01-05'`, `1 = '1'`: Trino converts neither side, DuckDB casts the
+string). tools/ci/trino_grammar.py checks every statement sent to Athena against Trino's grammar itself.
+
 `LocalLake` gives them the rest: the session time zone is UTC (Athena's `from_unixtime` is UTC, DuckDB
 would use the host's) and `context_date` is read as a DATE, as the Glue table declares it. `AT TIME ZONE`
 needs DuckDB's ICU extension, which this DuckDB wheel has built in (no download). Given a stage's
@@ -16,11 +22,12 @@ needs DuckDB's ICU extension, which this DuckDB wheel has built in (no download)
 
 The raw table (`telegram_raw`) is read as Athena's text table reads it: one row per line of each object
 (Hadoop's line breaks: `\n`, `\r\n`, `\r`), with the object's `$path`. What DuckDB's JSON parser does
-differently from Trino's is done first, in Python (`raw_lines`): a line that is not UTF-8, or not standard
+differently from Trino's is done first, in Python (`raw_lines`): a line that is not standard
 JSON (DuckDB accepts `NaN`, `Infinity` and trailing commas), becomes NULL, an escaped lone surrogate
-(`"\ud800"`) becomes `\ufffd`, as the ETL repairs it (DuckDB refuses the whole document), and an object
-that repeats a key keeps its last value, as Trino's `json_parse` and Python's `json.loads` do (DuckDB's
-`->` finds the first, and its cast to a MAP refuses the document).
+(`"\ud800"`) becomes `?`, as Athena writes it (DuckDB refuses the whole document), a number past a double's
+range becomes the string "Infinity", as Trino re-serializes it, and an object that repeats a key keeps its
+last value, as Trino's `json_parse` and Python's `json.loads` do (DuckDB's `->` finds the first, and its cast
+to a MAP refuses the document). Bytes are read as Athena reads them: lambdas/common/reading.py.
 """
 
 from __future__ import annotations
@@ -32,12 +39,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from analytics import SavedQuery
 from lambdas.common.layout import PARTITION_KEY, PREFIX
-from lambdas.etl.day import refuse_json_constant
+from lambdas.common.reading import BOM, LONE_SURROGATE_AS, refuse_json_constant, trino_double
 from lambdas.etl.schema import COLUMNS, PARTITION
 from stacks.config import RAW_TABLE, TABLE, StageConfig
 from tools.cli import CommandError
@@ -56,6 +64,8 @@ _EXTRACT_FIELDS = {
     "DAY_OF_MONTH": "DAY",
     "DAY_OF_YEAR": "DOY",
 }
+# What `IS [NOT]` may not test on Athena (see `_refuse_truth_tests`), as sqlglot's token types.
+_TRUTH_VALUES = {"TRUE", "FALSE", "UNKNOWN"}
 # One day's enriched file, or any object of a day, relative to where the table's partitions start.
 _PARTITION_FILE = re.compile(rf"(^|/){PARTITION_KEY}=[^/]+/[^/]+\.parquet$")
 _PARTITION_OBJECT = re.compile(rf"(^|/){PARTITION_KEY}=[^/]+/[^/]+$")
@@ -68,6 +78,8 @@ PATH_COLUMN = "$path"
 RAW_FOLDER = "raw"
 ENRICHED_FOLDER = "enriched"
 LOCAL_RAW_BUCKET = "local-raw-bucket"
+# Athena's readers skip the objects of a folder whose name starts with one of these (Hive's hidden files).
+_HIDDEN = ("_", ".")
 _DUCKDB_TYPES = {"bigint": "BIGINT", "boolean": "BOOLEAN", "string": "VARCHAR", "date": "DATE"}
 # A JSON string literal, and inside it one escape: a surrogate pair, a lone surrogate, or any other escape.
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -77,6 +89,11 @@ _ESCAPE = re.compile(
 )
 
 Rows = list[tuple[Any, ...]]
+RawObject = tuple[str, str, bytes]  # a raw object's day (YYYY-MM-DD), `$path` and body
+
+
+class AthenaRefuses(CommandError):
+    """SQL that DuckDB would run but Athena refuses: refused before it runs, so no local answer hides it."""
 
 
 def table_schema(database: str) -> dict[str, dict[str, dict[str, str]]]:
@@ -98,10 +115,61 @@ def to_duckdb(athena_sql: str, database: str) -> str:
     from sqlglot.optimizer.annotate_types import annotate_types
     from sqlglot.optimizer.qualify import qualify
 
+    _refuse_truth_tests(athena_sql)
     schema = table_schema(database)
     tree = sqlglot.parse_one(athena_sql, read="athena", error_level=ErrorLevel.RAISE)
     tree = annotate_types(qualify(tree, schema=schema, dialect="athena"), schema=schema, dialect="athena")
+    _refuse_string_comparisons(tree)
     return tree.transform(_duckdb_semantics).sql(dialect="duckdb")
+
+
+def _refuse_truth_tests(athena_sql: str) -> None:
+    """`IS [NOT] TRUE|FALSE|UNKNOWN`, found in the tokens (sqlglot reads `IS UNKNOWN` as `IS NULL`, so the
+    tree no longer shows it; comments and string literals are no tokens of the kind)."""
+    from sqlglot.dialects import Dialect
+    from sqlglot.tokens import TokenType
+
+    tokens = Dialect.get_or_raise("athena").tokenize(athena_sql)
+    for index, token in enumerate(tokens):
+        if token.token_type != TokenType.IS:
+            continue
+        tested = tokens[index + 1 : index + 3]
+        tested = tested if tested and tested[0].token_type == TokenType.NOT else tested[:1]
+        if tested and tested[-1].token_type.name in _TRUTH_VALUES:
+            construct = " ".join(["IS", *(word.text.upper() for word in tested)])
+            raise AthenaRefuses(
+                f"`{construct}` (line {token.line}) does not parse on Athena: Trino's grammar has IS [NOT] "
+                "TRUE/FALSE/UNKNOWN only since Trino 482, and Athena engine 3 does not say its Trino base; "
+                "write COALESCE(x, false) for `x IS TRUE`, `x IS NULL` for `x IS UNKNOWN`"
+            )
+
+
+def _refuse_string_comparisons(tree: "exp.Expression") -> None:
+    """A comparison of a string with a date, timestamp or number, by the types sqlglot annotated."""
+    from sqlglot import exp
+
+    for node in tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
+                              exp.Between, exp.In):
+        left = node.this
+        rights = [node.args.get(side) for side in ("expression", "low", "high")] + list(node.expressions)
+        for right in filter(None, rights):
+            if _string_against_typed(left, right) or _string_against_typed(right, left):
+                types = " with ".join(side.type.sql(dialect="athena") for side in (left, right))
+                raise AthenaRefuses(
+                    f"`{node.sql(dialect='athena')}` compares {types}: Athena (Trino) refuses it, DuckDB casts the "
+                    "string; write a typed literal (DATE '2026-01-05', a number without quotes) or CAST one side"
+                )
+
+
+def _string_against_typed(string: "exp.Expression", other: "exp.Expression") -> bool:
+    from sqlglot import exp
+
+    return (
+        string.type is not None
+        and other.type is not None
+        and string.type.is_type(*exp.DataType.TEXT_TYPES)
+        and other.type.is_type(*exp.DataType.NUMERIC_TYPES, *exp.DataType.TEMPORAL_TYPES)
+    )
 
 
 def _duckdb_semantics(node: "exp.Expression") -> "exp.Expression":
@@ -165,20 +233,26 @@ class LocalLake:
 
     With a `window`, only the days inside it are read; `days_outside_window` counts the partitions left
     out. `shown_as` names the folders in error messages (an S3 URL rather than a scratch folder).
+    `raw_objects` are raw objects read elsewhere, beside the raw folder's files (consumed once): the local Athena
+    engine's, read from S3, whose keys are names and never become paths on this machine.
     """
 
-    def __init__(self, folders: LakeFolders, window: DayWindow | None = None, *, shown_as: str | None = None):
+    def __init__(
+        self, folders: LakeFolders, window: DayWindow | None = None, *, shown_as: str | None = None,
+        raw_objects: Iterable[RawObject] | None = None,
+    ):
         import duckdb
 
-        self._root = str(folders.enriched or folders.raw)
-        self._shown_as = shown_as or self._root
+        root = folders.enriched or folders.raw
+        self._root = str(root) if root else None
+        self._shown_as = shown_as or str(root)
         enriched = _partition_files(folders.enriched, "*.parquet")
         raw = _partition_files(folders.raw, "*")
         outside = {path.parent for path in (*enriched, *raw) if window is not None and _partition_day(path.parent) not in window}
         self.days_outside_window = len({folder.name for folder in outside})
         self._files = [str(path) for path in enriched if path.parent not in outside]
-        self._raw_files = [path for path in raw if path.parent not in outside and not path.name.startswith(("_", "."))]
-        if not self._files and not self._raw_files:
+        self._raw_files = [path for path in raw if path.parent not in outside and athena_reads(path.name)]
+        if not self._files and not self._raw_files and raw_objects is None:
             hidden = f"; days outside {window}, not read: {self.days_outside_window}" if outside else ""
             raise CommandError(
                 f"no enriched Parquet or raw objects in {self._shown_as} "
@@ -187,10 +261,10 @@ class LocalLake:
         self.connection: duckdb.DuckDBPyConnection = duckdb.connect()
         self.connection.execute("SET TimeZone = 'UTC'")
         self._schemas: set[str] = set()
-        self._raw_table = raw_lines_table(
-            (path.parent.name.partition("=")[2], _raw_path(path), path.read_bytes())
-            for path in self._raw_files
-        )
+        self._raw_table = raw_lines_table(chain(
+            raw_objects or (),
+            ((path.parent.name.partition("=")[2], _raw_path(path), path.read_bytes()) for path in self._raw_files),
+        ))
 
     def run(self, query: SavedQuery) -> tuple[list[str], Rows]:
         """Column names and rows of one saved query."""
@@ -200,9 +274,9 @@ class LocalLake:
         """Any Athena SQL over the stage's tables (`database`), translated for DuckDB."""
         import duckdb
 
-        self._create_schema(database)
+        duckdb_sql = self._translated(athena_sql, database, what)
         try:
-            cursor = self.connection.execute(to_duckdb(athena_sql, database))
+            cursor = self.connection.execute(duckdb_sql)
             rows = cursor.fetchall()
         except duckdb.Error as error:
             raise CommandError(f"{what} failed on DuckDB: {self._explain(error)}") from None
@@ -212,14 +286,22 @@ class LocalLake:
         """Like `execute`, with the answer as an Arrow table (for rows written to Parquet)."""
         import duckdb
 
-        self._create_schema(database)
+        duckdb_sql = self._translated(athena_sql, database, what)
         try:
-            return self.connection.sql(to_duckdb(athena_sql, database)).to_arrow_table()
+            return self.connection.sql(duckdb_sql).to_arrow_table()
         except duckdb.Error as error:
             raise CommandError(f"{what} failed on DuckDB: {self._explain(error)}") from None
 
     def close(self) -> None:
         self.connection.close()
+
+    def _translated(self, athena_sql: str, database: str, what: str) -> str:
+        """The DuckDB SQL of `athena_sql`, over the database's tables; what Athena would refuse fails here."""
+        self._create_schema(database)
+        try:
+            return to_duckdb(athena_sql, database)
+        except AthenaRefuses as error:
+            raise CommandError(f"{what}: {error}") from None
 
     def _create_schema(self, database: str) -> None:
         """The database's `telegram` and `telegram_raw`, as Glue declares them, whether or not a zone has files."""
@@ -255,7 +337,7 @@ class LocalLake:
         message = _first_line(error)
         if not any(path in message for path in self._files):
             message = next(filter(None, map(self._unreadable, self._files)), message)
-        return message.replace(self._root, self._shown_as)
+        return message.replace(self._root, self._shown_as) if self._root else message
 
     def _unreadable(self, path: str) -> str | None:
         """Why DuckDB cannot read every value of one file; None when it can."""
@@ -268,7 +350,14 @@ class LocalLake:
         return None
 
 
-def raw_lines_table(objects: Iterable[tuple[str, str, bytes]]) -> "pa.Table":
+def athena_reads(name: str) -> bool:
+    """Whether Athena's raw table reads the object `name` of a day's folder (its key after the folder's prefix):
+    an object of the folder itself, not hidden. Athena does not look into sub-folders, and a key ending in `/`
+    (a folder marker; the empty name before the `/` of a `//`) names a folder."""
+    return bool(name) and "/" not in name and not name.startswith(_HIDDEN)
+
+
+def raw_lines_table(objects: Iterable[RawObject]) -> "pa.Table":
     """The raw table's rows for `(day, $path, body)` objects: one row per line, as Athena reads it."""
     import pyarrow as pa
 
@@ -288,47 +377,50 @@ def raw_lines(body: bytes) -> list[str | None]:
     """An object's lines as Athena's text table reads them, made readable to DuckDB as Trino reads them.
 
     `bytes.splitlines` splits on exactly Hadoop's line breaks, and, like Hadoop, makes no empty last line
-    of a final break. A line that is not UTF-8, or not standard JSON, is None (Trino's JSON parser takes
-    neither); an escaped lone surrogate becomes `\ufffd` (see the module's docstring).
+    of a final break. The bytes are read as Athena reads them (lambdas/common/reading.py): a byte order mark at
+    the start of the object dropped, each sequence that is not UTF-8 as U+FFFD. An escaped lone surrogate becomes
+    `?` and a line that is not standard JSON is None (see the module's docstring).
     """
-    lines: list[str | None] = []
-    for raw in body.splitlines():
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            lines.append(None)
-            continue
-        lines.append(_trino_line(_repair_escaped_surrogates(line) if "\\u" in line else line))
-    return lines
+    return [
+        _trino_line(_repair_escaped_surrogates(line) if "\\u" in line else line)
+        for line in (raw.decode("utf-8", "replace") for raw in body.removeprefix(BOM).splitlines())
+    ]
 
 
 def _trino_line(line: str) -> str | None:
     """`line` when it is RFC 8259 JSON, as Trino's parser (Jackson's defaults) requires, else None: DuckDB's
-    accepts more (`NaN`, `Infinity`, trailing commas), so DuckDB parses nothing from such a line. A line
-    whose objects repeat a key is written again with each key once, holding its last value (what Trino's
-    `json_parse` keeps); only such a line, so every other one reaches DuckDB byte for byte."""
-    repeated = False
+    accepts more (`NaN`, `Infinity`, trailing commas), so DuckDB parses nothing from such a line. A line that
+    DuckDB would read otherwise than Trino is written again as Trino keeps it: an object that repeats a key
+    with each key once, holding its last value, and a number past a double's range as the string "Infinity"
+    (DuckDB would read a double). Only such a line: every other one reaches DuckDB byte for byte."""
+    rewritten = False
 
     def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        nonlocal repeated
+        nonlocal rewritten
         value = dict(pairs)
-        repeated = repeated or len(value) != len(pairs)
+        rewritten = rewritten or len(value) != len(pairs)
+        return value
+
+    def double(token: str) -> float | str:
+        nonlocal rewritten
+        value = trino_double(token)
+        rewritten = rewritten or isinstance(value, str)
         return value
 
     try:
-        value = json.loads(line, parse_constant=refuse_json_constant, object_pairs_hook=unique_keys)
+        value = json.loads(line, parse_constant=refuse_json_constant, parse_float=double, object_pairs_hook=unique_keys)
     except (ValueError, RecursionError):
         return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if repeated else line
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if rewritten else line
 
 
 def _repair_escaped_surrogates(line: str) -> str:
-    """Each `\\uD800`-style escape of a lone surrogate inside a JSON string, replaced by `\\ufffd`."""
+    """Each `\\uD800`-style escape of a lone surrogate inside a JSON string, replaced by what Athena writes for it."""
     return _JSON_STRING.sub(lambda string: _ESCAPE.sub(_repaired_escape, string.group()), line)
 
 
 def _repaired_escape(escape: re.Match[str]) -> str:
-    return "\\ufffd" if escape.group("lone") else escape.group()
+    return LONE_SURROGATE_AS if escape.group("lone") else escape.group()
 
 
 @contextmanager

@@ -39,7 +39,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from analytics import load_queries, requested_updates
+from analytics import requested_updates, stage_queries
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, WEBHOOK_PATH
 from stacks.config import StageConfig
 from tools.cli import CommandError, add_stage_argument, plain, stage_config
@@ -537,7 +537,7 @@ def up_command(args: argparse.Namespace) -> int:
     bot = bot_api_from_env(args.api_base) if args.poll else None  # a missing token fails before anything starts
     allowed_updates: tuple[str, ...] = ()
     if bot is not None:  # what `webhook set` asks for: the stage's types and those its saved queries need
-        queries = load_queries(config.timezone, config.glue_database)  # a broken one fails before anything starts
+        queries = stage_queries(config)  # a broken one fails before anything starts
         allowed_updates, _ = requested_updates(config.allowed_updates, queries)
     # `kill` (SIGTERM) stops the stack as cleanly as Ctrl-C: both end the wait below with KeyboardInterrupt.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

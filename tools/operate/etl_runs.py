@@ -7,8 +7,8 @@ ends. A failing day is reported and the other days still run; any failure makes 
 the Lambda's handler, or the Athena engine's very SQL on DuckDB (tools/local/athena_engine.py).
 `run_days` is the loop itself, for the local demo.
 
-The range is bounded: from the stage's `analytics_start_date` (Athena shows no earlier day) to today in
-its zone, and more than `MAX_UNCONFIRMED_DAYS` days are run only once confirmed.
+The range is bounded: from the stage's `analytics_start_date` (Athena shows no earlier day) to yesterday in
+its zone (a day is compacted once it has ended: until then its answers come from the raw zone), and more than `MAX_UNCONFIRMED_DAYS` days are run only once confirmed.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from lambdas.common.layout import today
+from lambdas.etl.day import refuse_unfinished
 from stacks import outputs
 from stacks.config import ETL_ENGINES
 from tools.cli import CommandError, add_stage_argument, aws_session, plain, require_output, stack_outputs, stage_config
@@ -122,16 +122,18 @@ def days_between(first: date, last: date) -> list[date]:
 
 def stage_days(config: StageConfig, first: date, last: date) -> list[date]:
     """The days from `first` to `last`, refused unless they lie between the stage's analytics_start_date
-    and today in its zone (checked before the list is built: a typo's range can hold millions of days)."""
+    and yesterday in its zone, the last day that has ended (checked before the list is built: a typo's range can
+    hold millions of days)."""
     start = _analytics_start(config)
     if first < start:
         raise CommandError(
             f"--from {first} is before stage {config.stage}'s analytics_start_date {start}: "
             "Athena shows no earlier day, so the ETL refuses it"
         )
-    latest = today(config.timezone)
-    if last > latest:
-        raise CommandError(f"--to {last} is after today ({latest} in {config.timezone}): that day has not begun")
+    try:
+        refuse_unfinished(last, config.timezone)
+    except ValueError as error:
+        raise CommandError(f"--to {error}") from None
     return days_between(first, last)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analytics import SavedQuery, load_queries, load_query
+from analytics import SavedQuery, find_query, stage_queries
 from stacks.config import StageConfig
 from tools.cli import CommandError, add_stage_argument, aws_session, plain, plain_json, stage_config
 
@@ -62,13 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = stage_config(args)
     if args.list:
-        queries = load_queries(config.timezone, config.glue_database)
+        queries = stage_queries(config)
         print(render(["name", "question"], [(query.name, query.question) for query in queries], args.format))
         return 0
     if not args.name:
         raise CommandError("name a saved query, or use --list to see them")
     try:
-        query = load_query(args.name, config.timezone, config.glue_database)
+        query = find_query(stage_queries(config), args.name)
     except KeyError as error:
         raise CommandError(error.args[0]) from None
     if args.local:

@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from analytics import RELATION_NOTES, SavedQuery, load_queries
+from analytics import RELATION_NOTES, SavedQuery, stage_queries
 from lambdas.common.layout import PARTITION_KEY, today
 from stacks.config import StageConfig
 from tools.cli import CommandError, add_stage_argument, aws_session, count_argument, stage_config
@@ -89,7 +89,7 @@ def report_days(config: StageConfig, days: int | None, now: datetime | None = No
 def report_queries(config: StageConfig, queries: Iterable[SavedQuery] | None = None) -> list[SavedQuery]:
     """The stage's saved queries that the report shows, in the report's order (from `queries` when the caller
     has loaded them already)."""
-    loaded = load_queries(config.timezone, config.glue_database) if queries is None else queries
+    loaded = stage_queries(config) if queries is None else queries
     by_name = {query.name: query for query in loaded}
     return [by_name[name] for name in SECTION_QUERIES if name in by_name]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from analytics import load_queries, requested_updates
+from analytics import requested_updates, stage_queries
 from stacks import outputs
 from stacks.config import MAX_WEBHOOK_CONNECTIONS, StageConfig
 from tools.operate.chats import allowlist_warning
@@ -69,7 +69,7 @@ def set_webhook(args: argparse.Namespace) -> int:
     bot = bot_api_from_env(args.api_base)  # first: a missing token fails before any AWS call
     config = stage_config(args)
     allowed_updates, asked_by = requested_updates(  # a broken saved query fails before any AWS call too
-        config.allowed_updates, load_queries(config.timezone, config.glue_database)
+        config.allowed_updates, stage_queries(config)
     )
     deployed = deployed_webhook(config)
     max_connections = args.max_connections or config.webhook_max_connections
