@@ -48,6 +48,11 @@ _DATABASE_NAME = re.compile(r"[a-z0-9_]+")
 UPDATES_HEADER = "-- updates:"
 
 
+class QueryLoadError(ValueError):
+    """The loader refuses to build the queries: a file in analytics/ is malformed or unreadable (the message
+    names it), or the zone or database is unusable. The commands print it as one `error:` line."""
+
+
 @dataclass(frozen=True)
 class SavedQuery:
     name: str  # file stem without the ordering prefix, e.g. `daily_message_count`
@@ -71,7 +76,7 @@ def load_queries(
     names = [query.name for query in queries]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"two saved queries share the name {', '.join(repeated)}: names must be unique")
+        raise QueryLoadError(f"two saved queries share the name {', '.join(repeated)}: names must be unique")
     return queries
 
 
@@ -136,7 +141,7 @@ def up_to_the_minute(database: str, raw_window_days: int = DEFAULT_RAW_WINDOW_DA
     """`lake/telegram.sql`: the compacted days, plus the raw days of the last `raw_window_days` days not compacted
     yet (counted back from UTC's current_date, up to tomorrow in UTC, so every zone's "today" is in)."""
     if not (isinstance(raw_window_days, int) and raw_window_days >= 1):
-        raise ValueError(f"the raw window is at least 1 day, got {raw_window_days!r}")
+        raise QueryLoadError(f"the raw window is at least 1 day, got {raw_window_days!r}")
     window_start = f"current_date - INTERVAL '{raw_window_days}' DAY"
     return _statement(
         LAKE_DIR / "telegram.sql",
@@ -196,13 +201,15 @@ def _check_zone(timezone: str) -> None:
     """A zone Athena does not know fails here rather than as an Athena error, and no stray quote reaches the
     SQL: the same list of zones as the stage config's."""
     if not is_accepted_zone(timezone):
-        raise ValueError(unknown_zone_message(timezone))
+        raise QueryLoadError(unknown_zone_message(timezone))
 
 
 def _check_database(database: str) -> None:
     """A Glue database name as the stage config derives it: it is pasted into SQL, so nothing else passes."""
     if not _DATABASE_NAME.fullmatch(database):
-        raise ValueError(f"a Glue database name is lower-case letters, digits and underscores, got {database!r}")
+        raise QueryLoadError(
+            f"a Glue database name is lower-case letters, digits and underscores, got {database!r}"
+        )
 
 
 def _load(path: Path, timezone: str, database: str, relations: Mapping[str, str]) -> SavedQuery:
@@ -211,12 +218,14 @@ def _load(path: Path, timezone: str, database: str, relations: Mapping[str, str]
     first_line = lines[0] if lines else ""
     question = first_line.removeprefix("--").strip()
     if not first_line.startswith("--") or not question:
-        raise ValueError(f"{path.name}: the first line must be a `--` comment saying the question it answers")
+        raise QueryLoadError(
+            f"{path.name}: the first line must be a `--` comment saying the question it answers"
+        )
     header = leading_comments(lines)
     body = "\n".join(lines[len(header):]).strip()
     update_types = _declared_update_types(path, header)
     if _reads(body, "telegram_updates") and not update_types:
-        raise ValueError(
+        raise QueryLoadError(
             f"{path.name}: it reads telegram_updates, so its header must name the update types it reads, "
             f"e.g. `{UPDATES_HEADER} chat_member, message`"
         )
@@ -233,17 +242,17 @@ def _declared_update_types(path: Path, header: list[str]) -> tuple[str, ...]:
     if not declarations:
         return ()
     if len(declarations) > 1:
-        raise ValueError(f"{path.name}: one `{UPDATES_HEADER}` line at most, found {len(declarations)}")
+        raise QueryLoadError(f"{path.name}: one `{UPDATES_HEADER}` line at most, found {len(declarations)}")
     names = tuple(name.strip() for name in declarations[0].split(","))
     unknown = [name for name in names if name not in UPDATE_TYPES]
     if unknown:
-        raise ValueError(
+        raise QueryLoadError(
             f"{path.name}: `{UPDATES_HEADER}` names unknown update types {unknown}; "
             f"the Bot API's are {', '.join(UPDATE_TYPES)}"
         )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"{path.name}: `{UPDATES_HEADER}` names {repeated} more than once")
+        raise QueryLoadError(f"{path.name}: `{UPDATES_HEADER}` names {repeated} more than once")
     return names
 
 
@@ -288,11 +297,14 @@ def _statement(path: Path, values: Mapping[str, str]) -> str:
 def _fill(path: Path, values: Mapping[str, str]) -> str:
     """The file's text with its `{{name}}` placeholders replaced; a placeholder not in `values` is an error.
     (A value may itself hold a placeholder for a later step, as the compaction templates' `{{day}}`.)"""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise QueryLoadError(f"{path.name}: cannot read it as UTF-8 text: {error}") from None
     unknown = [found for found in _PLACEHOLDER.findall(text) if found[2:-2] not in values]
     if unknown:
         known = ", ".join("{{" + name + "}}" for name in values)
-        raise ValueError(f"{path.name}: unknown placeholder {unknown[0]}; the known ones are {known}")
+        raise QueryLoadError(f"{path.name}: unknown placeholder {unknown[0]}; the known ones are {known}")
     return _PLACEHOLDER.sub(lambda found: values[found.group()[2:-2]], text)
 
 

@@ -8,7 +8,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from stacks.account import STACK_NAME as ACCOUNT_STACK_NAME
 from stacks.account import AccountStack
-from stacks.config import PROJECT, ConfigError, StageConfig, load_stage
+from stacks.config import PROJECT, STAGE_KEY, STAGES_KEY, ConfigError, StageConfig, check_context_keys, load_stage
 from stacks.etl import EtlStack
 from stacks.github import add_github_access, add_oidc_provider
 from stacks.ingestion import IngestionStack
@@ -19,10 +19,11 @@ def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
     """Add the stage chosen with `-c stage=NAME` (default dev) to `app`; return its stacks in deploy order:
     the account's API Gateway settings (shared by every stage), then Ingestion, Etl and Presentation; then,
     when cdk.json asks for them, GitHub's OIDC provider (shared too) and the stage's GitHub roles."""
-    stages = app.node.try_get_context("stages")
+    check_context_keys(app.node.get_all_context())  # cdk.json's and `-c`: a misspelled key is never ignored
+    stages = app.node.try_get_context(STAGES_KEY)
     if stages is None:
         raise ConfigError("no `stages` in the CDK context (cdk.json)")
-    config = load_stage(stages, app.node.try_get_context("stage"))
+    config = load_stage(stages, app.node.try_get_context(STAGE_KEY))
     environment = _environment(config)
     project_tag = {"project": PROJECT}
     # No stage tag: every stage's app must produce the very same template for these shared stacks. Nothing in

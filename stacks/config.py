@@ -10,10 +10,12 @@ without paying jsii's start-up cost. Nor anything outside the standard library: 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timezone
 from pathlib import Path
@@ -25,6 +27,10 @@ from lambdas.ingest.metrics import namespace
 from stacks import time_zones
 
 PROJECT = "TelegramLake"
+# The project's own top-level CDK context keys: the stages' settings, the stage to build (`-c stage=NAME`), and
+# the account-wide switch for GitHub's OIDC provider (stacks/github_access.py).
+STAGES_KEY, STAGE_KEY, CREATE_PROVIDER_KEY = "stages", "stage", "create_github_oidc_provider"
+CONTEXT_KEYS = (STAGES_KEY, STAGE_KEY, CREATE_PROVIDER_KEY)
 TABLE = "telegram"  # the enriched table: the original design's name, so its analytics run unchanged
 RAW_TABLE = "telegram_raw"  # the raw zone: one row per line of each stored update (one line: Telegram's compact JSON)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +77,12 @@ _GITHUB_REPOSITORY = re.compile(
     r"(?=[A-Za-z0-9-]{1,39}/)[A-Za-z0-9]+(-[A-Za-z0-9]+)*/(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,100}"
 )
 # Every pattern above is used with `fullmatch`: `$` would accept a trailing newline.
+# A top-level context key written as the project writes its own (lower-case words joined by `_`). The CDK's
+# keys never are: they are namespaced (`@aws-cdk/core:...`, `aws:cdk:...`, lookups `name:account=...`) or
+# joined by `-` (`cli-telemetry`, `acknowledged-issue-numbers`).
+_PROJECT_KEY_FORM = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
+# Characters nobody can see or type back: controls, format characters (zero-width, bidi), line separators.
+_HIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 
 
 class ConfigError(ValueError):
@@ -144,6 +156,10 @@ class StageConfig:
         return int(self.etl_schedule_local_time.split(":")[1])
 
 
+# What a stage's settings in cdk.json may hold.
+_STAGE_SETTINGS = {setting.name for setting in fields(StageConfig)} - {"stage"}
+
+
 def load_stage(stages: Mapping[str, Any], stage: str | None) -> StageConfig:
     """Parse and validate one stage from the `stages` context; raise ConfigError naming stage and key.
 
@@ -176,11 +192,38 @@ def read_stages(path: Path | None = None) -> Mapping[str, Any]:
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, _not_json
         raise ConfigError(f"{path.name} is not valid JSON: {error}") from None
     context = document.get("context") if isinstance(document, dict) else None
-    if not isinstance(context, dict) or "stages" not in context:
+    if not isinstance(context, dict) or STAGES_KEY not in context:
         raise ConfigError(f"{path.name} has no `context.stages` object: it must map stage names to their settings")
-    stages = context["stages"]
+    check_context_keys(context)
+    stages = context[STAGES_KEY]
     stage_names(stages)
     return stages
+
+
+def check_context_keys(context: Mapping[str, Any]) -> None:
+    """Refuse a top-level context key that looks like one of the project's but is none of them (a typo the
+    CDK would otherwise ignore in silence, e.g. `create_github_oidc_providr`): any key in the project's form
+    (snake_case), and any spelling of a project key in another case or with `-` (`Stage`,
+    `create-github-oidc-provider`). The CDK's own keys (feature flags, `aws:cdk:...`, lookups) pass."""
+    for key in context:
+        if key in CONTEXT_KEYS:
+            continue
+        folded = _folded(key)
+        respelled = [known for known in CONTEXT_KEYS if _folded(known) == folded]
+        if respelled or _PROJECT_KEY_FORM.fullmatch(key):
+            near = respelled or difflib.get_close_matches(key, CONTEXT_KEYS, n=1)
+            if key in _STAGE_SETTINGS:
+                hint = f" (a stage setting: it goes in `{STAGES_KEY}.<stage>`)"
+            else:
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(
+                f"unknown key {key!r} in the CDK context{hint}: the project reads only {', '.join(CONTEXT_KEYS)} "
+                "at the top of cdk.json's `context` (or from `-c`), and would ignore it"
+            )
+
+
+def _folded(key: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", key.lower())
 
 
 def stage_names(stages: Any) -> list[str]:
@@ -202,6 +245,15 @@ def _check_stage_name(name: object) -> None:
 
 def _not_json(constant: str) -> None:
     raise ValueError(f"{constant} is not a JSON number")
+
+
+def is_region_name(text: str) -> bool:
+    """An AWS region's name as cdk.json's `region` must be one (the tools hold the operator's to it too)."""
+    return bool(_REGION.fullmatch(text))
+
+
+def _is_hidden(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) in _HIDDEN_CATEGORIES
 
 
 def _utc_today() -> date:
@@ -247,6 +299,25 @@ class _Parser:
         value = self.get(key, default)
         if value not in options:
             raise self.fail(key, f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def email(self, key: str) -> str | None:
+        """An address SNS can send to: no control, invisible or space character (one pasted from a chat or a
+        document would make the confirmation mail go nowhere, with nothing visibly wrong in cdk.json)."""
+        value = self.get(key, None)
+        hidden = sorted({f"U+{ord(char):04X}" for char in value if _is_hidden(char)}) if isinstance(value, str) else []
+        if hidden:
+            raise self.fail(key, f"holds invisible or space characters ({', '.join(hidden)}), got {value!r}")
+        return self.optional_string(key, _EMAIL, "an email address")
+
+    def github_repository(self, key: str) -> str | None:
+        value = self.optional_string(key, _GITHUB_REPOSITORY, "a GitHub repository 'owner/name', spelled as on GitHub")
+        if value is not None and value.lower().endswith(".git"):
+            raise self.fail(
+                key,
+                f"must name the repository without `.git` ({value[:-4]!r}): GitHub's OIDC tokens name it so, and "
+                f"a role trusting {value!r} would trust no workflow",
+            )
         return value
 
     def optional_string(self, key: str, pattern: re.Pattern[str], meaning: str) -> str | None:
@@ -337,8 +408,7 @@ class _Parser:
         return value
 
     def parse(self) -> StageConfig:
-        known = {f.name for f in fields(StageConfig)} - {"stage"}
-        unknown = sorted(set(self.raw) - known)
+        unknown = sorted(set(self.raw) - _STAGE_SETTINGS)
         if unknown:
             raise ConfigError(f"stage {self.stage!r}: unknown keys {unknown}")
         transition = self.integer("raw_transition_days", 30, minimum=0, maximum=MAX_DAYS)
@@ -374,7 +444,7 @@ class _Parser:
                 "etl_read_concurrency", DEFAULT_READ_CONCURRENCY, minimum=1, maximum=MAX_READ_CONCURRENCY
             ),
             etl_engine=self.choice("etl_engine", ETL_ENGINES, "lambda"),
-            alarm_email=self.optional_string("alarm_email", _EMAIL, "an email address"),
+            alarm_email=self.email("alarm_email"),
             analytics_start_date=self.start_date("analytics_start_date", "2026-01-01"),
             athena_results_expiration_days=self.integer(
                 "athena_results_expiration_days", 30, minimum=1, maximum=MAX_DAYS
@@ -389,9 +459,7 @@ class _Parser:
             raw_window_days=self.integer(
                 "raw_window_days", DEFAULT_RAW_WINDOW_DAYS, minimum=1, maximum=MAX_RAW_WINDOW_DAYS
             ),
-            github_repository=self.optional_string(
-                "github_repository", _GITHUB_REPOSITORY, "a GitHub repository 'owner/name', spelled as on GitHub"
-            ),
+            github_repository=self.github_repository("github_repository"),
         )
 
 

@@ -13,14 +13,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stacks.config import CDK_JSON, PROJECT, ConfigError
+from stacks.config import CDK_JSON, CREATE_PROVIDER_KEY, PROJECT, ConfigError
 
 # GitHub's OIDC provider, and the audience aws-actions/configure-aws-credentials asks tokens for.
 OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
-# A top-level CDK context key, not a stage setting: the provider is one per account (IAM is global). When true,
-# the app holds the provider's own shared stack (named here, with the output holding the provider's ARN).
-CREATE_PROVIDER_KEY = "create_github_oidc_provider"
+# CREATE_PROVIDER_KEY is a top-level CDK context key, not a stage setting: the provider is one per account (IAM
+# is global). When true, the app holds the provider's own shared stack (named here, with the output holding the
+# provider's ARN). stacks/config.py names the key with the project's other context keys, so a misspelling of it
+# is refused rather than ignored.
 PROVIDER_STACK_NAME = f"{PROJECT}-GitHubOidcProvider"
 PROVIDER_ARN_OUTPUT = "ProviderArn"
 DEPLOY, REVIEW = "deploy", "review"

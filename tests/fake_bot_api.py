@@ -77,6 +77,7 @@ class FakeBotApi:
         self._pending_updates: list[dict[str, Any]] = []
         self._webhook: dict[str, Any] = {}
         self._closing = False
+        self._holding = False  # long polls wait for an update (or the fake's end) however long they asked for
         self._defaults: dict[str, Callable[[dict[str, Any]], Reply]] = {
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
@@ -123,6 +124,13 @@ class FakeBotApi:
         with self._changed:
             self._pending_updates.extend(updates)
             self._changed.notify_all()
+
+    def hold_long_polls(self) -> None:
+        """From now on a getUpdates with no update to give never answers on its own (an update added later,
+        or the fake's end, still answers it): a test can then tell a client that stops waiting from one that
+        waits its poll out, without timing it."""
+        with self._changed:
+            self._holding = True
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -182,9 +190,9 @@ class FakeBotApi:
             if offset is not None:
                 self._pending_updates = [u for u in self._pending_updates if u["update_id"] >= offset]
             remaining = deadline - time.monotonic()
-            if self._pending_updates or self._closing or remaining <= 0:
+            if self._pending_updates or self._closing or (remaining <= 0 and not self._holding):
                 return Reply.ok(self._pending_updates[:limit])
-            self._changed.wait(remaining)
+            self._changed.wait(None if self._holding else remaining)
 
 
 class _Server(ThreadingHTTPServer):

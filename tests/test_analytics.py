@@ -269,7 +269,7 @@ def test_local_hours_follow_the_configured_zone():
 
 
 def test_loader_rejects_an_unknown_zone():
-    with pytest.raises(ValueError, match="unknown IANA time zone 'Asia/Nowhere'"):
+    with pytest.raises(analytics.QueryLoadError, match="unknown IANA time zone 'Asia/Nowhere'"):
         load_queries("Asia/Nowhere", DATABASE)
 
 
@@ -284,7 +284,14 @@ def test_loader_rejects_an_unknown_zone():
 def test_loader_rejects_a_malformed_file(tmp_path, monkeypatch, content, problem):
     (tmp_path / "01_broken.sql").write_text(content, encoding="utf-8")
     monkeypatch.setattr(analytics, "QUERY_DIR", tmp_path)
-    with pytest.raises(ValueError, match=problem):
+    with pytest.raises(analytics.QueryLoadError, match=problem):
+        load_queries("UTC", DATABASE)
+
+
+def test_loader_rejects_a_file_that_is_not_utf8_naming_it(tmp_path, monkeypatch):
+    (tmp_path / "01_latin1.sql").write_bytes("-- Qual é a pergunta?\nSELECT 1\n".encode("latin-1"))
+    monkeypatch.setattr(analytics, "QUERY_DIR", tmp_path)
+    with pytest.raises(analytics.QueryLoadError, match="^01_latin1.sql: cannot read it as UTF-8 text: 'utf-8' codec"):
         load_queries("UTC", DATABASE)
 
 
@@ -292,7 +299,7 @@ def test_loader_rejects_two_files_with_one_name(tmp_path, monkeypatch):
     for stem in ("01_same", "02_same"):
         (tmp_path / f"{stem}.sql").write_text("-- Which?\nSELECT 1\n", encoding="utf-8")
     monkeypatch.setattr(analytics, "QUERY_DIR", tmp_path)
-    with pytest.raises(ValueError, match="share the name same"):
+    with pytest.raises(analytics.QueryLoadError, match="share the name same"):
         load_queries("UTC", DATABASE)
 
 

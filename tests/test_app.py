@@ -82,6 +82,13 @@ def test_an_unknown_stage_or_missing_stages_fail_the_synth_with_a_clear_message(
         build_app(cdk.App(context={"stage": "dev"}), nag=False)
 
 
+@pytest.mark.parametrize("key", ["create_github_oidc_providr", "create-github-oidc-provider", "Stage"])
+def test_a_misspelled_project_key_in_the_context_or_from_c_fails_the_synth_naming_it(key):
+    """`-c Stage=prod` or a typo of the OIDC switch would otherwise build something else in silence."""
+    with pytest.raises(ConfigError, match=rf"unknown key '{key}' in the CDK context \(did you mean"):
+        build("dev", context={key: True})
+
+
 def test_every_stack_and_taggable_resource_is_tagged_with_project_and_stage(stage_app):
     """The account's shared stack carries the project only: a stage tag would differ between stages."""
     project = {"project": "TelegramLake"}

@@ -96,6 +96,38 @@ def test_lists_each_chat_with_its_counts_and_whether_it_is_allowlisted_now(deplo
     assert f"{ALLOWED} -> {UPGRADED}" in out
 
 
+HOSTILE_TITLE = "\x1b]0;owned\x07\x1b[2J\u202eevil"  # retitles and clears the terminal, reverses the text
+
+
+def test_what_a_chat_or_telegram_wrote_is_printed_as_plain_text(deployed, capsys):
+    """A group's title is whatever its members chose: rich markup, emoji codes and escape sequences in any name
+    or type are shown as text, never interpreted (`[/r/python]` used to crash the table)."""
+    seen(deployed, group(STRANGER_GROUP, "[/r/python] group :smile:"), skipped=3)
+    seen(deployed, Chat(PRIVATE_CHAT, "[bold]private", None, "ana[/]"), skipped=1, kind="[red]message")
+    seen(deployed, group(-1005550002222, "\x1b[2J\x07\u202eevil"), skipped=2)
+
+    code, out, err = run(capsys, "--stage", "dev")
+
+    assert code == 0
+    rows = {cells(line)[0]: cells(line) for line in out.splitlines() if line.count("│") > 5}
+    assert rows[str(STRANGER_GROUP)][1:3] == ["supergroup", "[/r/python] group :smile:"]
+    assert rows[str(PRIVATE_CHAT)][1:3] == ["[bold]private", "@ana[/]"]
+    assert rows[str(PRIVATE_CHAT)][6] == "[red]message"
+    assert rows["-1005550002222"][2] == "\\u001b[2J\\u0007\\u202eevil"
+    assert "[/r/python] group :smile:" in err  # the warning names the busiest group, as plain text too
+    assert not set(out + err) & set("\x1b\x07\u202e😄")
+
+
+def test_json_reads_back_the_exact_names_and_holds_nothing_a_terminal_acts_on(deployed, capsys):
+    seen(deployed, group(STRANGER_GROUP, HOSTILE_TITLE), skipped=1)
+
+    code, out, err = run(capsys, "--stage", "dev", "--format", "json")
+
+    assert code == 0
+    assert [chat["title"] for chat in json.loads(out)["chats"]] == [HOSTILE_TITLE]
+    assert not set(out + err) & set("\x1b\x07\u202e")
+
+
 def cells(row: str) -> list[str]:
     return [cell.strip() for cell in row.split("│")[1:-1]]
 

@@ -152,10 +152,20 @@ def test_an_unknown_stage_names_it_and_the_configured_ones():
         ("dev", {"alarm_email": ["ops@example.com"]}, "alarm_email", "non-empty string"),
         ("dev", {"alarm_email": "ops.example.com"}, "alarm_email", "must be an email address"),
         ("dev", {"alarm_email": "ops@example"}, "alarm_email", "must be an email address"),
-        ("dev", {"alarm_email": "ops team@example.com"}, "alarm_email", "must be an email address"),
         ("dev", {"alarm_email": "ops@@example.com"}, "alarm_email", "must be an email address"),
         ("dev", {"alarm_email": "ops@example..com"}, "alarm_email", "must be an email address"),
-        ("dev", {"alarm_email": "ops@example.com\n"}, "alarm_email", "must be an email address"),
+        # Characters nobody sees in cdk.json, each named: space, controls, zero-width and bidi marks, separators.
+        ("dev", {"alarm_email": "ops team@example.com"}, "alarm_email", "invisible or space characters (U+0020)"),
+        ("dev", {"alarm_email": "ops@example.com\n"}, "alarm_email", "invisible or space characters (U+000A)"),
+        ("dev", {"alarm_email": "ops@exa\x00mple.com"}, "alarm_email", "(U+0000)"),
+        ("dev", {"alarm_email": "ops\x85@example.com"}, "alarm_email", "(U+0085)"),
+        ("dev", {"alarm_email": "ops@example.com\u200b"}, "alarm_email", "(U+200B)"),
+        ("dev", {"alarm_email": "\ufeffops@example.com"}, "alarm_email", "(U+FEFF)"),
+        ("dev", {"alarm_email": "ops\u202e@example.com"}, "alarm_email", "(U+202E)"),
+        ("dev", {"alarm_email": "ops@example\u2028.com"}, "alarm_email", "(U+2028)"),
+        ("dev", {"alarm_email": "ops@example\u2029.com"}, "alarm_email", "(U+2029)"),
+        ("dev", {"alarm_email": "ops\u00a0@example.com"}, "alarm_email", "(U+00A0)"),
+        ("dev", {"alarm_email": "o\u2060ps@ex\u200dample.com"}, "alarm_email", "(U+200D, U+2060)"),
         ("dev", {"github_repository": ""}, "github_repository", "non-empty string"),
         ("dev", {"github_repository": ["octo-org/lake"]}, "github_repository", "non-empty string"),
         ("dev", {"github_repository": "octo-org"}, "github_repository", "GitHub repository 'owner/name'"),
@@ -170,6 +180,9 @@ def test_an_unknown_stage_names_it_and_the_configured_ones():
         ("dev", {"github_repository": "o" * 40 + "/lake"}, "github_repository", "'owner/name'"),
         ("dev", {"github_repository": "octo-org/" + "r" * 101}, "github_repository", "'owner/name'"),
         ("dev", {"github_repository": "octo-org/.."}, "github_repository", "'owner/name'"),
+        # A clone URL's suffix: no OIDC token ever names the repository so.
+        ("dev", {"github_repository": "octo-org/lake.git"}, "github_repository", "without `.git` ('octo-org/lake')"),
+        ("dev", {"github_repository": "octo-org/lake.GIT"}, "github_repository", "without `.git`"),
     ],
 )
 def test_an_invalid_setting_fails_naming_the_stage_and_the_key(stage, overrides, key, problem):
@@ -188,7 +201,10 @@ def test_an_alarm_email_is_optional_and_kept_as_given(address):
     assert load_stage(stages_with("dev", alarm_email=address), "dev").alarm_email == address
 
 
-@pytest.mark.parametrize("repository", ["octo-org/telegram-lake", "Octo/lake.data_v2", "o" * 39 + "/" + "r" * 100])
+@pytest.mark.parametrize(
+    "repository",
+    ["octo-org/telegram-lake", "Octo/lake.data_v2", "o" * 39 + "/" + "r" * 100, "octo/git", "octo/lake.gitx"],
+)
 def test_a_github_repository_is_optional_and_kept_as_given(repository):
     assert load_stage(STAGES, "dev").github_repository is None
     assert load_stage(stages_with("dev", github_repository=repository), "dev").github_repository == repository
@@ -205,6 +221,40 @@ def test_the_etl_engine_is_chosen_per_stage_dev_shows_athena_and_prod_keeps_the_
 def test_a_misspelled_key_is_rejected_not_ignored():
     with pytest.raises(ConfigError, match=r"stage 'dev': unknown keys \['log_retention'\]"):
         load_stage(stages_with("dev", log_retention=14), "dev")
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("create_github_oidc_providr", " (did you mean 'create_github_oidc_provider'?)"),
+        ("create_github_oidc", " (did you mean 'create_github_oidc_provider'?)"),
+        ("create-github-oidc-provider", " (did you mean 'create_github_oidc_provider'?)"),
+        ("createGithubOidcProvider", " (did you mean 'create_github_oidc_provider'?)"),
+        ("Stages", " (did you mean 'stages'?)"),
+        ("STAGE", " (did you mean 'stage'?)"),
+        ("allowed_chat_ids", " (a stage setting: it goes in `stages.<stage>`)"),
+        ("alarm_mail", ""),
+    ],
+)
+def test_a_top_level_context_key_that_looks_like_the_projects_is_refused_not_ignored(monkeypatch, tmp_path, key, hint):
+    monkeypatch.setattr(
+        stacks.config, "CDK_JSON", write_cdk_json(tmp_path, json.dumps({"context": {**CDK_CONTEXT, key: True}}))
+    )
+    expected = f"unknown key {key!r} in the CDK context{hint}: the project reads only stages, stage, "
+
+    with pytest.raises(ConfigError) as error:
+        load_from_cdk_json("dev")
+    assert str(error.value).startswith(expected)
+    with pytest.raises(CommandError, match="^unknown key"):
+        stage_config(Namespace(stage="dev"))
+
+
+@pytest.mark.parametrize("key", [
+    "@aws-cdk/core:newStyleStackSynthesis", "aws:cdk:bundling-stacks", "aws:cdk:toolkit:default-region",
+    "cli-telemetry", "acknowledged-issue-numbers", "availability-zones:account=123456789012:region=us-east-1",
+])
+def test_the_cdks_own_context_keys_pass(key):
+    assert stacks.config.check_context_keys({**CDK_CONTEXT, key: True}) is None
 
 
 def test_a_stage_that_is_not_an_object_is_rejected():

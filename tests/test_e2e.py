@@ -333,3 +333,27 @@ def test_demo_sends_standard_output_to_the_log_file_and_its_own_output_to_the_te
     os.write(1, b"after the demo\n")
     assert log.read_text() == '{"message":"webhook request"}\n'
     assert capfd.readouterr().out == "demo table\nafter the demo\n"
+
+
+def test_the_demos_answers_are_printed_as_plain_text():
+    """An answer's text is what users wrote: `[/x]` is not rich markup, an escape sequence does nothing."""
+    from rich.console import Console
+
+    from tools.local.demo import _answer_table
+
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(_answer_table(["question", "[b]times"], [("how [/x] do \x1b[2J\u202eI", 3), (None, 1)]))
+
+    printed = console.file.getvalue()
+    assert "how [/x] do \\u001b[2J\\u202eI" in printed and "[b]times" in printed and "NULL" in printed
+    assert not set(printed) & set("\x1b\u202e")
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--days", "9" * 20), ("--days", "0"), ("--per-day", "10001"),
+                                             ("--per-day", "x")])
+def test_the_demos_size_is_bounded_and_refused_in_one_line(capsys, flag, value):
+    """A huge --days once overflowed the start date into a traceback."""
+    with pytest.raises(SystemExit):
+        tools_main(["demo", flag, value])
+    err = capsys.readouterr().err
+    assert f"argument {flag}: must be an integer from 1 to " in err and "Traceback" not in err

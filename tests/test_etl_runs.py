@@ -26,7 +26,9 @@ from lambdas.etl.day import enriched_key
 from stacks import outputs
 from stacks.config import load_from_cdk_json
 from tools.cli import CommandError
-from tools.operate.etl_runs import MAX_UNCONFIRMED_DAYS, days_between, lambda_runner, register, run_days
+from tools.operate.etl_runs import (
+    MAX_UNCONFIRMED_DAYS, DayOutcome, days_between, lambda_runner, register, run_days, summary_table,
+)
 from tools.local.synthetic import synthetic_chat
 
 CONFIG = load_from_cdk_json("dev")
@@ -112,6 +114,27 @@ def test_a_failing_day_is_reported_and_the_next_days_still_run():
         None,
     ]
     assert outcomes[4].summary == summary_of("2026-11-05")
+
+
+def test_what_the_etl_answered_is_printed_as_plain_text():
+    """An error or a key is the ETL's text, which quotes what it read: markup in it is not rich's, and an
+    escape sequence does nothing to the terminal (`[/red]` used to crash the table)."""
+    from rich.console import Console
+
+    outcomes = [
+        DayOutcome(
+            date(2026, 11, 1), summary={**summary_of("2026-11-01"), "output_key": "k[bold]\x07", "seconds": "[/]"}
+        ),
+        DayOutcome(date(2026, 11, 2), error="ValueError: bad [/red] key \x1b[2J\u202e"),
+    ]
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+
+    console.print(summary_table(outcomes))
+
+    printed = console.file.getvalue()
+    assert "ValueError: bad [/red] key \\u001b[2J\\u202e" in printed
+    assert "k[bold]\\u0007" in printed and " [/] " in printed
+    assert not set(printed) & set("\x1b\x07\u202e")
 
 
 def test_etl_run_invokes_the_function_named_by_the_etl_stack(monkeypatch, capsys):

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from lambdas.common.layout import CHAT_LINKS_PREFIX, chat_link_key, chats_seen_key
+from lambdas.common.updates import update_type
 from lambdas.ingest.chats import (
     Allowlist,
     Chat,
@@ -21,7 +22,7 @@ from lambdas.ingest.chats import (
     parse_link_key,
 )
 
-OLD, NEW = -4001, -1004001
+OLD, NEW = -4001, -1000000004001  # a basic group, and the supergroup it becomes (-100 and its digits)
 DAY = date(2026, 5, 17)
 NOON = datetime(2026, 5, 17, 12, tzinfo=timezone.utc)
 
@@ -75,8 +76,16 @@ def test_a_message_announcing_an_upgrade_names_the_link(update, link):
     {"my_chat_member": {**message(OLD), "migrate_to_chat_id": NEW}},  # shaped like one, but a known non-message
     {"message": message(chat={"id": "x"}, migrate_to_chat_id=NEW)},
     {"poll": {"id": "p", "migrate_to_chat_id": NEW}},
+    # Only a supergroup continues an upgraded group: a link to any other chat would allow it unconfigured.
+    {"message": message(OLD, migrate_to_chat_id=-999999999999)},  # one digit short of a supergroup id
+    {"message": message(OLD, migrate_to_chat_id=-4002)},  # another basic group
+    {"message": message(OLD, migrate_to_chat_id=42)},  # a person
+    {"message": message(-4002, "group", migrate_from_chat_id=OLD)},  # the "new" chat is a basic group
+    {"message": message(42, "private", migrate_from_chat_id=OLD)},  # ... or a private chat
+    {"message": message(NEW, "channel", migrate_from_chat_id=OLD)},  # ... or a channel (ids like a supergroup's)
 ], ids=["none", "bool", "string", "same-id-to", "same-id-from", "not-a-message", "membership", "bad-chat-id",
-        "chat-less"])
+        "chat-less", "to-short-id", "to-basic-group", "to-person", "from-into-basic-group", "from-into-private",
+        "from-into-channel"])
 def test_anything_else_announces_no_upgrade(update):
     assert migration_of({"update_id": 1, **update}) is None
 
@@ -182,6 +191,44 @@ def test_a_container_counts_each_chat_and_day_exactly_and_keeps_the_latest_name(
         "update_types": ["edited_message", "message"], "first_seen": "2026-05-17T12:00:00.000+00:00",
         "last_seen": "2026-05-17T13:00:00.000+00:00", "allowlisted": False,
     }
+
+
+def string_leaves(value: object) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return set().union(*map(string_leaves, value.values()))
+    if isinstance(value, list):
+        return set().union(*map(string_leaves, value))
+    return set()
+
+
+PERSON = {"id": 99, "is_bot": False, "first_name": "Ana first name", "last_name": "Silva last name",
+          "username": "ana_lake", "language_code": "pt-br"}
+PRIVATE_CHAT = {"id": 99, "type": "private", "first_name": "Ana first name", "last_name": "Silva last name",
+                "username": "ana_lake"}
+
+
+@pytest.mark.parametrize("update", [
+    {"message": {"message_id": 1, "date": 1779030000, "chat": PRIVATE_CHAT, "from": PERSON,
+                 "text": "my private message text"}},
+    {"edited_message": {"message_id": 1, "date": 1779030000, "edit_date": 1779030060, "chat": PRIVATE_CHAT,
+                        "from": PERSON, "text": "my edited private text"}},
+    {"message": {"message_id": 2, "date": 1779030000, "chat": PRIVATE_CHAT, "from": PERSON,
+                 "photo": [{"file_id": "file-id-secret", "file_unique_id": "u1", "width": 1, "height": 1}],
+                 "caption": "my private photo caption"}},
+], ids=["text", "edited-text", "caption"])
+def test_a_private_chats_record_holds_no_text_of_the_update(update):
+    """A private chat has no title: its record keeps the id, type and public username, never a name the
+    person typed or anything the message says."""
+    update = {"update_id": 1, **update}
+    seen = ChatsSeen("c1")
+    record = seen.observe(DAY, chat_of(update), update_type(update), "skipped", False, NOON)
+
+    body = record.to_json().decode()
+    assert json.loads(body)["title"] is None
+    leaked = {text for text in string_leaves(update) - {"private", "ana_lake"} if text in body}
+    assert leaked == set()
 
 
 def test_a_new_day_starts_new_counts_and_the_day_before_yesterday_is_forgotten():

@@ -22,7 +22,8 @@ from lambdas.common.layout import CHAT_LINKS_PREFIX, CHATS_SEEN_PREFIX, PREFIX, 
 from lambdas.common.updates import UPDATE_TYPES
 from lambdas.ingest import budget
 from lambdas.ingest import handler as ingest
-from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, ConfigurationError, IngestSettings, parse_chat_ids
+from lambdas.ingest.errors import ConfigurationError
+from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, IngestSettings, parse_chat_ids
 
 BUCKET = "raw-bucket"
 SECRET = "Sup3r_secret-token_with_32_chars_"
@@ -403,6 +404,14 @@ def test_lambda_entry_point_takes_the_day_from_api_gateways_request_time(lake):
     event["requestContext"] = {"requestTimeEpoch": 1772333999000}  # 2026-03-01T02:59:59Z, still Feb 28 in Sao Paulo
     assert_ok_and_empty(ingest.handler(event, None))
     assert lake.keys() == ["telegram/context_date=2026-02-28/1001.json"]
+
+
+@pytest.mark.parametrize("epoch", [True, False, "1772333999000", 1772333999000.0, None], ids=repr)
+def test_a_request_time_that_is_not_integer_milliseconds_is_ignored_for_the_clock(epoch):
+    """JSON's `true` is no time: read as 1 (ms after 1970) it would file today's update on 1969-12-31."""
+    before = datetime.now(timezone.utc)
+    arrived = ingest.arrival_time({"requestContext": {"requestTimeEpoch": epoch}})
+    assert before <= arrived <= datetime.now(timezone.utc)
 
 
 def test_same_update_delivered_twice_is_one_object(lake, stdout):
@@ -842,6 +851,23 @@ def test_an_upgrade_notice_from_a_chat_outside_the_allowlist_adds_nothing(lake, 
 
     assert lake.keys() == []
     assert lake.link_keys() == []
+    assert "ChatMigrated" not in stdout().counts()
+
+
+@pytest.mark.parametrize("notice", [
+    lambda: migrate_to(1, new=OTHER_CHAT),  # a private chat
+    lambda: migrate_to(1, new=-4002002002),  # another basic group
+    lambda: group_update(OTHER_CHAT, 1, chat_type="private", migrate_from_chat_id=BASIC_GROUP),
+], ids=["to-private-chat", "to-basic-group", "from-private-chat"])
+def test_an_upgrade_notice_that_names_no_supergroup_allows_nothing(lake, stdout, notice):
+    """Only a supergroup continues an upgraded group: a notice naming any other chat (a forged or garbled
+    update) must not put that chat on the allowlist."""
+    invoke_at_now(webhook_event(notice()))
+    invoke_at_now(webhook_event(group_update(OTHER_CHAT, 2, chat_type="private")))
+    invoke_at_now(webhook_event(group_update(-4002002002, 3, chat_type="group")))
+
+    assert lake.link_keys() == []
+    assert raw_key(NOW.date(), 2) not in lake.keys() and raw_key(NOW.date(), 3) not in lake.keys()
     assert "ChatMigrated" not in stdout().counts()
 
 

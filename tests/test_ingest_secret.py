@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from lambdas.ingest.errors import ConfigurationError
 from lambdas.ingest.secret import WebhookSecret, tokens_match
-from lambdas.ingest.webhook import ConfigurationError
 
 REFRESH = 30
 

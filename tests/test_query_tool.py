@@ -105,6 +105,25 @@ def test_athena_results_as_a_table_show_nulls(athena, capsys):
     assert out.splitlines() == ["command  uses", "-------  ----", "/start     12", "NULL        3"]
 
 
+HOSTILE_TEXT = "[/r/python] \x1b[2J\x1b]0;owned\x07\u202egnp.exe\nline"  # markup, escapes, bidi, a line break
+
+
+@pytest.mark.parametrize(("output_format", "shown"), [
+    ("table", "[/r/python] \\u001b[2J\\u001b]0;owned\\u0007\\u202egnp.exe\\nline           12"),
+    ("json", '    "question": "[/r/python] \\u001b[2J\\u001b]0;owned\\u0007\\u202egnp.exe\\nline",'),
+])
+def test_text_in_results_is_printed_as_plain_text(athena, capsys, output_format, shown):
+    """A result's text is what users wrote: in a table or JSON nothing of it acts on the terminal, and the JSON
+    still reads back as the exact text."""
+    _register_results([("question", "varchar"), ("times_asked", "bigint")], [[HOSTILE_TEXT, "12"]])
+    code, out, _ = query_cli(capsys, "top_questions", "--format", output_format)
+    assert code == 0
+    assert shown in out.splitlines()
+    assert not set(out) & set("\x1b\x07\u202e")
+    if output_format == "json":
+        assert json.loads(out) == [{"question": HOSTILE_TEXT, "times_asked": 12}]
+
+
 def test_a_failed_athena_query_exits_non_zero_with_athena_reason(athena, capsys, monkeypatch):
     reason = "COLUMN_NOT_FOUND: line 3:5: Column 'nope' cannot be resolved"
 

@@ -8,6 +8,7 @@ checked on DuckDB against a lake that holds only the range's days.
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from dataclasses import replace
@@ -21,6 +22,7 @@ from moto import mock_aws
 from moto.athena.models import athena_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
+import analytics
 import tools.__main__
 from analytics import load_queries
 from lambdas.common.layout import today
@@ -235,6 +237,36 @@ def test_the_repeat_trend_charts_the_share_and_carries_its_caveat():
     assert ">12.5<" in section and ">20<" in section
 
 
+NAN, INF = float("nan"), float("inf")
+# Attributes that hold a coordinate, a size or a colour: each must be a finite number (or a colour).
+GEOMETRY = ("x", "y", "x1", "x2", "y1", "y2", "width", "height", "viewBox", "transform")
+
+
+@pytest.mark.parametrize("section, answer, marks", [
+    # 0/0 on a day whose only question has no sender id, and a day Athena answered "Infinity" for.
+    ("repeated_questions", (["context_date", "users_asking", "users_repeating", "repeat_percent"],
+                            [(date(2026, 11, 20), 0, 0, NAN), (date(2026, 11, 21), 4, 1, 25.0),
+                             (date(2026, 11, 22), 0, 1, INF)]), {"NaN", "∞"}),
+    ("top_questions", (["question", "times_asked"], [("why?", NAN), ("how?", 3), ("when?", -INF)]), {"NaN", "−∞"}),
+    ("messages_by_local_hour_weekday", (["weekday", "hour_of_day", "message_amount"], [(1, 5, NAN), (2, 6, 4)]),
+     {"NaN"}),
+    ("messages_last_24_hours", (["messages", "active_users"], [(NAN, INF)]), {"NaN", "∞"}),
+    ("messages_last_24_hours", (["local_date", "hour_of_day", "message_amount"], [(date(2026, 11, 26), 9, NAN)]),
+     {"NaN"}),
+], ids=["over-time", "ranking", "heatmap", "figures", "hourly"])
+def test_a_value_that_is_no_number_is_marked_and_never_breaks_a_chart(section, answer, marks):
+    markup = render({section: answer})
+
+    page = Page(markup)
+    assert marks <= set(page.texts)  # written where the number would be: on the chart and in the table
+    for tag, attributes in page.elements:
+        for name in GEOMETRY:
+            if name in attributes:
+                numbers = re.findall(r"[-+\w.]+", attributes[name].replace("rotate", ""))
+                assert all(math.isfinite(float(number)) for number in numbers), (tag, name, attributes[name])
+        assert "nan" not in attributes.get("fill", "").lower()
+
+
 def test_column_kinds_judge_every_row():
     kinds = column_kinds(
         ["context_date", "count", "text", "user_id", "nothing", "mixed"],
@@ -246,8 +278,8 @@ def test_column_kinds_judge_every_row():
 
 
 def test_svg_numbers_and_axes():
-    numbers = [svg.number(value) for value in (1234567, 12.5, 3.0, None, 0.125)]
-    assert numbers == ["1,234,567", "12.5", "3", "–", "0.12"]
+    numbers = [svg.number(value) for value in (1234567, 12.5, 3.0, None, 0.125, NAN, INF, -INF)]
+    assert numbers == ["1,234,567", "12.5", "3", "–", "0.12", "NaN", "∞", "−∞"]
     assert [svg.nice_ceiling(value) for value in (291, 57, 0.3, 1000, 0)] == pytest.approx([300, 60, 0.3, 1000, 1])
     assert svg.heat_colour(0) == "#fff5cc" and svg.heat_colour(1) == "#800026"
     assert svg.shorten("x" * 50, 10) == "x" * 9 + "…"
@@ -260,7 +292,11 @@ def test_the_range_is_the_last_days_in_the_stage_zone_never_before_its_start():
     now = datetime(2026, 11, 27, 2, 0, tzinfo=timezone.utc)  # still the 26th in Sao Paulo
     assert report_days(CONFIG, 7, now) == (date(2026, 11, 20), date(2026, 11, 26))
     assert report_days(CONFIG, None, now) == (date.fromisoformat(CONFIG.analytics_start_date), date(2026, 11, 26))
-    assert report_days(CONFIG, 10_000, now)[0] == date.fromisoformat(CONFIG.analytics_start_date)
+    start = date.fromisoformat(CONFIG.analytics_start_date)
+    days_since_start = (date(2026, 11, 26) - start).days
+    assert report_days(CONFIG, days_since_start, now) == (start + timedelta(days=1), date(2026, 11, 26))
+    for days in (days_since_start + 1, 10_000, 10**9, 10**30):  # no date is that far back: the stage's start
+        assert report_days(CONFIG, days, now) == (start, date(2026, 11, 26))
 
 
 @pytest.fixture(scope="module")
@@ -320,9 +356,28 @@ def test_local_report_is_written_with_the_stage_sections(lake, tmp_path, capsys)
 def test_days_must_be_positive_and_a_missing_lake_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         tools.__main__.main(["report", "--days", "0"])
-    assert "positive whole number of days" in capsys.readouterr().err
+    assert "argument --days: must be a positive integer, got '0'" in capsys.readouterr().err
     code, _, err = report_cli(capsys, "--local", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.html"))
     assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_a_huge_days_reports_from_the_stages_start(lake, tmp_path, capsys):
+    code, _, err = report_cli(capsys, "--local", str(lake), "--days", "9" * 40, "--out", str(tmp_path / "r.html"))
+    assert (code, err) == (0, "")
+    assert f"{CONFIG.analytics_start_date} to " in Page((tmp_path / "r.html").read_text(encoding="utf-8")).text
+
+
+def test_a_saved_query_whose_sql_cannot_be_read_is_one_line_naming_it(lake, tmp_path, capsys, monkeypatch):
+    broken = tmp_path / "queries"
+    shutil.copytree(Path(analytics.QUERY_DIR), broken, ignore=shutil.ignore_patterns("lake", "__*"))
+    path = next(broken.glob("*_top_questions.sql"))
+    path.write_text(path.read_text(encoding="utf-8") + "\nAND question = 'unterminated\n", encoding="utf-8")
+    monkeypatch.setattr(analytics, "QUERY_DIR", broken)
+
+    code, _, err = report_cli(capsys, "--local", str(lake), "--out", str(tmp_path / "r.html"))
+
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith("error: saved query top_questions: cannot read its SQL to limit it to the days: ")
 
 
 def test_on_athena_every_report_query_runs_limited_in_the_stage_workgroup(tmp_path, capsys, monkeypatch):

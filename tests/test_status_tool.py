@@ -120,6 +120,20 @@ def test_an_alarm_in_alarm_is_listed_with_its_reason_and_the_exit_code_says_unhe
     assert "prod" not in out
 
 
+def test_an_alarm_reason_is_printed_as_plain_text(aws, capsys):
+    """CloudWatch's reason quotes what the alarm saw; whatever it holds, it stays on its line and does nothing
+    to the terminal."""
+    deploy()
+    alarm("TelegramLake-dev-UpdatesNotStored", "ALARM", "[bold]Crossed[/] \x1b[2J\x1b]0;owned\x07\u202e\nforged: line")
+
+    code, out, _ = status(capsys)
+
+    assert code == 1
+    [line] = [line for line in out.splitlines() if "UpdatesNotStored" in line]
+    assert line.endswith("[bold]Crossed[/] \\u001b[2J\\u001b]0;owned\\u0007\\u202e\\nforged: line")
+    assert not set(out) & set("\x1b\x07\u202e")
+
+
 def test_a_fresh_stage_says_what_it_has_not_done_yet(aws, capsys):
     deploy(dashboard=False)
 

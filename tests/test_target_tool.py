@@ -192,3 +192,54 @@ def test_a_stage_whose_alarms_nobody_is_mailed_gets_a_warning_line(cdk_json, reg
     assert output.out.startswith("stage dev: account ")
     assert output.err.startswith("WARNING: stage dev sets no `alarm_email`: its alarms notify only the SNS topic in ")
     assert output.err.count("\n") == 1
+
+
+# ---- the operator's AWS configuration: what is wrong in one line, never botocore's traceback
+
+
+@pytest.fixture
+def aws_config(monkeypatch, tmp_path):
+    """An AWS config file with two profiles, as the operator's, and no region from the environment (`make`
+    sets AWS_REGION); returns a function writing another file. Under moto: a regression calls no real AWS."""
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+    def write(text: str = "[default]\nregion = us-east-1\n\n[profile prod]\nregion = eu-west-1\n") -> str:
+        path = tmp_path / "aws-config"
+        path.write_text(text, encoding="utf-8")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(path))
+        return str(path)
+
+    write()
+    with mock_aws():
+        yield write
+
+
+@pytest.mark.parametrize(("environment", "error"), [
+    ({"AWS_PROFILE": "prdo"}, "error: AWS profile 'prdo' not found in your AWS config (AWS_PROFILE); "
+                              "profiles there: default, prod\n"),
+    ({"AWS_REGION": "us east 1"}, "error: 'us east 1' is not an AWS region name (AWS_REGION)\n"),
+    ({"AWS_REGION": "us-east-1\n"}, "error: 'us-east-1\\n' is not an AWS region name (AWS_REGION)\n"),
+    ({"AWS_DEFAULT_REGION": "eu-west-1 "}, "error: 'eu-west-1 ' is not an AWS region name (AWS_DEFAULT_REGION)\n"),
+], ids=["mistyped-profile", "region-with-spaces", "region-with-newline", "default-region"])
+def test_a_mistyped_profile_or_a_malformed_region_is_one_line_before_any_call(
+    cdk_json, aws_config, monkeypatch, capsys, environment, error
+):
+    cdk_json(region=None, account=None)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    assert main(["target", "--stage", "dev"]) == 1
+    assert capsys.readouterr().err == error
+
+
+def test_a_broken_aws_config_file_is_one_line_that_quotes_none_of_it(cdk_json, aws_config, capsys):
+    path = aws_config("[default\nregion = us-east-1\naws_secret_access_key = not-for-the-terminal\n")
+    cdk_json(region=None, account=None)
+
+    assert main(["target", "--stage", "dev"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: cannot parse {path}, an AWS config or credentials file: File contains no section headers. "
+        "Fix or move it.\n"
+    )

@@ -244,7 +244,7 @@ def test_info_without_a_webhook_says_so(telegram, capsys):
     ("field", "value", "line"),
     [
         ("url", 5, "url:              unexpected 5"),
-        ("url", f"{WEBHOOK_URL}\nip address: forged", f'url:              "{WEBHOOK_URL}\\nip address: forged"'),
+        ("url", f"{WEBHOOK_URL}\nip address: forged", f"url:              {WEBHOOK_URL}\\nip address: forged"),
         ("pending_update_count", None, "pending updates:  unexpected null"),
         ("pending_update_count", True, "pending updates:  unexpected true"),
         ("pending_update_count", -3, "pending updates:  unexpected -3"),
@@ -253,7 +253,11 @@ def test_info_without_a_webhook_says_so(telegram, capsys):
         ("last_error_date", 10**20,
          "last error:       (unexpected date 100000000000000000000) Wrong response from the webhook: 401 Unauthorized"),
         ("last_error_message", 7, "last error:       2026-11-02T10:40:00+00:00 (unexpected message 7)"),
-        ("last_error_message", "bad \ud800 text", 'last error:       2026-11-02T10:40:00+00:00 "bad \\ud800 text"'),
+        ("last_error_message", "bad \ud800 text", "last error:       2026-11-02T10:40:00+00:00 bad \\ud800 text"),
+        ("last_error_message", "\x1b]0;pwned\x07 \u202eerror",
+         "last error:       2026-11-02T10:40:00+00:00 \\u001b]0;pwned\\u0007 \\u202eerror"),
+        ("ip_address", "203.0.113.7\r\x9b2K", "ip address:       203.0.113.7\\r\\u009b2K"),
+        ("allowed_updates", ["message", "\x1b[2Jpoll"], "allowed updates:  message, \\u001b[2Jpoll"),
         ("max_connections", "40", 'max connections:  unexpected "40"'),
         ("allowed_updates", "message", 'allowed updates:  unexpected "message"'),
         ("allowed_updates", ["message", 1], 'allowed updates:  unexpected ["message", 1]'),
@@ -283,6 +287,14 @@ def test_info_refuses_an_answer_that_is_not_an_object_in_one_line(telegram, caps
     code, out, err = run(capsys, "info")
     assert (code, out) == (1, "")
     assert err == f"error: getWebhookInfo answered {shown} instead of a WebhookInfo object\n"
+
+
+def test_telegrams_refusal_is_one_error_line_of_plain_text(telegram, capsys):
+    """Every `error:` line may quote someone else (Telegram here): nothing in it acts on the terminal."""
+    telegram.reply("getWebhookInfo", Reply.error("Bad Request: \x1b]0;owned\x07\u202e\nforged line", 400))
+    code, out, err = run(capsys, "info")
+    assert (code, out) == (1, "")
+    assert err == "error: getWebhookInfo failed: Bad Request: \\u001b]0;owned\\u0007\\u202e\\nforged line (error 400)\n"
 
 
 def test_set_then_info_shows_what_was_set(telegram, deployed, capsys):

@@ -11,7 +11,8 @@ import argparse
 import importlib
 import sys
 
-from tools.cli import CommandError
+from analytics import QueryLoadError
+from tools.cli import CommandError, aws_configuration_problem, plain
 
 # Each module exposes `register(subparsers)`, adding its command with `set_defaults(func=...)`;
 # `func(args)` returns the process exit code. In the order `--help` lists them.
@@ -32,8 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CommandError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        message = str(error)
+    except QueryLoadError as error:  # every command that reads the saved queries: query, report, webhook set, ...
+        message = f"the saved queries in analytics/ cannot be loaded: {error}"
+    except Exception as error:  # botocore refusing the operator's AWS configuration, wherever a client was made
+        message = aws_configuration_problem(error)
+        if message is None:
+            raise
+    print(f"error: {plain(message)}", file=sys.stderr)  # it may quote Telegram, AWS or a stored name
+    return 1
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from lambdas.common.updates import carries_message, is_message, update_chat, upd
 
 # The only chat type a basic group can be upgraded into: an unknown chat of this type may be a new link.
 SUPERGROUP = "supergroup"
+# A Bot API supergroup (or channel) id is -100 followed by the chat's own digits: -1001234567890.
+SUPERGROUP_ID_CEILING = -1_000_000_000_000
 # Chats that are not one person: a skipped update from one of them likely means a missing allowlist entry.
 GROUP_TYPES = frozenset({"group", SUPERGROUP, "channel"})
 # What a chats-seen record counts: the outcomes of updates that were answered 200.
@@ -82,23 +84,29 @@ class ChatLink:
 def migration_of(update: Mapping[str, Any]) -> ChatLink | None:
     """The upgrade a message announces: in the old chat it carries `migrate_to_chat_id`, in the new one
     `migrate_from_chat_id`. Any update whose payload is a Message counts, a type newer than this code too;
-    None otherwise."""
+    None otherwise. A group is only ever upgraded into a supergroup, so a link to any other id (or from a
+    chat that is not a supergroup) is no upgrade: it would allow a chat nobody configured."""
     payload = update_payload(update)
     if not (carries_message(update) and is_message(payload)):
         return None
-    chat_id = payload["chat"].get("id")
+    chat = payload["chat"]
+    chat_id = chat.get("id")
     if not _is_chat_id(chat_id):
         return None
     target, source = payload.get("migrate_to_chat_id"), payload.get("migrate_from_chat_id")
-    if _is_chat_id(target) and target != chat_id:
+    if _is_supergroup_id(target) and target != chat_id:
         return ChatLink(old=chat_id, new=target)
-    if _is_chat_id(source) and source != chat_id:
+    if _is_chat_id(source) and source != chat_id and _is_supergroup_id(chat_id) and chat.get("type") == SUPERGROUP:
         return ChatLink(old=source, new=chat_id)
     return None
 
 
 def _is_chat_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_supergroup_id(value: Any) -> bool:
+    return _is_chat_id(value) and value <= SUPERGROUP_ID_CEILING
 
 
 def parse_link_key(key: str) -> ChatLink | None:

@@ -30,7 +30,8 @@ from lambdas.ingest import budget
 from lambdas.ingest import metrics as metric_names
 from lambdas.ingest.chats import Allowlist, ChatLink, ChatsSeen, link_record, parse_link_key
 from lambdas.ingest.secret import WebhookSecret
-from lambdas.ingest.webhook import ConfigurationError, IngestSettings, Rejection, Update, authenticate, read_update
+from lambdas.ingest.errors import ConfigurationError
+from lambdas.ingest.webhook import IngestSettings, Rejection, Update, authenticate, read_update
 
 # Defaults in code so the stack needs no Powertools variables; set in the environment, those still win.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", metric_names.SERVICE)

@@ -13,7 +13,7 @@ import time
 from typing import Callable, Sequence
 
 from lambdas.ingest.budget import SECRET_REFRESH_SECONDS
-from lambdas.ingest.webhook import ConfigurationError
+from lambdas.ingest.errors import ConfigurationError
 
 
 class WebhookSecret:

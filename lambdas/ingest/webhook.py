@@ -17,6 +17,7 @@ from lambdas.common.layout import is_time_zone
 from lambdas.common.reading import BOM, UNIX_SECONDS_MAX, refuse_json_constant, unix_seconds
 from lambdas.common.updates import carries_message, is_known_type, is_message, update_payload, update_type
 from lambdas.ingest.chats import Chat, ChatLink, chat_of, migration_of, valid_text
+from lambdas.ingest.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from lambdas.ingest.secret import WebhookSecret
@@ -27,10 +28,6 @@ WEBHOOK_PATH = "/webhook"  # the REST API's one route (POST)
 _CHAT_ID = re.compile(r"-?\d+")
 # Telegram's update ids are non-negative bigints; the ETL reads no other (Parquet int64, Athena bigint).
 UPDATE_ID_MAX = 2**63 - 1
-
-
-class ConfigurationError(ValueError):
-    """The function's environment is unusable; the message names the variable and the bad value."""
 
 
 class Rejection(Exception):

@@ -35,7 +35,7 @@ from analytics import SavedQuery, stage_queries
 from lambdas.common.layout import PREFIX, today
 from lambdas.common.updates import update_chat_id
 from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, stage_config
+from tools.cli import CommandError, add_stage_argument, count_argument, plain, stage_config
 from tools.operate.etl_runs import DayOutcome, days_between, local_engine_runner, run_days, summary_table
 from tools.local.stack import LocalStack, deliver, telegram_json
 from tools.local.sql import ENRICHED_FOLDER, RAW_FOLDER, download_lake, open_lake
@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 DEFAULT_OUT = "demo-output"
 DEFAULT_DAYS = 7
 DEFAULT_PER_DAY = 300
+# A year of chat at most, and a busy group's traffic: more only takes hours (and a start date millions of
+# days back does not exist).
+MAX_DAYS = 366
+MAX_PER_DAY = 10_000
 LAMBDA_LOG = "lambda.log"
 LAKE_COPY = "lake"  # raw/ and enriched/, each laid out as its bucket (telegram/context_date=DAY/...)
 # Share of updates delivered twice, and how much later the second delivery arrives.
@@ -87,10 +91,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_stage_argument(parser)
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument("--days", type=_positive, default=DEFAULT_DAYS, help=f"days of chat (default {DEFAULT_DAYS})")
     parser.add_argument(
-        "--per-day", type=_positive, default=DEFAULT_PER_DAY,
-        help=f"average updates per day (default {DEFAULT_PER_DAY})",
+        "--days", type=count_argument(MAX_DAYS), default=DEFAULT_DAYS,
+        help=f"days of chat (default {DEFAULT_DAYS}, at most {MAX_DAYS})",
+    )
+    parser.add_argument(
+        "--per-day", type=count_argument(MAX_PER_DAY), default=DEFAULT_PER_DAY,
+        help=f"average updates per day (default {DEFAULT_PER_DAY}, at most {MAX_PER_DAY})",
     )
     parser.add_argument(
         "--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
@@ -121,6 +128,7 @@ def demo_command(args: argparse.Namespace) -> int:
 def run_demo(
     config: StageConfig, out: Path, *, start: date, days: int, per_day: int, seed: int, console: Console
 ) -> DemoSummary:
+    queries = stage_queries(config)  # first: a broken one fails before anything runs
     chat_id = config.allowed_chat_ids[0]
     other_chat_id = _other_chat(config.allowed_chat_ids)
     now = datetime.now(timezone.utc)
@@ -145,7 +153,6 @@ def run_demo(
         outcomes = compact_days(stack, config, days_between(start, last_day - timedelta(days=1)), console)
         console.print(f"{last_day} is left to tonight's run: its answers come from the raw zone, up to the minute")
         lake = copy_lake(stack, out / LAKE_COPY, console)
-    queries = stage_queries(config)
     answers = run_saved_queries(lake, queries, console)
     console.print(today_from_the_raw_zone(answers, last_day), soft_wrap=True)
     report = write_demo_report(answers, queries, config, out / REPORT, first=start, last=last_day)
@@ -232,12 +239,14 @@ def today_from_the_raw_zone(answers: Answers, day: date) -> str:
 
 def run_saved_queries(lake_folder: Path, queries: Iterable[SavedQuery], console: Console) -> Answers:
     """Every saved query on DuckDB over the local lake, printed as a table; answers by query name."""
+    from rich.text import Text
+
     answers: Answers = {}
     with open_lake(str(lake_folder)) as lake:
         for query in queries:
             columns, rows = lake.run(query)
             answers[query.name] = (columns, rows)
-            console.print(f"\n[bold]{query.name}[/]: {query.question}")
+            console.print(Text.assemble("\n", (query.name, "bold"), ": ", plain(query.question)))
             console.print(_answer_table(columns, rows))
     return answers
 
@@ -264,16 +273,18 @@ def _other_chat(allowed: Sequence[int]) -> int:
 
 
 def _answer_table(columns: Sequence[str], rows: Sequence[tuple]) -> Any:
+    """The first rows of an answer; every cell as plain text (message text is what users wrote)."""
     from rich.table import Table
+    from rich.text import Text
 
     shown = rows[:TABLE_ROWS]
     more = f"... and {len(rows) - len(shown)} more rows" if len(rows) > len(shown) else None
     table = Table(caption=more, caption_justify="left")
     for index, column in enumerate(columns):
         numeric = bool(rows) and all(isinstance(row[index], (int, float)) or row[index] is None for row in rows)
-        table.add_column(column, justify="right" if numeric else "left")
+        table.add_column(Text(plain(column)), justify="right" if numeric else "left")
     for row in shown:
-        table.add_row(*("NULL" if value is None else str(value) for value in row))
+        table.add_row(*(Text("NULL" if value is None else plain(value)) for value in row))
     return table
 
 
@@ -321,10 +332,3 @@ def standard_output_to(path: Path) -> Iterator[TextIO]:
                 os.dup2(original, 1)
     finally:
         os.close(original)
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return number

@@ -42,7 +42,7 @@ from typing import Any
 from analytics import requested_updates, stage_queries
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, WEBHOOK_PATH
 from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, stage_config
+from tools.cli import CommandError, add_stage_argument, plain, stage_config
 from tools.telegram import BotApi, TelegramError, add_api_base_argument, bot_api_from_env
 
 HOST = "127.0.0.1"
@@ -430,8 +430,8 @@ def poll_into_webhook(
 
     Telegram's own contract: an update is confirmed (offset = its update_id + 1) only once the webhook
     answered 200, so a failed delivery is fetched and tried again. Failures are reported and back off
-    exponentially from `first_backoff_seconds` (or as long as Telegram's `retry_after` says); a rejected
-    token ends polling with a CommandError.
+    exponentially from `first_backoff_seconds` (or as long as Telegram's `retry_after` says), what Telegram
+    or the webhook said quoted as plain text; a rejected token ends polling with a CommandError.
     """
     offset: int | None = None
     delivered = polls = failures = 0
@@ -453,11 +453,11 @@ def poll_into_webhook(
             failures += 1
             delay = error.retry_after or _backoff(first_backoff_seconds, failures)
             hint = " (this bot has a webhook: run `python -m tools webhook delete`)" if error.error_code == 409 else ""
-            report(f"{error}{hint}; retrying in {delay:g} s")  # the error names the method: `getUpdates failed: ...`
+            report(f"{plain(error)}{hint}; retrying in {delay:g} s")  # it names the method: `getUpdates failed: ...`
         except _NotDelivered as error:
             failures += 1
             delay = _backoff(first_backoff_seconds, failures)
-            report(f"{error}; fetching it again in {delay:g} s")
+            report(f"{plain(error)}; fetching it again in {delay:g} s")
         else:
             failures = 0
             continue
@@ -535,6 +535,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def up_command(args: argparse.Namespace) -> int:
     config = stage_config(args)
     bot = bot_api_from_env(args.api_base) if args.poll else None  # a missing token fails before anything starts
+    allowed_updates: tuple[str, ...] = ()
+    if bot is not None:  # what `webhook set` asks for: the stage's types and those its saved queries need
+        queries = stage_queries(config)  # a broken one fails before anything starts
+        allowed_updates, _ = requested_updates(config.allowed_updates, queries)
     # `kill` (SIGTERM) stops the stack as cleanly as Ctrl-C: both end the wait below with KeyboardInterrupt.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     # Never set: that KeyboardInterrupt is what stops the stack, whether it waits or is in a long poll.
@@ -545,10 +549,6 @@ def up_command(args: argparse.Namespace) -> int:
             if bot is None:
                 stop.wait()
             else:
-                # What `webhook set` asks for: the stage's types and those its saved queries need.
-                allowed_updates, _ = requested_updates(
-                    config.allowed_updates, stage_queries(config)
-                )
                 print(f"polling getUpdates at {bot.api_base} for {', '.join(allowed_updates)} ...", flush=True)
                 poll_into_webhook(bot, stack.webhook_url, stack.secret, allowed_updates, stop=stop,
                                   report=lambda line: print(line, flush=True))

@@ -10,7 +10,6 @@ set. "Allowlisted" is judged against the stage's cdk.json now, plus the group up
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,10 @@ from lambdas.common.layout import CHAT_LINKS_PREFIX, CHATS_SEEN_RETENTION_DAYS, 
 from lambdas.ingest.chats import COUNTED_OUTCOMES, GROUP_TYPES, ChatDay, ChatLink, allowed_through, parse_link_key
 from stacks import outputs
 from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, aws_session, require_output, stack_outputs, stage_config
+from tools.cli import (
+    CommandError, add_stage_argument, aws_session, count_argument, plain, plain_json, require_output, stack_outputs,
+    stage_config,
+)
 
 DEFAULT_DAYS = 7
 FORMATS = ("table", "json")
@@ -94,7 +96,7 @@ class ChatsReport:
             problems.append(
                 f"{len(self.chats)} chat(s) wrote to the bot in the last {self.days} day(s), but none is allowlisted "
                 f"for stage {self.stage}: their updates are answered 200 and dropped. Put the group's id (e.g. "
-                f"{example.chat_id}, {example.name}) in cdk.json context.stages.{self.stage}.allowed_chat_ids "
+                f"{example.chat_id}, {plain(example.name)}) in cdk.json context.stages.{self.stage}.allowed_chat_ids "
                 f"and redeploy (`make deploy STAGE={self.stage}`)."
             )
         stale = [chat for chat in self.chats if chat.configured and not chat.allowlisted_by_ingest]
@@ -147,7 +149,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_stage_argument(parser)
     parser.add_argument(
-        "--days", type=_days, default=DEFAULT_DAYS,
+        "--days", type=count_argument(CHATS_SEEN_RETENTION_DAYS, " (records are kept that long)"),
+        default=DEFAULT_DAYS,
         help=f"days to look back, today included (default {DEFAULT_DAYS}, at most {CHATS_SEEN_RETENTION_DAYS})",
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
@@ -166,7 +169,7 @@ def chats_command(args: argparse.Namespace) -> int:
         s3, bucket = deployed_raw_bucket(config)
     report = read_report(config, s3, bucket, days=args.days)
     if args.format == "json":
-        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        print(plain_json(report.to_json()))
     else:
         print_report(report)
     for problem in report.allowlist_problems():
@@ -294,8 +297,10 @@ def _read(s3: Any, bucket: str, key: str) -> bytes:
 
 
 def print_report(report: ChatsReport) -> None:
+    """The chats as a table; every name and type as plain text (a title is whatever its group chose)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
     table = Table(title=f"Chats seen by stage {report.stage}, {report.first_day} to {report.last_day}")
@@ -304,11 +309,11 @@ def print_report(report: ChatsReport) -> None:
                              ("last seen (UTC)", "left"), ("allowlisted", "left")):
         table.add_column(heading, justify=justify, no_wrap=heading in ("chat id", "last seen (UTC)", "allowlisted"))
     for chat in report.chats:
-        allowlisted = chat.allowlisted_as if chat.allowlisted else f"[bold red]{chat.allowlisted_as}[/]"
         table.add_row(
-            str(chat.chat_id), chat.chat_type or "-", chat.name, str(chat.updates),
+            str(chat.chat_id), Text(plain(chat.chat_type or "-")), Text(plain(chat.name)), str(chat.updates),
             str(chat.counts["stored"] + chat.counts["duplicate"]), str(chat.counts["skipped"]),
-            ", ".join(chat.update_types), _utc(chat.last_seen, "seconds"), allowlisted,
+            Text(plain(", ".join(chat.update_types))), _utc(chat.last_seen, "seconds"),
+            Text(chat.allowlisted_as, style="" if chat.allowlisted else "bold red"),
         )
     console.print(table)
     if report.links:
@@ -322,15 +327,3 @@ def print_report(report: ChatsReport) -> None:
 
 def _utc(instant: datetime, timespec: str = "milliseconds") -> str:
     return instant.astimezone(timezone.utc).isoformat(timespec=timespec)
-
-
-def _days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= CHATS_SEEN_RETENTION_DAYS:
-        raise argparse.ArgumentTypeError(
-            f"must be an integer from 1 to {CHATS_SEEN_RETENTION_DAYS} (records are kept that long), got {text!r}"
-        )
-    return value

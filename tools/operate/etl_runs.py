@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from lambdas.etl.day import refuse_unfinished
 from stacks import outputs
 from stacks.config import ETL_ENGINES
-from tools.cli import CommandError, add_stage_argument, aws_session, require_output, stack_outputs, stage_config
+from tools.cli import CommandError, add_stage_argument, aws_session, plain, require_output, stack_outputs, stage_config
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -169,7 +169,9 @@ def run_days(days: Sequence[date], run_day: DayRunner, console: Console | None =
 
 
 def summary_table(outcomes: Sequence[DayOutcome]) -> Table:
+    """One row a day; what the ETL answered (its error, keys and counts) as plain text."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="ETL runs")
     table.add_column("day")
@@ -179,14 +181,17 @@ def summary_table(outcomes: Sequence[DayOutcome]) -> Table:
     table.add_column("output / error", overflow="fold")
     for outcome in outcomes:
         if not outcome.ok:
-            table.add_row(outcome.day.isoformat(), "[red]failed[/]", *[""] * 6, f"[red]{outcome.error}[/]")
+            table.add_row(outcome.day.isoformat(), Text("failed", "red"), *[""] * 6, Text(plain(outcome.error), "red"))
             continue
         summary = outcome.summary or {}
         counts = ("objects_read", "rows_written", "duplicates", "skipped", "rejected", "seconds")
         where = summary.get("output_key") or "nothing written (no rows)"
         if summary.get("rejects_key"):
             where += f"\nrejects: {summary['rejects_key']}"
-        table.add_row(outcome.day.isoformat(), "[green]ok[/]", *[str(summary.get(name, "")) for name in counts], where)
+        table.add_row(
+            outcome.day.isoformat(), Text("ok", "green"), *[Text(plain(summary.get(name, ""))) for name in counts],
+            Text(plain(where)),
+        )
     return table
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import Any
 
 from analytics import SavedQuery, find_query, stage_queries
 from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, aws_session, stage_config
+from tools.cli import CommandError, add_stage_argument, aws_session, plain, plain_json, stage_config
 
 FORMATS = ("table", "csv", "json")
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -175,9 +174,11 @@ def _typed(text: str | None, kind: str) -> Any:
 
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], output_format: str) -> str:
-    """Rows as an aligned text table, CSV (empty = null) or a JSON array of objects (dates as ISO text)."""
+    """Rows as an aligned text table, CSV (empty = null) or a JSON array of objects (dates as ISO text). The
+    table and the JSON show text as plain text (`tools.cli.plain`; the JSON's values stay exact); CSV carries
+    every value exactly, for a file or a program."""
     if output_format == "json":
-        return json.dumps([dict(zip(columns, row)) for row in rows], indent=2, ensure_ascii=False, default=str)
+        return plain_json([dict(zip(columns, row)) for row in rows])
     if output_format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -189,8 +190,9 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], output_format:
 
 def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Numbers right-aligned, text left-aligned, nulls shown as NULL."""
-    cells = [["NULL" if value is None else str(value) for value in row] for row in rows]
-    widths = [max([len(column), *(len(row[index]) for row in cells)]) for index, column in enumerate(columns)]
+    headings = [plain(column) for column in columns]
+    cells = [["NULL" if value is None else plain(value) for value in row] for row in rows]
+    widths = [max([len(heading), *(len(row[index]) for row in cells)]) for index, heading in enumerate(headings)]
     numeric = [
         bool(rows) and all(isinstance(row[index], (int, float)) or row[index] is None for row in rows)
         for index in range(len(columns))
@@ -201,7 +203,7 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
             value.rjust(width) if right else value.ljust(width) for value, width, right in zip(values, widths, numeric)
         ).rstrip()
 
-    return "\n".join([line(columns), line(["-" * width for width in widths]), *(line(row) for row in cells)])
+    return "\n".join([line(headings), line(["-" * width for width in widths]), *(line(row) for row in cells)])
 
 
 def add_timeout_argument(parser: argparse.ArgumentParser, what: str) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from analytics import RELATION_NOTES, SavedQuery, stage_queries
 from lambdas.common.layout import PARTITION_KEY, today
 from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, aws_session, stage_config
+from tools.cli import CommandError, add_stage_argument, aws_session, count_argument, stage_config
 from tools.operate.query import add_timeout_argument, format_bytes, run_athena
 from tools.operate.report_html import SECTION_QUERIES, Answer, ReportContext, render_report
 
@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run on DuckDB over a local lake, as `query --local` does (e.g. demo-output/lake)",
     )
     parser.add_argument(
-        "--days", type=_positive_days, help="only the last N days, today included (default: every day the stage shows)"
+        "--days", type=count_argument(),
+        help="only the last N days, today included (default: every day the stage shows)",
     )
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"the HTML file (default {DEFAULT_OUT})")
     add_timeout_argument(parser, "each query")
@@ -58,7 +59,7 @@ def report_command(args: argparse.Namespace) -> int:
     config = stage_config(args)
     first, last = report_days(config, args.days)
     queries = report_queries(config)
-    limited = [replace(query, sql=limited_to_days(query.sql, first, last)) for query in queries]
+    limited = [_limited(query, first, last) for query in queries]
     if args.local:
         answers = local_answers(limited, config, args.local)
         source = f"DuckDB over {args.local}"
@@ -76,11 +77,13 @@ def report_command(args: argparse.Namespace) -> int:
 
 def report_days(config: StageConfig, days: int | None, now: datetime | None = None) -> tuple[date, date]:
     """The first and last day of the report: the last `days` days in the stage's zone, today included, never
-    before the stage's `analytics_start_date` (Athena shows no earlier day); all of them without `days`."""
+    before the stage's `analytics_start_date` (Athena shows no earlier day); all of them without `days`, or
+    when `days` reaches back that far (compared as a count: a date millions of days back does not exist)."""
     last = today(config.timezone, now)
     start = date.fromisoformat(config.analytics_start_date)
-    first = start if days is None else max(start, last - timedelta(days=days - 1))
-    return first, last
+    if days is None or days > (last - start).days:
+        return start, last
+    return last - timedelta(days=days - 1), last
 
 
 def report_queries(config: StageConfig, queries: Iterable[SavedQuery] | None = None) -> list[SavedQuery]:
@@ -121,6 +124,17 @@ def limited_to_days(sql: str, first: date, last: date) -> str:
     for relation, start, end in reversed(bodies):
         sql = f"{sql[:start]}\nSELECT * FROM ({sql[start:end]}\n) AS {relation} WHERE {condition}\n{sql[end:]}"
     return sql
+
+
+def _limited(query: SavedQuery, first: date, last: date) -> SavedQuery:
+    """`query` reading only the days `first` to `last`; a saved query whose SQL cannot be read is a
+    CommandError naming it (Athena would refuse it too)."""
+    from sqlglot.errors import SqlglotError
+
+    try:
+        return replace(query, sql=limited_to_days(query.sql, first, last))
+    except (SqlglotError, ValueError) as error:
+        raise CommandError(f"saved query {query.name}: cannot read its SQL to limit it to the days: {error}") from None
 
 
 def _closing_parenthesis(tokens: Sequence, opening: int) -> int:
@@ -178,13 +192,3 @@ def write_demo_report(
         source="DuckDB over the demo's local lake", generated_at=datetime.now(timezone.utc),
     )
     return write_report(path, answers, report_queries(config, queries), context)
-
-
-def _positive_days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number of days, got {text!r}")
-    return value

@@ -21,7 +21,7 @@ from lambdas.etl.day import OUTPUT_NAME
 from lambdas.ingest import metrics as ingest_metrics
 from stacks import outputs
 from stacks.config import PROJECT, StageConfig
-from tools.cli import CommandError, add_stage_argument, aws_session, require_output, stack_outputs, stage_config
+from tools.cli import CommandError, add_stage_argument, aws_session, plain, require_output, stack_outputs, stage_config
 
 LAST_HOUR = timedelta(hours=1)
 METRIC_PERIOD_SECONDS = 300  # five-minute sums, added up: the hour's total whatever its alignment
@@ -175,7 +175,8 @@ def status_lines(
     now: datetime,
     dashboard: str | None,
 ) -> list[str]:
-    """The report, one fact per line; the alarms that are not OK one per line, with why and since when."""
+    """The report, one fact per line; the alarms that are not OK one per line, with why and since when (as
+    plain text: CloudWatch's reason quotes what the alarm saw)."""
     lines = [f"stage {config.stage} at {_utc(now)}"]
     states = {state: sum(1 for alarm in alarms if alarm.state == state) for state in ("ALARM", "INSUFFICIENT_DATA")}
     if not alarms:
@@ -186,7 +187,9 @@ def status_lines(
         )
     for alarm in alarms:
         if alarm.state != "OK":
-            lines.append(f"  {alarm.state:<17} {alarm.name} since {_utc(alarm.since)}: {alarm.reason}")
+            lines.append(
+                f"  {plain(alarm.state):<17} {plain(alarm.name)} since {_utc(alarm.since)}: {plain(alarm.reason)}"
+            )
     lines.append(f"last compacted day: {_compacted(last_day, today(config.timezone, now), config.timezone)}")
     lines.append(
         "ingest in the last hour: " + ", ".join(f"{count:,} {name.lower()}" for name, count in last_hour.items())

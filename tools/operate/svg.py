@@ -4,6 +4,8 @@ Plain strings, no library: the report must open offline as one file, so every ch
 here. Every text that reaches the markup goes through `text()` (HTML-escaped: a label may be a user's
 message); colours of the bars and axes come from CSS classes, so the page's style (and dark mode) decides
 them. Each chart scales to its container (viewBox, no fixed size) and names itself for screen readers.
+A value that is no number (NaN, e.g. 0/0 in a query; or an infinity) is drawn as nothing and written as
+its mark (`NOT_A_NUMBER`, `∞`): it never reaches a coordinate, nor the scale of the others.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ HEAT_STOPS = ((255, 245, 204), (254, 178, 76), (240, 59, 32), (128, 0, 38))
 EMPTY_CELL = "#eeeeee"
 # The tops a value axis may have (times a power of ten): its middle gridline stays a round number too.
 AXIS_STEPS = (1, 1.2, 1.6, 2, 2.5, 3, 4, 5, 6, 8, 10)
+NOT_A_NUMBER = "NaN"
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,17 @@ def number(value: object) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
+        if math.isnan(value):
+            return NOT_A_NUMBER
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
         return f"{value:,.2f}".rstrip("0").rstrip(".")
     return str(value)
+
+
+def drawn(value: float) -> float:
+    """What a chart draws for `value`: itself, or nothing (0) for NaN and the infinities."""
+    return value if math.isfinite(value) else 0.0
 
 
 def nice_ceiling(value: float) -> float:
@@ -70,8 +80,8 @@ def vertical_bars(bars: Sequence[Bar], *, title: str, unit: str) -> str:
     negative values (a net change) hang below the zero line. `unit` names the value axis."""
     height, left, right, top, bottom = 280, 56, 12, 30, 64
     plot_width, plot_height = WIDTH - left - right, height - top - bottom
-    highest = max((bar.value for bar in bars), default=0)
-    lowest = min((bar.value for bar in bars), default=0)
+    highest = max((drawn(bar.value) for bar in bars), default=0)
+    lowest = min((drawn(bar.value) for bar in bars), default=0)
     top_value = nice_ceiling(highest) if highest > 0 or lowest >= 0 else 0.0
     bottom_value = -nice_ceiling(-lowest) if lowest < 0 else 0.0
 
@@ -93,7 +103,7 @@ def vertical_bars(bars: Sequence[Bar], *, title: str, unit: str) -> str:
             f"{text(number_tick(tick))}</text>"
         )
     for index, bar in enumerate(bars):
-        upper, lower = y(max(bar.value, 0)), y(min(bar.value, 0))
+        upper, lower = y(max(drawn(bar.value), 0)), y(min(drawn(bar.value), 0))
         x = left + index * band + band * 0.15
         tooltip = f"{bar.title or bar.label}: {number(bar.value)}"
         parts.append(
@@ -122,13 +132,13 @@ def horizontal_bars(bars: Sequence[Bar], *, title: str) -> str:
     are shortened here and whole in the tooltip and the table."""
     row, label_end, value_start, bar_start, right, top = 28, 330, 338, 400, 12, 8
     height = top * 2 + row * max(len(bars), 1)
-    top_value = max((bar.value for bar in bars), default=0) or 1
+    top_value = max((drawn(bar.value) for bar in bars), default=0) or 1
     plot_width = WIDTH - bar_start - right
     parts = [_open(title, height)]
     for index, bar in enumerate(bars):
         y = top + index * row
         baseline = y + row * 0.68
-        width = plot_width * max(bar.value, 0) / top_value
+        width = plot_width * max(drawn(bar.value), 0) / top_value
         tooltip = f"{bar.title or bar.label}: {number(bar.value)}"
         parts.append(
             f'<text class="axis-label" x="{label_end}" y="{baseline:.1f}" text-anchor="end">'
@@ -148,7 +158,7 @@ def heatmap(
     left, top, cell_height = 44, 22, 30
     cell_width = (WIDTH - left - 4) / max(len(column_labels), 1)
     height = top + cell_height * len(row_labels) + 30
-    most = max((value for line in values for value in line), default=0)
+    most = max((drawn(value) for line in values for value in line), default=0)
     parts = [_open(title, height)]
     for column, label in enumerate(column_labels):
         x = left + (column + 0.5) * cell_width
@@ -160,12 +170,12 @@ def heatmap(
             f"{text(label)}</text>"
         )
         for column, value in enumerate(values[row]):
-            share = value / most if most else 0
+            share = drawn(value) / most if most else 0
             x = left + column * cell_width
             tooltip = f"{label} {column_labels[column]}: {number(value)} {unit}"
             parts.append(
                 f'<rect x="{x:.1f}" y="{y}" width="{cell_width - 1:.1f}" height="{cell_height - 1}" '
-                f'fill="{heat_colour(share) if value else EMPTY_CELL}"><title>{text(tooltip)}</title></rect>'
+                f'fill="{heat_colour(share) if drawn(value) else EMPTY_CELL}"><title>{text(tooltip)}</title></rect>'
             )
             if value:
                 ink = "#ffffff" if share > 0.55 else "#222222"

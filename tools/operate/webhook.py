@@ -20,9 +20,11 @@ from typing import Any, Callable, Iterable
 
 from analytics import requested_updates, stage_queries
 from stacks import outputs
-from stacks.config import StageConfig
+from stacks.config import MAX_WEBHOOK_CONNECTIONS, StageConfig
 from tools.operate.chats import allowlist_warning
-from tools.cli import CommandError, add_stage_argument, aws_session, require_output, stack_outputs, stage_config
+from tools.cli import (
+    CommandError, add_stage_argument, aws_session, count_argument, plain, require_output, stack_outputs, stage_config,
+)
 from tools.telegram import TelegramError, add_api_base_argument, bot_api_from_env
 
 # What Telegram accepts as `secret_token` (and what the stack's generated secret is made of).
@@ -44,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     set_parser = actions.add_parser("set", help="setWebhook to the stage's deployed URL, with its secret")
     add_stage_argument(set_parser)
     set_parser.add_argument(
-        "--max-connections", type=_max_connections, metavar="N", help="parallel deliveries, 1-100 (default: config)"
+        "--max-connections", type=count_argument(MAX_WEBHOOK_CONNECTIONS), metavar="N",
+        help=f"parallel deliveries, 1-{MAX_WEBHOOK_CONNECTIONS} (default: config)",
     )
     set_parser.set_defaults(func=set_webhook)
 
@@ -65,11 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def set_webhook(args: argparse.Namespace) -> int:
     bot = bot_api_from_env(args.api_base)  # first: a missing token fails before any AWS call
     config = stage_config(args)
-    deployed = deployed_webhook(config)
-    max_connections = args.max_connections or config.webhook_max_connections
-    allowed_updates, asked_by = requested_updates(
+    allowed_updates, asked_by = requested_updates(  # a broken saved query fails before any AWS call too
         config.allowed_updates, stage_queries(config)
     )
+    deployed = deployed_webhook(config)
+    max_connections = args.max_connections or config.webhook_max_connections
     _telegram(
         bot.set_webhook, deployed.url, deployed.secret_token, allowed_updates, max_connections,
         args.drop_pending_updates,
@@ -144,15 +147,15 @@ def describe_webhook_info(info: dict[str, Any]) -> list[tuple[str, str]]:
     """getWebhookInfo's answer as labelled lines; Telegram omits the fields that do not apply.
 
     Nothing in the answer is trusted: a field of an unexpected type is shown as received and marked, and
-    text is shown on one line, so a strange answer is still readable.
+    text is shown as plain text on one line (`tools.cli.plain`), so a strange answer is still readable.
     """
     return [
-        ("url", _field(info, "url", _is_text, lambda url: _one_line(url) if url else _NO_WEBHOOK, _NO_WEBHOOK)),
+        ("url", _field(info, "url", _is_text, lambda url: plain(url) if url else _NO_WEBHOOK, _NO_WEBHOOK)),
         ("pending updates", _field(info, "pending_update_count", _is_count, str, "0")),
         ("last error", _last_error(info)),
         ("max connections", _field(info, "max_connections", _is_count, str, "-")),
         ("allowed updates", _field(info, "allowed_updates", _is_names, _names, _TELEGRAM_DEFAULT_UPDATES)),
-        ("ip address", _field(info, "ip_address", _is_text, _one_line, "-")),
+        ("ip address", _field(info, "ip_address", _is_text, plain, "-")),
     ]
 
 
@@ -169,7 +172,7 @@ def _last_error(info: dict[str, Any]) -> str:
     if "last_error_date" not in info:
         return "none"
     message = info.get("last_error_message", "")
-    shown = _one_line(message) if _is_text(message) else f"(unexpected message {_received(message)})"
+    shown = plain(message) if _is_text(message) else f"(unexpected message {_received(message)})"
     return f"{_utc_time(info['last_error_date'])} {shown}".rstrip()
 
 
@@ -195,12 +198,7 @@ def _is_names(value: Any) -> bool:
 
 
 def _names(names: list[str]) -> str:
-    return ", ".join(_one_line(name) for name in names)
-
-
-def _one_line(text: str) -> str:
-    """Text as received, or JSON-escaped when it holds line breaks or control characters."""
-    return text if text.isprintable() else json.dumps(text)
+    return ", ".join(plain(name) for name in names)
 
 
 def _received(value: Any) -> str:
@@ -215,13 +213,3 @@ def _telegram(call: Callable[..., Any], *args: Any) -> Any:
         return call(*args)
     except TelegramError as error:
         raise CommandError(str(error)) from None
-
-
-def _max_connections(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 100, got {text!r}")
-    return value
