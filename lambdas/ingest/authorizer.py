@@ -7,10 +7,11 @@ constant time (secret.py, re-read at most every budget.SECRET_REFRESH_SECONDS af
 rotation). The ingest function compares the token again: this is the first of two checks, not the only one.
 
 A denial is loud. A wrong token is logged (never the token) and counted as `Unauthorized`, the ingest's own
-metric in the stage's namespace (the RejectedTokens alarm). A secret that cannot be read (Secrets Manager
-failing, or a secret with no string) is denied too, logged with its cause and counted as `Failed`, which
-raises UpdatesNotStored: Telegram redelivers the refused update, and is let in once the secret is readable
-and the cached denial has expired.
+metric in the stage's namespace (the RejectedTokens alarm counts refusals from the access log instead, where
+the cached denials, which never reach this function, appear too). A secret that cannot be read (Secrets
+Manager failing, or a secret with no string) is denied too, logged with its cause and counted as `Failed`,
+which raises UpdatesNotStored: Telegram redelivers the refused update, and is let in once the secret is
+readable and the cached denial has expired.
 """
 
 from __future__ import annotations
