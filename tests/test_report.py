@@ -312,7 +312,8 @@ def test_weeks_and_months_are_labelled_as_weeks_and_months():
     weekly = render({"weekly_active_writers": (["week_start", "active_writers", "new_writers", "messages"],
                                                [("2026-11-16", 12, 3, 80), ("2026-11-09", 10, 10, 60)])})
     writers, new = charts_of(weekly, "weekly_active_writers")
-    assert ">wk 09 Nov<" in writers and ">wk 16 Nov<" in new and bar_tooltips(new) == ["2026-11-09: 10", "2026-11-16: 3"]
+    assert ">wk 09 Nov<" in writers and ">wk 16 Nov<" in new
+    assert bar_tooltips(new) == ["2026-11-09: 10", "2026-11-16: 3"]
     columns = ["month_start", "monthly_active_writers", "average_daily_writers", "days_averaged", "stickiness_percent"]
     monthly = render({"monthly_active_writers": (columns, [(date(2026, 11, 1), 40, 6.5, 26, 16.3)])})
     charts = charts_of(monthly, "monthly_active_writers")

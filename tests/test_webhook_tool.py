@@ -239,21 +239,26 @@ def test_set_needs_no_replace_for_no_webhook_or_the_stages_own(telegram, deploye
 @pytest.mark.parametrize(
     ("reply", "problem"),
     [
-        (Reply.ok({"url": "https://evil.example/\x1b[2J\nforged"}), "the bot's webhook is https://evil.example/\\u001b[2J\\nforged"),
+        (Reply.ok({"url": "https://evil.example/\x1b[2J\nforged"}),
+         "the bot's webhook is https://evil.example/\\u001b[2J\\nforged"),
         (Reply.ok({"url": 5}), "getWebhookInfo answered the url 5, which is no URL"),
         (Reply.ok([]), "getWebhookInfo answered [] instead of a WebhookInfo object"),
         (Reply.error("Unauthorized", 401), "getWebhookInfo failed: Unauthorized (error 401)"),
     ],
     ids=["hostile-url", "url-not-text", "not-an-object", "refused"],
 )
-def test_set_sets_nothing_when_the_current_webhook_is_unknown_or_strange(telegram, deployed, reply, problem, capsys):
+def test_set_sets_nothing_when_the_current_webhook_is_unknown_or_strange(
+    telegram, deployed, reply, problem, capsys
+):
     telegram.reply("getWebhookInfo", reply)
     code, _, err = run(capsys, "set", "--stage", "dev")
     assert code == 1 and err.startswith(f"error: {problem}") and len(err.splitlines()) == 1
     assert telegram.calls("setWebhook") == []
 
 
-def test_forward_target_names_the_url_the_header_and_how_to_read_the_secret_never_the_secret(deployed, secret_arn, capsys):
+def test_forward_target_names_the_url_the_header_and_how_to_read_the_secret_never_the_secret(
+    deployed, secret_arn, capsys
+):
     code, out, err = run(capsys, "forward-target", "--stage", "dev")
 
     assert (code, err) == (0, "")
