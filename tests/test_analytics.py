@@ -2,7 +2,8 @@
 
 Every answer is computed here from the generated rows with datetime/zoneinfo, not SQL, and each saved
 query's DuckDB result must equal it row for row, in order: Sunday is weekday 7, averages round half up,
-and local hours are in the scenario's zone (one scenario crosses an ISO year, one a DST change).
+local hours are in the scenario's zone (one scenario crosses an ISO year, one a DST change), and weeks are
+ISO weeks of the local day, starting on Monday.
 """
 
 from __future__ import annotations
