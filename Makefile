@@ -118,7 +118,9 @@ demo: $(VENV)/.installed ## The whole pipeline locally: webhook -> raw -> ETL ->
 # A small fresh demo whose report must render in headless Chromium; not part of `make test` (CI runs it after).
 CHECK_REPORT_OUT := demo-output/check-report
 REPORT_SECTIONS := messages_last_24_hours messages_by_local_hour_weekday daily_message_count daily_active_users \
-	top_questions top_commands repeated_questions member_changes_per_day reactions_per_day most_reacted_messages
+	weekly_active_writers monthly_active_writers newcomer_retention top_members message_types_per_week \
+	messages_per_chat top_questions top_commands repeated_questions member_changes_per_day reactions_per_day \
+	most_reacted_messages
 check-report: $(VENV)/.installed ## A fresh demo's report in headless Chromium (needs Debian's chromium, chromium-driver)
 	rm -rf $(CHECK_REPORT_OUT)
 	$(OFFLINE_AWS) $(BIN)/python -m tools demo --out $(CHECK_REPORT_OUT) --days 7 --per-day 80

@@ -1,8 +1,10 @@
 """The saved analytics: one Athena SQL file per question, loaded by the presentation stack and `tools query`.
 
 Each `NN_name.sql` starts with `--` header lines saying the question it answers. Placeholders:
-`{{timezone}}`, the stage's IANA zone (so "hour of day" means the users' local hour), and `{{database}}`,
-the stage's Glue database (for the raw table, `{{database}}.telegram_raw`).
+`{{timezone}}`, the stage's IANA zone (so "hour of day" means the users' local hour), `{{database}}`,
+the stage's Glue database (for the raw table, `{{database}}.telegram_raw`), and `{{show_member_names}}`, the
+stage's `show_member_names` as an SQL boolean (`true`/`false`): a query that names members shows names only
+when it is true, so the named query, `tools query` and the report say the same.
 
 A query that reads `telegram` reads it up to the minute: the loader puts `lake/telegram.sql` in front of it
 as a common table expression named `telegram` (the compacted days plus the raw days not compacted yet,
@@ -34,6 +36,7 @@ from stacks.time_zones import is_accepted_zone, unknown_zone_message
 QUERY_DIR = Path(__file__).resolve().parent
 LAKE_DIR = QUERY_DIR / "lake"
 TIMEZONE_PLACEHOLDER = "{{timezone}}"
+SHOW_MEMBER_NAMES_PLACEHOLDER = "{{show_member_names}}"
 # Raw days the member and reaction questions read (every update type is in the raw zone only).
 UPDATES_WINDOW_DAYS = 31
 TOMORROW = "current_date + INTERVAL '1' DAY"  # the last raw day: a zone east of UTC may already be there
@@ -63,16 +66,18 @@ class SavedQuery:
 
 
 def load_queries(
-    timezone: str, database: str, *, raw_window_days: int = DEFAULT_RAW_WINDOW_DAYS
+    timezone: str, database: str, *, raw_window_days: int = DEFAULT_RAW_WINDOW_DAYS, show_member_names: bool = True
 ) -> list[SavedQuery]:
     """Every saved query, in file order, for a stage whose day and hours are in `timezone`, whose Glue database is
-    `database`, and whose up-to-the-minute relation reads the raw days of the last `raw_window_days` days."""
+    `database`, whose up-to-the-minute relation reads the raw days of the last `raw_window_days` days, and whose
+    answers name members only when `show_member_names`."""
     _check_zone(timezone)
     _check_database(database)
     relations = {
         "telegram": up_to_the_minute(database, raw_window_days), "telegram_updates": recent_updates(database)
     }
-    queries = [_load(path, timezone, database, relations) for path in sorted(QUERY_DIR.glob("*.sql"))]
+    values = {"timezone": timezone, "database": database, "show_member_names": "true" if show_member_names else "false"}
+    queries = [_load(path, values, relations) for path in sorted(QUERY_DIR.glob("*.sql"))]
     names = [query.name for query in queries]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -81,8 +86,12 @@ def load_queries(
 
 
 def stage_queries(config: StageConfig) -> list[SavedQuery]:
-    """The saved queries exactly as the stage's named queries hold them: its zone, database and raw window."""
-    return load_queries(config.timezone, config.glue_database, raw_window_days=config.raw_window_days)
+    """The saved queries exactly as the stage's named queries hold them: its zone, database, raw window and whether
+    they name members."""
+    return load_queries(
+        config.timezone, config.glue_database, raw_window_days=config.raw_window_days,
+        show_member_names=config.show_member_names,
+    )
 
 
 def find_query(queries: Iterable[SavedQuery], name: str) -> SavedQuery:
@@ -212,8 +221,8 @@ def _check_database(database: str) -> None:
         )
 
 
-def _load(path: Path, timezone: str, database: str, relations: Mapping[str, str]) -> SavedQuery:
-    text = _fill(path, {"timezone": timezone, "database": database})
+def _load(path: Path, values: Mapping[str, str], relations: Mapping[str, str]) -> SavedQuery:
+    text = _fill(path, values)
     lines = text.splitlines()
     first_line = lines[0] if lines else ""
     question = first_line.removeprefix("--").strip()
@@ -231,7 +240,8 @@ def _load(path: Path, timezone: str, database: str, relations: Mapping[str, str]
         )
     name = path.stem.split("_", 1)[1] if path.stem[:2].isdigit() else path.stem
     return SavedQuery(
-        name=name, question=question, sql="\n".join([*header, _with_relations(body, relations)]), database=database,
+        name=name, question=question, sql="\n".join([*header, _with_relations(body, relations)]),
+        database=values["database"],
         update_types=update_types,
     )
 

@@ -123,6 +123,7 @@ class StageConfig:
     no_updates_alarm_hours: int  # the ingest's alarm fires after this many hours with nothing stored; 0 = off
     raw_window_days: int  # days back the up-to-the-minute relation reads raw days not compacted yet
     github_repository: str | None  # `owner/name` whose workflows may review and deploy the stage; None = none
+    show_member_names: bool  # saved queries and the report name members; False = user ids only
 
     @property
     def retain_data(self) -> bool:
@@ -299,6 +300,13 @@ class _Parser:
             raise self.fail(key, f"must be <= {maximum}, got {value}")
         return float(value)
 
+    def boolean(self, key: str, default: bool) -> bool:
+        """JSON `true` or `false`: a string or a number would read as true in Python whatever it says."""
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, got {value!r}")
+        return value
+
     def choice(self, key: str, options: tuple[str, ...], default: Any = ...) -> str:
         value = self.get(key, default)
         if value not in options:
@@ -468,6 +476,7 @@ class _Parser:
                 "raw_window_days", DEFAULT_RAW_WINDOW_DAYS, minimum=1, maximum=MAX_RAW_WINDOW_DAYS
             ),
             github_repository=self.github_repository("github_repository"),
+            show_member_names=self.boolean("show_member_names", True),
         )
 
 

@@ -5,7 +5,10 @@ answer from them in plain Python. Besides seeded random traffic, the chat holds 
 get right: messages one second either side of local midnight, a local Saturday night that is Sunday in
 UTC, a local Sunday, averages of exactly .5, a rename, edits arriving a day later, bots, a channel post,
 bare `?`, questions repeated within and after 24 hours, a question spaced with a tab and a non-breaking
-space, and commands with a @botname.
+space, and commands with a @botname. Four more weeks may follow the random days, for the engagement
+questions: newcomers who stay, skip a week or write once, a first message on a local Sunday night (Monday in
+UTC west of Greenwich), a join (a service message) a week before the joiner's first message, an edit as
+someone's only activity of a week, many kinds of message, a second group, a private chat and a renamed group.
 """
 
 from __future__ import annotations
@@ -25,6 +28,13 @@ from lambdas.etl.day import enriched_key
 from lambdas.etl.schema import COLUMN_NAMES, arrow_schema
 
 CHAT_ID = -1001234567890
+# A chat as the enriched row holds it: id, type, title.
+Chat = tuple[int, str, str | None]
+MAIN_CHAT: Chat = (CHAT_ID, "supergroup", "Comunidade")
+RENAMED_CHAT: Chat = (CHAT_ID, "supergroup", "Comunidade Lake")
+OTHER_CHAT: Chat = (-1009876543210, "group", "Fora do tópico")
+PRIVATE_CHAT: Chat = (101, "private", None)  # Ana and the bot: a private chat has no title
+NEWCOMERS = {110: "Olga", 111: "Pablo", 112: "Quitéria"}
 PEOPLE = {101: "Ana", 102: "Bruno", 103: "Carla", 104: "Davi", 105: "Érica"}
 HALF_UP_USER = (106, "Meio")
 SPACING_USER = (107, "Nara")
@@ -51,6 +61,7 @@ class Scenario:
     first_day: date
     days: int = 9  # more than a week: every weekday, a Sunday, and a week boundary
     seed: int = 7
+    later_weeks: bool = False  # the four weeks of engagement cases after the random days (see `_later_weeks`)
 
 
 class _Chat:
@@ -71,18 +82,19 @@ class _Chat:
     def message(
         self,
         sent: int,
-        user: tuple[int, str],
+        user: tuple[int | None, str | None],
         *,
         text: str | None = None,
         caption: str | None = None,
         kind: str = "text",
         command: str | None = None,
         is_bot: bool = False,
+        chat: Chat = MAIN_CHAT,
     ) -> dict[str, Any]:
         row = dict.fromkeys(COLUMN_NAMES)
         row.update(
-            user_id=user[0], user_first_name=user[1], user_is_bot=is_bot, chat_id=CHAT_ID, chat_type="supergroup",
-            text=text, caption=caption, date=sent, update_type="message", message_type=kind,
+            user_id=user[0], user_first_name=user[1], user_is_bot=is_bot, chat_id=chat[0], chat_type=chat[1],
+            chat_title=chat[2], text=text, caption=caption, date=sent, update_type="message", message_type=kind,
             is_command=command is not None, command=command, arrival=sent,
         )
         self.events.append(row)
@@ -125,6 +137,8 @@ def generate(scenario: Scenario) -> list[dict[str, Any]]:
     for day in days:
         _random_traffic(chat, rng, day)
     _edge_cases(chat, days)
+    if scenario.later_weeks:
+        _later_weeks(chat, days[-1])
     return chat.rows()
 
 
@@ -192,6 +206,51 @@ def _edge_cases(chat: _Chat, days: list[date]) -> None:
         chat.message(chat.at(second, 15, offset), ana, text=text)
     chat.message(chat.at(second, 16), ANONYMOUS_ADMIN, text="Regras do grupo?", is_bot=True)
     chat.channel_post(chat.at(second, 17), "Novidade no canal?")
+
+
+def _later_weeks(chat: _Chat, last_day: date) -> None:
+    """Four ISO weeks after the random days (weeks 1 to 4 below; week 0 holds the last random day)."""
+    monday = last_day - timedelta(days=last_day.weekday())
+
+    def day(week: int, weekday: int) -> date:  # ISO weekday: 1 = Monday ... 7 = Sunday
+        return monday + timedelta(weeks=week, days=weekday - 1)
+
+    olga, pablo, quiteria = NEWCOMERS.items()
+    ana, bruno = ((user_id, PEOPLE[user_id]) for user_id in (101, 102))
+    # Olga first writes on a Sunday night (Monday in UTC west of Greenwich), in the other group; skips week 2
+    # and comes back in week 3.
+    chat.message(chat.at(day(1, 7), 22, 30), olga, text="oi, sou nova aqui", chat=OTHER_CHAT)
+    chat.message(chat.at(day(3, 2), 9), olga, kind="voice")
+    # Pablo joins in week 1 (a service message: not writing), first writes in week 2, and never again.
+    chat.message(chat.at(day(1, 3), 12), pablo, kind="service")
+    chat.message(chat.at(day(2, 4), 18), pablo, text="alguém tem o link?")
+    # Quitéria first writes at the very start of week 2 and stays, sending every kind of message.
+    chat.message(chat.at(day(2, 1), 0, 0, 0), quiteria, text="bom dia!")
+    for week, weekday, kind in ((2, 3, "photo"), (2, 5, "video"), (3, 1, "document"), (3, 4, "poll")):
+        chat.message(chat.at(day(week, weekday), 15), quiteria, kind=kind)
+    # The old members: Ana writes again in week 3 (in private with the bot, too); Bruno's only activity in
+    # week 2 is an edit, and he writes in the other group in week 4.
+    chat.message(chat.at(day(3, 3), 10), ana, kind="sticker")
+    chat.message(chat.at(day(3, 3), 11), ana, text="/help", command="/help", chat=PRIVATE_CHAT)
+    original = chat.message(chat.at(day(0, 1), 9), bruno, text="até semana que vem")
+    chat.edit(original, chat.at(day(2, 2), 9), "até semana que vem!")
+    chat.message(chat.at(day(4, 3), 20), bruno, text="voltei", chat=OTHER_CHAT)
+    # Not writers: the bot, and a sender without an id (Telegram never sends one; the ETL keeps a missing
+    # field as null), in week 3.
+    chat.message(chat.at(day(3, 5), 8), BOT, kind="photo", is_bot=True)
+    chat.message(chat.at(day(3, 6), 12), (None, None), text="sem remetente")
+    # The group is renamed on the Monday of week 4: its later messages carry the new title, except the last
+    # one, which lacks the field (the newest title stays the one Telegram last sent).
+    renamed_at = chat.at(day(4, 1), 9)
+    chat.message(renamed_at, quiteria, text="gostei do nome novo", chat=RENAMED_CHAT)
+    for weekday, kind in ((2, "video_note"), (2, "animation"), (6, "location")):
+        chat.message(chat.at(day(4, weekday), 15), quiteria, kind=kind, chat=RENAMED_CHAT)
+    chat.message(chat.at(day(4, 7), 21), ana, kind="dice", chat=(CHAT_ID, "supergroup", None))
+    # Quitéria has a last name, and a new username from week 4: members are named as on their latest message.
+    for event in chat.events:
+        if event["user_id"] == quiteria[0]:
+            username = "quiteria_s" if event["date"] >= renamed_at else "quiteria"
+            event.update(user_last_name="Souza", user_username=username)
 
 
 def write_lake(rows: list[dict[str, Any]], root: Path) -> Path:

@@ -2,7 +2,8 @@
 
 Every answer is computed here from the generated rows with datetime/zoneinfo, not SQL, and each saved
 query's DuckDB result must equal it row for row, in order: Sunday is weekday 7, averages round half up,
-and local hours are in the scenario's zone (one scenario crosses an ISO year, one a DST change).
+local hours are in the scenario's zone (one scenario crosses an ISO year, one a DST change), and weeks are
+ISO weeks of the local day, starting on Monday.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -23,7 +25,10 @@ import sqlglot
 from sqlglot.errors import ErrorLevel
 
 import analytics
-from analytics import TIMEZONE_PLACEHOLDER, load_queries, load_query
+from analytics import (
+    SHOW_MEMBER_NAMES_PLACEHOLDER, TIMEZONE_PLACEHOLDER, find_query, load_queries, load_query, stage_queries,
+)
+from stacks.config import load_from_cdk_json
 from tests.analytics_dataset import DAY, Scenario, generate, write_lake
 from tests.test_raw_analytics import EXPECTED as RAW_ZONE_EXPECTED
 from tools.cli import CommandError
@@ -31,8 +36,8 @@ from tools.local.sql import LocalLake, open_lake, run_local, to_duckdb
 
 Rows = list[dict[str, Any]]
 SCENARIOS = {
-    "sao-paulo-new-year": Scenario("America/Sao_Paulo", date(2025, 12, 26)),
-    "new-york-dst": Scenario("America/New_York", date(2026, 3, 4)),
+    "sao-paulo-new-year": Scenario("America/Sao_Paulo", date(2025, 12, 26), later_weeks=True),
+    "new-york-dst": Scenario("America/New_York", date(2026, 3, 4), later_weeks=True),
 }
 DATABASE = "telegram_lake_test"
 ALL_QUERY_NAMES = [query.name for query in load_queries("UTC", DATABASE)]
@@ -59,6 +64,11 @@ def _user_messages(rows: Rows) -> Rows:
 
 def _newest_day_first(day: date) -> int:
     return -day.toordinal()
+
+
+def _nulls_last(value: Any) -> tuple[bool, Any]:
+    """An ascending SQL sort key: NULL after every value, as both engines order it by default."""
+    return value is None, value or 0
 
 
 def _latest_names(rows: Rows) -> dict[tuple[int, date], str]:
@@ -93,7 +103,7 @@ def messages_per_user_per_day(rows: Rows, zone: str) -> list[tuple]:
     counts = Counter((row["user_id"], row["context_date"]) for row in messages)
     names = _latest_names(messages)
     result = [(user, names[user, day], day, count) for (user, day), count in counts.items()]
-    return sorted(result, key=lambda row: (_newest_day_first(row[2]), -row[3], row[0]))
+    return sorted(result, key=lambda row: (_newest_day_first(row[2]), -row[3], _nulls_last(row[0])))
 
 
 def _text_lengths(rows: Rows) -> dict[tuple[int, date], list[int]]:
@@ -111,7 +121,7 @@ def average_message_length_per_user_per_day(rows: Rows, zone: str) -> list[tuple
         (user, names[user, day], day, math.floor(Fraction(sum(lengths), len(lengths)) + Fraction(1, 2)))
         for (user, day), lengths in _text_lengths(rows).items()
     ]
-    return sorted(result, key=lambda row: (_newest_day_first(row[2]), row[0]))
+    return sorted(result, key=lambda row: (_newest_day_first(row[2]), _nulls_last(row[0])))
 
 
 def messages_per_hour_weekday_weeknum(rows: Rows, zone: str) -> list[tuple]:
@@ -175,7 +185,121 @@ def daily_active_users(rows: Rows, zone: str) -> list[tuple]:
     for row in rows:
         if row["update_type"] in ("message", "edited_message") and row["user_is_bot"] is False:
             active[row["context_date"]].add(row["user_id"])
+    active = {day: users - {None} for day, users in active.items()}  # count(DISTINCT) skips NULL
     return sorted(((day, len(users)) for day, users in active.items()), key=lambda row: _newest_day_first(row[0]))
+
+
+# --- the engagement questions: writers, weeks, months, chats
+
+def _written(rows: Rows) -> Rows:
+    """What the engagement questions count as writing: a new message of a person with an id, not a service
+    message (a join, a pin)."""
+    return [row for row in _user_messages(rows) if row["user_id"] is not None and row["message_type"] != "service"]
+
+
+def _week(day: date) -> date:
+    """The Monday of the ISO week `day` is in."""
+    return day - timedelta(days=day.weekday())
+
+
+def _one_decimal(numerator: int, denominator: int) -> float:
+    """numerator / denominator rounded half up to one decimal, as Athena's round() of the double."""
+    return float((Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.1"), ROUND_HALF_UP))
+
+
+def weekly_active_writers(rows: Rows, zone: str) -> list[tuple]:
+    writers, messages, first_week = defaultdict(set), Counter(), {}
+    for row in _written(rows):
+        week = _week(row["context_date"])
+        writers[week].add(row["user_id"])
+        messages[week] += 1
+        first_week[row["user_id"]] = min(first_week.get(row["user_id"], week), week)
+    result = [
+        (week, len(users), sum(1 for user in users if first_week[user] == week), messages[week])
+        for week, users in writers.items()
+    ]
+    return sorted(result, key=lambda row: _newest_day_first(row[0]))
+
+
+def monthly_active_writers(rows: Rows, zone: str) -> list[tuple]:
+    writers_by_day = defaultdict(set)
+    for row in _written(rows):
+        writers_by_day[row["context_date"]].add(row["user_id"])
+    first, last = min(writers_by_day), max(writers_by_day)
+    writers, writer_days = defaultdict(set), Counter()
+    for day, users in writers_by_day.items():
+        writers[day.replace(day=1)] |= users
+        writer_days[day.replace(day=1)] += len(users)
+    result = []
+    for month, users in writers.items():
+        month_end = (month + timedelta(days=31)).replace(day=1) - timedelta(days=1)
+        averaged = (min(month_end, last) - max(month, first)).days + 1
+        result.append((
+            month, len(users), _one_decimal(writer_days[month], averaged), averaged,
+            _one_decimal(100 * writer_days[month], averaged * len(users)),
+        ))
+    return sorted(result, key=lambda row: _newest_day_first(row[0]))
+
+
+def newcomer_retention(rows: Rows, zone: str) -> list[tuple]:
+    weeks_written = defaultdict(set)
+    for row in _written(rows):
+        weeks_written[row["user_id"]].add(_week(row["context_date"]))
+    last_week = max(max(weeks) for weeks in weeks_written.values())
+    cohorts = defaultdict(list)
+    for weeks in weeks_written.values():
+        cohorts[min(weeks)].append(weeks)
+    result = []
+    for cohort, members in cohorts.items():
+        for later in range((last_week - cohort).days // 7 + 1):
+            writers = sum(1 for weeks in members if cohort + timedelta(weeks=later) in weeks)
+            result.append((cohort, later, len(members), writers, _one_decimal(100 * writers, len(members))))
+    return sorted(result, key=lambda row: (row[0], row[1]))
+
+
+def top_members(rows: Rows, zone: str, show_member_names: bool = True) -> list[tuple]:
+    messages = defaultdict(list)
+    for row in sorted(_written(rows), key=lambda row: row["update_id"]):
+        messages[row["user_id"]].append(row)
+    result = []
+    for user, written in messages.items():
+        latest, days = written[-1], {row["context_date"] for row in written}
+        first_name, last_name = latest["user_first_name"], latest["user_last_name"]
+        name = first_name if last_name is None or first_name is None else f"{first_name} {last_name}"
+        result.append((
+            user, name if show_member_names else None, latest["user_username"] if show_member_names else None,
+            len(written), len(days), min(days), max(days),
+        ))
+    return sorted(result, key=lambda row: (-row[3], -row[4], row[0]))[:20]
+
+
+def message_types_per_week(rows: Rows, zone: str) -> list[tuple]:
+    counts = Counter((_week(row["context_date"]), row["message_type"]) for row in _written(rows))
+    weekly = Counter()
+    for (week, _), count in counts.items():
+        weekly[week] += count
+    result = [(week, kind, count, _one_decimal(100 * count, weekly[week])) for (week, kind), count in counts.items()]
+    return sorted(result, key=lambda row: (_newest_day_first(row[0]), -row[2], row[1]))
+
+
+def messages_per_chat(rows: Rows, zone: str) -> list[tuple]:
+    chats = defaultdict(list)
+    for row in sorted(rows, key=lambda row: row["update_id"]):
+        if row["chat_id"] is not None:
+            chats[row["chat_id"]].append(row)
+    written = {id(row) for row in _written(rows)}
+    result = []
+    for chat_id, chat_rows in chats.items():
+        titles = [row["chat_title"] for row in chat_rows if row["chat_title"] is not None]
+        types = [row["chat_type"] for row in chat_rows if row["chat_type"] is not None]
+        messages = [row for row in chat_rows if id(row) in written]
+        posts = sum(1 for row in chat_rows if row["update_type"] == "channel_post")
+        if messages or posts:
+            result.append((
+                chat_id, titles[-1] if titles else None, types[-1] if types else None, len(messages),
+                len({row["user_id"] for row in messages}), len({row["context_date"] for row in messages}), posts,
+            ))
+    return sorted(result, key=lambda row: (-row[3], -row[6], row[0]))
 
 
 EXPECTED: dict[str, Callable[[Rows, str], list[tuple]]] = {
@@ -183,7 +307,8 @@ EXPECTED: dict[str, Callable[[Rows, str], list[tuple]]] = {
     for function in (
         daily_message_count, messages_per_user_per_day, average_message_length_per_user_per_day,
         messages_per_hour_weekday_weeknum, messages_by_local_hour_weekday, top_questions, top_commands,
-        repeated_questions, daily_active_users,
+        repeated_questions, daily_active_users, weekly_active_writers, monthly_active_writers, newcomer_retention,
+        top_members, message_types_per_week, messages_per_chat,
     )
 }
 
@@ -243,6 +368,64 @@ def test_the_dataset_holds_the_cases_the_sql_must_get_right(dataset):
     assert len({sent.isocalendar().year for sent in utc}) > 1 or len({sent.utcoffset() for sent in local}) > 1
 
 
+def test_the_dataset_holds_the_engagement_cases(dataset):
+    """Without these, the engagement questions could pass while miscounting writers, weeks, months or chats."""
+    scenario, rows, _ = dataset
+    written = _written(rows)
+    first_written = {}
+    for row in sorted(written, key=lambda row: row["update_id"]):
+        first_written.setdefault(row["user_id"], row)
+    # Not writing: a join (service message) a week before the joiner's first message, an edit as someone's only
+    # activity of a week, a sender without an id.
+    joins = [row for row in _user_messages(rows) if row["message_type"] == "service"]
+    assert any(_week(row["context_date"]) < _week(first_written[row["user_id"]]["context_date"]) for row in joins)
+    weeks_written = {(row["user_id"], _week(row["context_date"])) for row in written}
+    edits = [row for row in rows if row["update_type"] == "edited_message" and row["user_is_bot"] is False]
+    assert any((row["user_id"], _week(row["context_date"])) not in weeks_written for row in edits)
+    assert any(row["user_id"] is None for row in _user_messages(rows))
+    # Weeks: a first message on a local Sunday that is Monday in UTC; a cohort that skips a week and returns.
+    firsts = [datetime.fromtimestamp(row["date"], ZoneInfo(scenario.zone)) for row in first_written.values()]
+    assert any(sent.isoweekday() == 7 and sent.astimezone(timezone.utc).isoweekday() == 1 for sent in firsts)
+    retention = newcomer_retention(rows, scenario.zone)
+    assert any(
+        later[3] == 0 and any(after[0] == later[0] and after[1] > later[1] and after[3] for after in retention)
+        for later in retention if later[1] > 0
+    )
+    # Months: two of them, and days nobody wrote on between the first and the last day.
+    days = {row["context_date"] for row in written}
+    assert len({day.replace(day=1) for day in days}) > 1 and len(days) < (max(days) - min(days)).days + 1
+    # Kinds, names and chats.
+    assert len({row["message_type"] for row in written}) >= 10
+    assert any(row["user_last_name"] for row in written)
+    assert len({row["user_username"] for row in written if row["user_id"] == 112}) == 2
+    chats = defaultdict(list)
+    for row in sorted(rows, key=lambda row: row["update_id"]):
+        chats[row["chat_id"]].append(row)
+    assert len(chats) >= 3 and any(row["chat_title"] is None for row in written if row["chat_type"] == "private")
+    renamed = [chat for chat in chats.values() if len({row["chat_title"] for row in chat} - {None}) > 1]
+    assert renamed and renamed[0][-1]["chat_title"] is None  # the newest title is not on the newest update
+
+
+def test_without_member_names_the_top_members_are_user_ids_only(dataset):
+    scenario, rows, lake = dataset
+    [query] = [q for q in load_queries(scenario.zone, DATABASE, show_member_names=False) if q.name == "top_members"]
+
+    _, result = lake.run(query)
+
+    assert result == top_members(rows, scenario.zone, show_member_names=False)
+    assert {(name, username) for _, name, username, *_ in result} == {(None, None)}
+    assert "CASE WHEN false THEN" in query.sql
+    assert "CASE WHEN true THEN" in load_query("top_members", scenario.zone, DATABASE).sql  # the default names them
+
+
+def test_the_stage_setting_decides_what_every_sender_of_the_saved_queries_sends():
+    """The named query (stacks/presentation.py), `tools query` and the report all load through stage_queries."""
+    config = load_from_cdk_json("dev")
+    for shown in (True, False):
+        top = find_query(stage_queries(replace(config, show_member_names=shown)), "top_members")
+        assert f"CASE WHEN {str(shown).lower()} THEN" in top.sql and SHOW_MEMBER_NAMES_PLACEHOLDER not in top.sql
+
+
 def _local_day(seconds: int, zone: str) -> date:
     return datetime.fromtimestamp(seconds, ZoneInfo(zone)).date()
 
@@ -256,7 +439,7 @@ def test_sql_file_is_athena_sql_with_a_question_header(path):
     assert re.fullmatch(r"\d\d_[a-z0-9_]+", path.stem), "name files NN_name.sql"
     first_line = text.splitlines()[0]
     assert re.fullmatch(r"-- \S.*\?", first_line), f"the first line must ask the question: {first_line!r}"
-    sql = text.replace(TIMEZONE_PLACEHOLDER, "America/Sao_Paulo")
+    sql = text.replace(TIMEZONE_PLACEHOLDER, "America/Sao_Paulo").replace(SHOW_MEMBER_NAMES_PLACEHOLDER, "true")
     statements = sqlglot.parse(sql, read="athena", error_level=ErrorLevel.RAISE)
     assert len(statements) == 1 and isinstance(statements[0], sqlglot.exp.Query)
 

@@ -53,7 +53,7 @@ def test_only_the_chat_allowlist_is_required_everything_else_has_safe_defaults()
         webhook_max_connections=40, etl_schedule_local_time="01:00", etl_memory_mb=1024, etl_timeout_minutes=15,
         etl_read_concurrency=32, etl_engine="lambda", alarm_email=None, analytics_start_date="2026-01-01",
         athena_results_expiration_days=30, athena_bytes_scanned_cutoff=1_073_741_824, no_updates_alarm_hours=24,
-        raw_window_days=3, github_repository=None,
+        raw_window_days=3, github_repository=None, show_member_names=True,
     )
     assert (config.etl_schedule_hour, config.etl_schedule_minute) == (1, 0)
     assert not config.etl_engine_is_athena
@@ -184,6 +184,10 @@ def test_an_unknown_stage_names_it_and_the_configured_ones():
         # A clone URL's suffix: no OIDC token ever names the repository so.
         ("dev", {"github_repository": "octo-org/lake.git"}, "github_repository", "without `.git` ('octo-org/lake')"),
         ("dev", {"github_repository": "octo-org/lake.GIT"}, "github_repository", "without `.git`"),
+        # Only JSON's booleans: Python would read any non-empty string, and any number but 0, as true.
+        ("dev", {"show_member_names": "false"}, "show_member_names", "must be true or false, got 'false'"),
+        ("dev", {"show_member_names": 0}, "show_member_names", "must be true or false, got 0"),
+        ("dev", {"show_member_names": [True]}, "show_member_names", "must be true or false, got [True]"),
     ],
 )
 def test_an_invalid_setting_fails_naming_the_stage_and_the_key(stage, overrides, key, problem):
@@ -209,6 +213,12 @@ def test_an_alarm_email_is_optional_and_kept_as_given(address):
 def test_a_github_repository_is_optional_and_kept_as_given(repository):
     assert load_stage(STAGES, "dev").github_repository is None
     assert load_stage(stages_with("dev", github_repository=repository), "dev").github_repository == repository
+
+
+@pytest.mark.parametrize("shown", [True, False])
+def test_member_names_are_shown_unless_the_stage_says_false(shown):
+    assert load_stage(STAGES, "dev").show_member_names is True
+    assert load_stage(stages_with("dev", show_member_names=shown), "dev").show_member_names is shown
 
 
 def test_the_etl_engine_is_chosen_per_stage_dev_shows_athena_and_prod_keeps_the_lambda():

@@ -220,6 +220,106 @@ def test_the_heatmap_puts_each_count_in_its_weekday_row_and_local_hour_column():
     assert "the busiest cell has 30" in markup
 
 
+RETENTION = ["cohort_week", "weeks_later", "cohort_writers", "writers", "retained_percent"]
+
+
+def test_newcomer_retention_is_a_heat_map_of_each_cohorts_share_by_weeks_later():
+    rows = [
+        (date(2026, 11, 2), 0, 8, 8, 100.0), (date(2026, 11, 2), 1, 8, 0, 0.0), (date(2026, 11, 2), 2, 8, 2, 25.0),
+        (date(2026, 11, 9), 0, 3, 3, 100.0), (date(2026, 11, 9), 1, 3, 1, 33.3),
+        (date(2026, 11, 16), 0, 1, 1, 100.0),
+    ]
+    [chart] = charts_of(render({"newcomer_retention": (RETENTION, rows)}), "newcomer_retention")
+
+    page = Page(chart)
+    assert page.tags("svg")[0]["role"] == "img" and page.texts[0].startswith("Do newcomers stay?")
+    cells = re.findall(r'<rect [^>]*fill="([^"]+)"><title>([^<]*)</title>', chart)
+    assert [title for _, title in cells] == [
+        "wk 02 Nov, 0 weeks later: 8 of 8 wrote (100.0%)", "wk 02 Nov, 1 week later: 0 of 8 wrote (0.0%)",
+        "wk 02 Nov, 2 weeks later: 2 of 8 wrote (25.0%)", "wk 09 Nov, 0 weeks later: 3 of 3 wrote (100.0%)",
+        "wk 09 Nov, 1 week later: 1 of 3 wrote (33.3%)", "wk 16 Nov, 0 weeks later: 1 of 1 wrote (100.0%)",
+    ]  # a week that has not come yet is no cell: 3 + 2 + 1
+    fills = [fill for fill, _ in cells]
+    assert fills[1] == svg.EMPTY_CELL and fills[0] == fills[3] == svg.heat_colour(1.0)  # one scale for all cohorts
+    assert {"wk 02 Nov (8)", "wk 09 Nov (3)", "wk 16 Nov (1)", "0", "1", "2", "0%", "25%", "33%"} <= set(page.texts)
+
+
+def test_a_long_retention_shows_the_latest_cohorts_and_says_the_table_has_all():
+    start = date(2026, 1, 5)
+    rows = [
+        (start + timedelta(weeks=cohort), later, 2, 1, 50.0)
+        for cohort in range(14) for later in range(30 - cohort)
+    ]
+    markup = render({"newcomer_retention": (RETENTION, rows)})
+    [chart] = charts_of(markup, "newcomer_retention")
+    assert len(re.findall(r"\(2\)</text>", chart)) == 12  # the latest 12 cohorts
+    assert "wk 19 Jan (2)" in chart and "wk 06 Apr (2)" in chart and "wk 12 Jan (2)" not in chart
+    assert ">15<" in chart and ">16<" not in chart  # weeks later 0 to 15
+    assert "The latest 12 cohorts, up to 15 weeks later: all are in the table." in Page(markup).text
+
+
+def test_the_message_mix_shows_each_kinds_share_of_each_week():
+    columns = ["week_start", "message_type", "messages", "share_percent"]
+    rows = [
+        ("2026-11-16", "text", 6, 60.0), ("2026-11-16", "photo", 3, 30.0), ("2026-11-16", HOSTILE, 1, 10.0),
+        ("2026-11-09", "text", 2, 50.0), ("2026-11-09", "voice", 2, 50.0),
+    ]
+    [chart] = charts_of(render({"message_types_per_week": (columns, rows)}), "message_types_per_week")
+
+    titles = re.findall(r"<rect [^>]*><title>([^<]*)</title>", chart)
+    assert titles == [  # the most sent kind first, oldest week first; a kind absent from a week is 0
+        "wk 09 Nov, text: 2 messages (50.0%)", "wk 16 Nov, text: 6 messages (60.0%)",
+        "wk 09 Nov, photo: 0 messages (0.0%)", "wk 16 Nov, photo: 3 messages (30.0%)",
+        "wk 09 Nov, voice: 2 messages (50.0%)", "wk 16 Nov, voice: 0 messages (0.0%)",
+        f"wk 09 Nov, {svg.text(HOSTILE)}: 0 messages (0.0%)", f"wk 16 Nov, {svg.text(HOSTILE)}: 1 messages (10.0%)",
+    ]
+    assert {"60%", "30%", "50%", "10%", "wk 09 Nov", "wk 16 Nov", HOSTILE} <= set(Page(chart).texts)
+
+
+def test_many_kinds_slant_the_week_labels_and_only_the_latest_weeks_are_drawn():
+    columns = ["week_start", "message_type", "messages"]
+    rows = [(date(2026, 1, 5) + timedelta(weeks=week), "sticker", week + 1) for week in range(20)]
+    markup = render({"message_types_per_week": (columns, rows)})
+    [chart] = charts_of(markup, "message_types_per_week")
+    assert len(re.findall("<rect ", chart)) == 16 and "rotate(-40" in chart
+    assert "wk 18 May" in chart and "wk 02 Feb" in chart and "wk 26 Jan" not in chart
+    assert "The latest 16 of 20: all are in the table." in Page(markup).text
+
+
+def test_members_are_ranked_by_name_or_by_user_id_when_the_stage_hides_names():
+    columns = ["user_id", "member_name", "username", "messages", "active_days", "first_day", "last_day"]
+    named = [(7, "Ana Souza", "ana", 40, 9, date(2026, 11, 1), date(2026, 11, 20)),
+             (9, None, None, 12, 3, date(2026, 11, 2), date(2026, 11, 3))]
+    hidden = [(7, None, None, 40, 9, date(2026, 11, 1), date(2026, 11, 20)),
+              (9, None, None, 12, 3, date(2026, 11, 2), date(2026, 11, 3))]
+
+    [chart] = charts_of(render({"top_members": (columns, named)}), "top_members")  # days are no time axis here
+    assert bar_tooltips(chart) == ["Ana Souza: 40", "user 9: 12"]
+    [chart] = charts_of(render({"top_members": (columns, hidden)}), "top_members")
+    assert bar_tooltips(chart) == ["user 7: 40", "user 9: 12"]
+
+
+def test_chats_are_compared_by_messages_and_by_writers_each_ranked():
+    columns = ["chat_id", "chat_title", "chat_type", "messages", "writers", "active_days", "channel_posts"]
+    rows = [(-100, "Main", "supergroup", 900, 40, 30, 0), (-200, HOSTILE, "group", 300, 90, 20, 0),
+            (55, None, "private", 12, 1, 4, 0)]
+    messages, writers = charts_of(render({"messages_per_chat": (columns, rows)}), "messages_per_chat")
+    assert bar_tooltips(messages) == ["Main: 900", f"{svg.text(HOSTILE)}: 300", "chat 55: 12"]
+    assert bar_tooltips(writers) == [f"{svg.text(HOSTILE)}: 90", "Main: 40", "chat 55: 1"]
+
+
+def test_weeks_and_months_are_labelled_as_weeks_and_months():
+    weekly = render({"weekly_active_writers": (["week_start", "active_writers", "new_writers", "messages"],
+                                               [("2026-11-16", 12, 3, 80), ("2026-11-09", 10, 10, 60)])})
+    writers, new = charts_of(weekly, "weekly_active_writers")
+    assert ">wk 09 Nov<" in writers and ">wk 16 Nov<" in new
+    assert bar_tooltips(new) == ["2026-11-09: 10", "2026-11-16: 3"]
+    columns = ["month_start", "monthly_active_writers", "average_daily_writers", "days_averaged", "stickiness_percent"]
+    monthly = render({"monthly_active_writers": (columns, [(date(2026, 11, 1), 40, 6.5, 26, 16.3)])})
+    charts = charts_of(monthly, "monthly_active_writers")
+    assert len(charts) == 3 and all(">Nov 2026<" in chart for chart in charts) and ">16.3<" in charts[2]
+
+
 def test_an_empty_answer_says_so_and_why_a_stage_may_have_none():
     markup = render({"reactions_per_day": (["context_date", "reactions"], [])})
     section = Page(re.search(r'<section id="reactions_per_day">.*?</section>', markup).group())
@@ -253,7 +353,9 @@ GEOMETRY = ("x", "y", "x1", "x2", "y1", "y2", "width", "height", "viewBox", "tra
     ("messages_last_24_hours", (["messages", "active_users"], [(NAN, INF)]), {"NaN", "∞"}),
     ("messages_last_24_hours", (["local_date", "hour_of_day", "message_amount"], [(date(2026, 11, 26), 9, NAN)]),
      {"NaN"}),
-], ids=["over-time", "ranking", "heatmap", "figures", "hourly"])
+    ("message_types_per_week", (["week_start", "message_type", "messages"],
+                                [(date(2026, 11, 16), "text", NAN), (date(2026, 11, 16), "photo", 3)]), {"NaN"}),
+], ids=["over-time", "ranking", "heatmap", "figures", "hourly", "mix"])
 def test_a_value_that_is_no_number_is_marked_and_never_breaks_a_chart(section, answer, marks):
     markup = render({section: answer})
 

@@ -87,7 +87,8 @@ def test_set_sends_the_deployed_url_secret_and_stage_settings(telegram, deployed
     code, out, err = run(capsys, "set", "--stage", "dev")
 
     assert (code, err) == (0, "")
-    [request] = telegram.requests
+    asked, request = telegram.requests  # what the bot's webhook is now, first: another backend's is kept
+    assert (asked.method, asked.token) == ("getWebhookInfo", TOKEN)
     assert (request.http_method, request.method, request.token) == ("POST", "setWebhook", TOKEN)
     assert request.content_type == "application/json"
     assert request.body == {
@@ -199,6 +200,80 @@ def test_api_base_flag_wins_over_the_environment(telegram, deployed, monkeypatch
     code, _, _ = run(capsys, "set", "--api-base", telegram.base_url)
     assert code == 0
     assert len(telegram.calls("setWebhook")) == 1
+
+
+# ---- beside an existing bot: one webhook per bot
+
+OTHER_BACKEND = "https://bot.example.com/telegram/hook"
+
+
+def test_set_refuses_to_replace_another_backends_webhook_and_names_it(telegram, deployed, capsys):
+    telegram.reply("getWebhookInfo", Reply.ok({**WEBHOOK_INFO, "url": OTHER_BACKEND}))
+
+    code, out, err = run(capsys, "set", "--stage", "dev")
+
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: the bot's webhook is {OTHER_BACKEND}, not this stage's {WEBHOOK_URL}: ")
+    assert "--replace" in err and "webhook forward-target --stage dev" in err and len(err.splitlines()) == 1
+    assert telegram.calls("setWebhook") == []
+
+
+def test_set_replaces_another_backends_webhook_when_told_to_and_says_so(telegram, deployed, capsys):
+    telegram.reply("getWebhookInfo", Reply.ok({**WEBHOOK_INFO, "url": OTHER_BACKEND}))
+
+    code, out, _ = run(capsys, "set", "--stage", "dev", "--replace")
+
+    assert code == 0
+    assert [body["url"] for body in telegram.calls("setWebhook")] == [WEBHOOK_URL]
+    assert f"replaced the webhook {OTHER_BACKEND}: it receives no update from Telegram any more" in out
+
+
+@pytest.mark.parametrize("current", ["", WEBHOOK_URL], ids=["none", "the-stage-s-own"])
+def test_set_needs_no_replace_for_no_webhook_or_the_stages_own(telegram, deployed, current, capsys):
+    """Setting the stage's webhook again (a new secret, new update types) is not replacing anybody's."""
+    telegram.reply("getWebhookInfo", Reply.ok({**WEBHOOK_INFO, "url": current}))
+    code, out, _ = run(capsys, "set", "--stage", "dev")
+    assert code == 0 and len(telegram.calls("setWebhook")) == 1 and "replaced" not in out
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        (Reply.ok({"url": "https://evil.example/\x1b[2J\nforged"}),
+         "the bot's webhook is https://evil.example/\\u001b[2J\\nforged"),
+        (Reply.ok({"url": 5}), "getWebhookInfo answered the url 5, which is no URL"),
+        (Reply.ok([]), "getWebhookInfo answered [] instead of a WebhookInfo object"),
+        (Reply.error("Unauthorized", 401), "getWebhookInfo failed: Unauthorized (error 401)"),
+    ],
+    ids=["hostile-url", "url-not-text", "not-an-object", "refused"],
+)
+def test_set_sets_nothing_when_the_current_webhook_is_unknown_or_strange(
+    telegram, deployed, reply, problem, capsys
+):
+    telegram.reply("getWebhookInfo", reply)
+    code, _, err = run(capsys, "set", "--stage", "dev")
+    assert code == 1 and err.startswith(f"error: {problem}") and len(err.splitlines()) == 1
+    assert telegram.calls("setWebhook") == []
+
+
+def test_forward_target_names_the_url_the_header_and_how_to_read_the_secret_never_the_secret(
+    deployed, secret_arn, capsys
+):
+    code, out, err = run(capsys, "forward-target", "--stage", "dev")
+
+    assert (code, err) == (0, "")
+    assert out.splitlines()[:3] == [
+        f"url:     {WEBHOOK_URL}",
+        "header:  X-Telegram-Bot-Api-Secret-Token: <the secret>",
+        f"secret:  aws secretsmanager get-secret-value --region us-east-1 --secret-id {secret_arn} "
+        "--query SecretString --output text",
+    ]
+    assert "retry until the stage answers 2xx" in out
+
+
+def test_forward_target_of_a_stage_not_deployed_is_one_error_line(aws, capsys):
+    code, _, err = run(capsys, "forward-target", "--stage", "dev")
+    assert code == 1 and err == f"error: stack {STACK} is not deployed (run `make deploy STAGE=dev`)\n"
 
 
 # ---- info and delete

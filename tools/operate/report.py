@@ -1,8 +1,10 @@
 """`python -m tools report`: the saved analytics as one HTML page that people open instead of SQL.
 
 Runs the saved queries the report shows (tools/operate/report_html.py SECTIONS: activity by hour and weekday,
-messages and active users per day, top questions and commands, the repeat-question trend, and member
-changes, reactions and "today so far" where the stage's analytics have them) on the stage's Athena
+messages and active users per day, writers per week and month with stickiness, whether newcomers stay, who
+writes most, what kinds of message people send, the chats compared, top questions and commands, the
+repeat-question trend, and member changes, reactions and "today so far" where the stage's analytics have
+them) on the stage's Athena
 workgroup, or with `--local` on DuckDB as `query --local` does, and writes one self-contained HTML file:
 inline SVG charts and CSS, no script, no font, no request, readable on a phone.
 

@@ -3,8 +3,10 @@
 A section per saved query the report knows (`SECTIONS`), in that order, for each one the stage's
 analytics hold; the others are named at the end. The drawing is generic over the rows: a column of days
 or times with numbers gives bars over time, a column of text with numbers a ranking, a single row of
-numbers a few big figures, anything else a table; only the hour x weekday heatmap is specific. So a saved
-query added later gets its section by adding one line to `SECTIONS`.
+numbers a few big figures, anything else a table. A section may ask for a kind by name: the hour x weekday
+heatmap, bars per local hour, rankings (days then are no time axis), the retention heat map of weekly
+cohorts, or a mix (each label's share of each week). So a saved query added later gets its section by
+adding one line to `SECTIONS`.
 
 Every chart says which saved query it comes from, the time zone and the range of days, and every number
 is readable: written on the bars or cells, and in the table of all rows under each chart. Every string
@@ -14,6 +16,7 @@ script, no request and no external anything: the file opens offline, the same ev
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,9 +30,16 @@ from tools.operate.svg import Bar, number, text
 AUTO = "auto"
 HEATMAP = "heatmap"
 HOURLY = "hourly"  # bars per local hour, labelled by `local_date` and `hour_of_day`
+RANKING = "ranking"  # ranked bars by the label column, one chart per value (time columns are no axis)
+RETENTION = "retention"  # cohorts by weeks later: `cohort_week`, `weeks_later`, `cohort_writers`, `writers`
+MIX = "mix"  # each label's share of each period (e.g. message kinds per week): label rows, period columns
+WEEK, MONTH = "week", "month"  # what a time axis's days stand for
+RETENTION_COLUMNS = ("cohort_week", "weeks_later", "cohort_writers", "writers")
 MAX_TABLE_ROWS = 1000
 MAX_RANKED_BARS = 25
 MAX_CHARTS_PER_SECTION = 3
+MAX_GRID_ROWS = 12  # the latest cohorts a retention chart shows
+MAX_GRID_COLUMNS = 16  # the latest periods a mix shows, the weeks after its first a retention chart shows
 NO_TEXT = "(no text)"  # a ranked row whose label is null, e.g. a reacted message the bot never received
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # ISO 1..7, as the saved queries number them
 AXIS_COLUMNS = ("weekday", "hour_of_day")  # numbers that place a count (heatmap, hourly bars), never counts
@@ -52,6 +62,8 @@ class Section:
     chart: str = AUTO
     values: tuple[str, ...] = ()  # the columns to chart, when present (default: every numeric column)
     label: str | None = None  # the text column naming a ranking's bars (default: the first text column)
+    unnamed: str | None = None  # names a bar whose label is null from its row, e.g. "user {user_id}"
+    period: str | None = None  # WEEK or MONTH when the time column's days each stand for one
     note: str | None = None  # shown with the chart
     when_empty: str | None = None  # why a stage may have no rows for it
 
@@ -62,6 +74,30 @@ SECTIONS = (
     Section("messages_by_local_hour_weekday", "When do users write?", chart=HEATMAP, values=("message_amount",)),
     Section("daily_message_count", "Messages per day", values=("message_amount",)),
     Section("daily_active_users", "Active users per day", values=("active_users",)),
+    Section("weekly_active_writers", "Writers per week", values=("active_writers", "new_writers"), period=WEEK),
+    Section(
+        "monthly_active_writers",
+        "Writers per month, and how sticky",
+        values=("monthly_active_writers", "average_daily_writers", "stickiness_percent"),
+        period=MONTH,
+        note="Stickiness is the writers of an average day over the writers of the month: 100% if everyone who "
+        "wrote that month wrote every day. A month the range holds only in part reads higher than it will.",
+    ),
+    Section(
+        "newcomer_retention",
+        "Do newcomers stay?",
+        chart=RETENTION,
+        note="Each row is the people who first wrote in that week; each column a week after it, 0 being the "
+        "first. The first row holds everyone who wrote in the range's first week, newcomers or not.",
+    ),
+    Section("top_members", "Who writes most?", chart=RANKING, values=("messages",), label="member_name",
+            unnamed="user {user_id}"),
+    Section("message_types_per_week", "What people send", chart=MIX, values=("messages",), label="message_type",
+            period=WEEK),
+    Section(
+        "messages_per_chat", "Chats compared", chart=RANKING, values=("messages", "writers"), label="chat_title",
+        unnamed="chat {chat_id}", note="One bar per chat the stage stores (allowed_chat_ids).",
+    ),
     Section("top_questions", "What do users ask most?", values=("times_asked",)),
     Section("top_commands", "Most used bot commands", values=("uses",)),
     Section(
@@ -161,11 +197,21 @@ def _charts(section: Section, columns: list[str], rows: list[tuple], kinds: Mapp
         return _heatmap(section, columns, rows, values[0])
     if section.chart == HOURLY and {"local_date", "hour_of_day"} <= set(columns):
         return "".join(_hourly(section, columns, rows, value) for value in values[:MAX_CHARTS_PER_SECTION])
+    if section.chart == RETENTION and set(RETENTION_COLUMNS) <= set(columns):
+        return _retention(section, columns, rows)
     if not values:
         return ""
     axis = next((name for name in columns if kinds[name] == "time"), None)
-    label = section.label if kinds.get(section.label or "") == "text" else None
+    named = ("text", "empty") if section.unnamed else ("text",)  # an unnamed bar is named from its row
+    label = section.label if kinds.get(section.label or "") in named else None
     label = label or next((name for name in columns if kinds[name] == "text"), None)
+    if section.chart == MIX and axis is not None and label is not None:
+        return _mix(section, columns, rows, axis, label, values[0])
+    if section.chart == RANKING and label is not None:
+        return "".join(
+            _ranking(section, columns, _ranked_by(columns, rows, value), label, value)
+            for value in values[:MAX_CHARTS_PER_SECTION]
+        )
     if axis is not None:
         charts = [_over_time(section, columns, rows, axis, value) for value in values[:MAX_CHARTS_PER_SECTION]]
         if label is not None:  # e.g. reactions per day and reaction: which ones, over the whole range
@@ -209,7 +255,7 @@ def _over_time(section: Section, columns: list[str], rows: list[tuple], axis: st
         if row[at] is not None:
             totals[cell(row[at])] = totals.get(cell(row[at]), 0) + (row[of] or 0)
     # ISO text sorts in time order, whether DuckDB returned days and instants or Athena returned text.
-    bars = [Bar(time_label(moment), total, moment) for moment, total in sorted(totals.items())]
+    bars = [Bar(time_label(moment, section.period), total, moment) for moment, total in sorted(totals.items())]
     return svg.vertical_bars(bars, title=f"{section.title}: {value} by {axis}", unit=value)
 
 
@@ -231,12 +277,86 @@ def _totals(columns: list[str], rows: list[tuple], label: str, value: str) -> li
             for name, total in ranked]
 
 
+def _ranked_by(columns: list[str], rows: list[tuple], value: str) -> list[tuple]:
+    """`rows`, most `value` first (a value that is no number last); ties keep their order."""
+    of = columns.index(value)
+    return sorted(rows, key=lambda row: -svg.drawn(row[of]) if isinstance(row[of], (int, float)) else math.inf)
+
+
 def _ranking(section: Section, columns: list[str], rows: list[tuple], label: str, value: str) -> str:
     at, of = columns.index(label), columns.index(value)
-    bars = [Bar(NO_TEXT if row[at] is None else cell(row[at]), row[of] or 0) for row in rows[:MAX_RANKED_BARS]]
+    bars = [Bar(_bar_label(section, columns, row, at), row[of] or 0) for row in rows[:MAX_RANKED_BARS]]
     more = len(rows) - len(bars)
     rest = f'<p class="more">The first {len(bars)} of {len(rows):,}: all are in the table.</p>' if more > 0 else ""
     return svg.horizontal_bars(bars, title=f"{section.title}: {value} by {label}") + rest
+
+
+def _bar_label(section: Section, columns: list[str], row: tuple, at: int) -> str:
+    """A ranked row's label; when it is null, the section's `unnamed` filled from the row, or NO_TEXT."""
+    if row[at] is not None:
+        return cell(row[at])
+    return section.unnamed.format(**dict(zip(columns, row))) if section.unnamed else NO_TEXT
+
+
+def _retention(section: Section, columns: list[str], rows: list[tuple]) -> str:
+    """The latest cohorts down, the weeks after their first across: the share of each cohort writing."""
+    cohort, later, size, writers = (columns.index(name) for name in RETENTION_COLUMNS)
+    sizes: dict[str, int] = {}
+    counts: dict[str, list[int]] = {}
+    for row in rows:  # the query's order: oldest cohort first, then by weeks later
+        if row[cohort] is not None and row[later] in range(MAX_GRID_COLUMNS):
+            name = cell(row[cohort])
+            sizes[name] = row[size] or 0
+            weeks = counts.setdefault(name, [])
+            weeks.extend([0] * (row[later] + 1 - len(weeks)))
+            weeks[row[later]] = row[writers] or 0
+    shown = sorted(sizes)[-MAX_GRID_ROWS:]
+    weeks = max((len(counts[name]) for name in shown), default=0)
+    chart = svg.retention(
+        [(time_label(name, WEEK), sizes[name]) for name in shown], weeks, [counts[name] for name in shown],
+        title=f"{section.title}: the share of each weekly cohort writing, by weeks later",
+    )
+    left_out = len(shown) < len(sizes) or any(row[later] not in range(MAX_GRID_COLUMNS) for row in rows)
+    if not left_out:
+        return chart
+    return chart + (
+        f'<p class="more">The latest {len(shown)} cohorts, up to {weeks - 1} weeks later: all are in the table.</p>'
+    )
+
+
+def _mix(section: Section, columns: list[str], rows: list[tuple], axis: str, label: str, value: str) -> str:
+    """Each label's share of each period's `value` (e.g. of a week's messages): a row per label, most first; a
+    column per period, the latest MAX_GRID_COLUMNS, oldest first."""
+    at, named, of = columns.index(axis), columns.index(label), columns.index(value)
+    periods = sorted({cell(row[at]) for row in rows if row[at] is not None})
+    shown = periods[-MAX_GRID_COLUMNS:]
+    amounts: dict[tuple[str, str], float] = {}
+    for row in rows:
+        if row[at] is not None and cell(row[at]) in shown:
+            key = (cell(row[at]), NO_TEXT if row[named] is None else cell(row[named]))
+            amounts[key] = amounts.get(key, 0.0) + svg.drawn(row[of] or 0)
+    totals = {period: sum(amount for (when, _), amount in amounts.items() if when == period) for period in shown}
+    by_kind: dict[str, float] = {}
+    for (_, kind), amount in amounts.items():
+        by_kind[kind] = by_kind.get(kind, 0.0) + amount
+    kinds = sorted(by_kind, key=lambda kind: (-by_kind[kind], kind))
+    labels = {period: time_label(period, section.period) for period in shown}
+
+    def share(period: str, kind: str) -> svg.Cell:
+        amount = amounts.get((period, kind), 0.0)
+        part = amount / totals[period] if totals[period] else 0.0
+        return svg.Cell(
+            part, f"{part:.0%}" if amount else "", f"{labels[period]}, {kind}: {number(amount)} {value} ({part:.1%})"
+        )
+
+    chart = svg.grid(
+        kinds, [labels[period] for period in shown], [[share(period, kind) for period in shown] for kind in kinds],
+        title=f"{section.title}: each {label}'s share of the {value} of each {section.period or axis}",
+        legend=f"darker = a larger share of the {section.period or 'period'}'s {value}",
+    )
+    if len(periods) == len(shown):
+        return chart
+    return chart + f'<p class="more">The latest {len(shown)} of {len(periods):,}: all are in the table.</p>'
 
 
 def _figures(columns: list[str], row: tuple, values: list[str]) -> str:
@@ -311,13 +431,14 @@ def cell(value: Any) -> str:
     return number(value)
 
 
-def time_label(value: Any) -> str:
-    """A short axis label: `Fri 27 Nov` for a day, `27 Nov 14:00` for an instant; other text as it is."""
+def time_label(value: Any, period: str | None = None) -> str:
+    """A short axis label: `Fri 27 Nov` for a day, `27 Nov 14:00` for an instant, `wk 23 Nov` for a week's first
+    day, `Nov 2026` for a month's; other text as it is."""
     parsed = _parsed_time(value)
     if isinstance(parsed, datetime):
         return parsed.strftime("%d %b %H:%M")
     if isinstance(parsed, date):
-        return parsed.strftime("%a %d %b")
+        return parsed.strftime({WEEK: "wk %d %b", MONTH: "%b %Y"}.get(period or "", "%a %d %b"))
     return str(value)
 
 

@@ -1,4 +1,5 @@
-"""Inline SVG charts for the analytics report: bars over time, ranked bars and an hour x weekday heatmap.
+"""Inline SVG charts for the analytics report: bars over time, ranked bars, and grids of coloured cells (the hour x
+weekday heatmap, newcomer retention by weekly cohort, and any other table of shares).
 
 Plain strings, no library: the report must open offline as one file, so every chart is markup drawn
 here. Every text that reaches the markup goes through `text()` (HTML-escaped: a label may be a user's
@@ -24,6 +25,8 @@ RANKED_LABEL_CHARACTERS = 38
 # Heatmap colours, from few to many (a light yellow to a deep red), interpolated in RGB.
 HEAT_STOPS = ((255, 245, 204), (254, 178, 76), (240, 59, 32), (128, 0, 38))
 EMPTY_CELL = "#eeeeee"
+CHARACTER_WIDTH = 0.6  # an average character's width in a label, as a share of the font size (an estimate)
+SLANT = 40  # degrees: how far column labels too long for their column are turned
 # The tops a value axis may have (times a power of ten): its middle gridline stays a round number too.
 AXIS_STEPS = (1, 1.2, 1.6, 2, 2.5, 3, 4, 5, 6, 8, 10)
 NOT_A_NUMBER = "NaN"
@@ -151,43 +154,100 @@ def horizontal_bars(bars: Sequence[Bar], *, title: str) -> str:
     return "".join(parts)
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a grid: how dark (`share`, 0..1), what it says, and its tooltip."""
+
+    share: float
+    text: str
+    title: str
+
+
 def heatmap(
     row_labels: Sequence[str], column_labels: Sequence[str], values: Sequence[Sequence[float]], *, title: str, unit: str
 ) -> str:
     """A grid of counts, darker for more, each non-empty cell labelled with its count."""
-    left, top, cell_height = 44, 22, 30
-    cell_width = (WIDTH - left - 4) / max(len(column_labels), 1)
-    height = top + cell_height * len(row_labels) + 30
     most = max((drawn(value) for line in values for value in line), default=0)
+    cells = [
+        [
+            Cell(drawn(value) / most if most else 0, number(value) if value else "",
+                 f"{label} {column_labels[column]}: {number(value)} {unit}")
+            for column, value in enumerate(line)
+        ]
+        for label, line in zip(row_labels, values)
+    ]
+    return grid(
+        row_labels, column_labels, cells, title=title,
+        legend=f"darker = more {unit}; the busiest cell has {number(most)}",
+    )
+
+
+def retention(
+    cohorts: Sequence[tuple[str, int]], weeks: int, writers: Sequence[Sequence[int]], *, title: str
+) -> str:
+    """Newcomer retention as a heat map: a row per cohort (its label and how many it holds), a column per week
+    after the cohort's first (0, 1, ...); each cell the share of the cohort writing that week, in percent, darker
+    for more on one scale for all (so cohorts compare), its counts in the tooltip. A cohort's row stops at the
+    last week (a week that has not come yet is no cell, unlike a week nobody wrote in, which is 0%)."""
+    cells = [
+        [
+            Cell(share := (count / size if size else 0.0), f"{share * 100:.0f}%",
+                 f"{label}, {later} week{'s' if later != 1 else ''} later: {count:,} of {size:,} wrote ({share:.1%})")
+            for later, count in enumerate(line)
+        ]
+        for (label, size), line in zip(cohorts, writers)
+    ]
+    return grid(
+        [f"{label} ({size:,})" for label, size in cohorts], [str(later) for later in range(weeks)], cells,
+        title=title, legend="columns: weeks later; darker = more of the cohort writing",
+    )
+
+
+def grid(
+    row_labels: Sequence[str], column_labels: Sequence[str], cells: Sequence[Sequence[Cell | None]], *, title: str,
+    legend: str,
+) -> str:
+    """Rows of coloured cells under column labels: each cell's colour from its share (an empty cell grey), its
+    text written on it, its title in the tooltip. A row may be shorter than the columns: the rest is not drawn.
+    Labels too long for a column are slanted; the row labels' column is as wide as the longest needs."""
+    cell_height = 30
+    left = max(44, round(max((len(label) for label in row_labels), default=0) * FONT_SIZE * CHARACTER_WIDTH) + 12)
+    cell_width = (WIDTH - left - 4) / max(len(column_labels), 1)
+    longest = max((len(label) for label in column_labels), default=0) * FONT_SIZE * CHARACTER_WIDTH
+    slanted = longest > cell_width - 4
+    top = round(longest * math.sin(math.radians(SLANT))) + 16 if slanted else 22
+    height = top + cell_height * len(row_labels) + 30
     parts = [_open(title, height)]
     for column, label in enumerate(column_labels):
         x = left + (column + 0.5) * cell_width
-        parts.append(f'<text class="axis-label" x="{x:.1f}" y="{top - 8}" text-anchor="middle">{text(label)}</text>')
+        slant = f' transform="rotate(-{SLANT} {x:.1f} {top - 8})"' if slanted else ""
+        anchor = "start" if slanted else "middle"
+        parts.append(
+            f'<text class="axis-label" x="{x:.1f}" y="{top - 8}" text-anchor="{anchor}"{slant}>{text(label)}</text>'
+        )
     for row, label in enumerate(row_labels):
         y = top + row * cell_height
         parts.append(
             f'<text class="axis-label" x="{left - 6}" y="{y + cell_height * 0.62:.1f}" text-anchor="end">'
             f"{text(label)}</text>"
         )
-        for column, value in enumerate(values[row]):
-            share = drawn(value) / most if most else 0
+        for column, cell in enumerate(cells[row]):
+            if cell is None:
+                continue
             x = left + column * cell_width
-            tooltip = f"{label} {column_labels[column]}: {number(value)} {unit}"
             parts.append(
                 f'<rect x="{x:.1f}" y="{y}" width="{cell_width - 1:.1f}" height="{cell_height - 1}" '
-                f'fill="{heat_colour(share) if drawn(value) else EMPTY_CELL}"><title>{text(tooltip)}</title></rect>'
+                f'fill="{heat_colour(cell.share) if cell.share > 0 else EMPTY_CELL}"><title>{text(cell.title)}</title>'
+                "</rect>"
             )
-            if value:
-                ink = "#ffffff" if share > 0.55 else "#222222"
+            if cell.text:
+                ink = "#ffffff" if cell.share > 0.55 else "#222222"
                 parts.append(
                     f'<text class="cell" x="{x + cell_width / 2:.1f}" y="{y + cell_height * 0.62:.1f}" '
-                    f'text-anchor="middle" fill="{ink}">{text(number(value))}</text>'
+                    f'text-anchor="middle" fill="{ink}">{text(cell.text)}</text>'
                 )
     legend_y = top + cell_height * len(row_labels) + 20
-    parts.append(
-        f'<text class="axis-label" x="{left}" y="{legend_y}">darker = more {text(unit)}; '
-        f"the busiest cell has {text(number(most))}</text></svg>"
-    )
+    parts.append(f'<text class="axis-label" x="{left}" y="{legend_y}">{text(legend)}</text></svg>')
     return "".join(parts)
 
 

@@ -1,4 +1,5 @@
-"""`python -m tools webhook set|info|delete`: point the bot at a stage's deployed webhook, inspect it, remove it.
+"""`python -m tools webhook set|info|delete|forward-target`: point the bot at a stage's deployed webhook, inspect it,
+remove it, or say where another backend forwards updates to.
 
 `set` reads the webhook URL and the secret's ARN from the Ingestion stack's outputs and the secret from
 Secrets Manager, so nothing is copied by hand; the bot token comes only from TELEGRAM_BOT_TOKEN. Neither
@@ -6,6 +7,11 @@ the token nor the secret is ever printed. It asks Telegram for the stage's `allo
 types the saved queries declare (`-- updates:` in their headers). It then warns when chats wrote to the
 stage recently but none of them is allowlisted (see `tools chats`): the fresh-deploy mistake that otherwise
 drops every update.
+
+Telegram allows one webhook per bot, so `set` first asks getWebhookInfo, and refuses to replace a webhook
+that is not the stage's own (naming it) unless `--replace` is given: a bot that already has a backend keeps
+it, and that backend forwards each update to the stage instead. `forward-target` prints what such a
+forwarder needs: the stage's URL, the header, and how to read the secret (not the secret itself).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from analytics import requested_updates, stage_queries
+from lambdas.ingest.webhook import SECRET_TOKEN_HEADER
 from stacks import outputs
 from stacks.config import MAX_WEBHOOK_CONNECTIONS, StageConfig
 from tools.operate.chats import allowlist_warning
@@ -49,6 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-connections", type=count_argument(MAX_WEBHOOK_CONNECTIONS), metavar="N",
         help=f"parallel deliveries, 1-{MAX_WEBHOOK_CONNECTIONS} (default: config)",
     )
+    set_parser.add_argument(
+        "--replace", action="store_true",
+        help="replace a webhook that is not this stage's (another backend's: it stops receiving updates)",
+    )
     set_parser.set_defaults(func=set_webhook)
 
     info = actions.add_parser("info", help="getWebhookInfo: URL, pending updates, last delivery error")
@@ -56,6 +67,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     delete = actions.add_parser("delete", help="deleteWebhook: Telegram stops delivering to the stack")
     delete.set_defaults(func=delete_webhook)
+
+    target = actions.add_parser(
+        "forward-target",
+        help="where a bot's own backend forwards updates to: the stage's URL, header and how to read its secret",
+    )
+    add_stage_argument(target)
+    target.set_defaults(func=show_forward_target)
 
     for parser in (set_parser, delete):
         parser.add_argument(
@@ -72,12 +90,22 @@ def set_webhook(args: argparse.Namespace) -> int:
         config.allowed_updates, stage_queries(config)
     )
     deployed = deployed_webhook(config)
+    current = current_webhook_url(_telegram(bot.get_webhook_info))
+    if current and current != deployed.url and not args.replace:
+        raise CommandError(
+            f"the bot's webhook is {plain(current)}, not this stage's {deployed.url}: Telegram allows one webhook per "
+            "bot, and setting this stage's would cut that backend off. Keep it and have it forward each update to "
+            f"the stage (`python -m tools webhook forward-target --stage {config.stage}`; docs/operating.md, "
+            "\"Beside an existing bot\"), or pass --replace to replace it"
+        )
     max_connections = args.max_connections or config.webhook_max_connections
     _telegram(
         bot.set_webhook, deployed.url, deployed.secret_token, allowed_updates, max_connections,
         args.drop_pending_updates,
     )
     print(f"webhook set for stage {config.stage}: {deployed.url}")
+    if current and current != deployed.url:
+        print(f"replaced the webhook {plain(current)}: it receives no update from Telegram any more")
     print(f"allowed updates: {', '.join(allowed_updates)}")
     for update_type, names in asked_by.items():
         print(f"  {update_type}: for the saved {'queries' if len(names) > 1 else 'query'} {', '.join(names)}")
@@ -97,11 +125,28 @@ def set_webhook(args: argparse.Namespace) -> int:
 
 
 def show_webhook_info(args: argparse.Namespace) -> int:
-    info = _telegram(bot_api_from_env(args.api_base).get_webhook_info)
-    if not isinstance(info, dict):
-        raise CommandError(f"getWebhookInfo answered {_received(info)} instead of a WebhookInfo object")
+    info = _webhook_info(_telegram(bot_api_from_env(args.api_base).get_webhook_info))
     for label, value in describe_webhook_info(info):
         print(f"{label + ':':<17} {value}")
+    return 0
+
+
+def show_forward_target(args: argparse.Namespace) -> int:
+    """What a bot's own backend needs to forward updates to the stage; the secret is named, never printed."""
+    config = stage_config(args)
+    session, stack, deployed = _ingestion_outputs(config)
+    url = require_output(deployed, outputs.WEBHOOK_URL, stack)
+    secret_arn = require_output(deployed, outputs.WEBHOOK_SECRET_ARN, stack)
+    print(f"url:     {url}")
+    print(f"header:  {SECRET_TOKEN_HEADER}: <the secret>")
+    print(
+        f"secret:  aws secretsmanager get-secret-value --region {session.region_name} --secret-id {secret_arn} "
+        "--query SecretString --output text"
+    )
+    print(
+        "forward: POST each update's body exactly as Telegram sent it (Content-Type: application/json) with that "
+        "header; retry until the stage answers 2xx (docs/operating.md, \"Beside an existing bot\")"
+    )
     return 0
 
 
@@ -126,9 +171,7 @@ def deployed_webhook(config: StageConfig) -> DeployedWebhook:
     """The Ingestion stack's webhook URL, raw bucket and the secret Telegram must send with every delivery."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    session = aws_session(config)
-    stack = config.stack_name("Ingestion")
-    deployed = stack_outputs(config, "Ingestion", session)
+    session, stack, deployed = _ingestion_outputs(config)
     url = require_output(deployed, outputs.WEBHOOK_URL, stack)
     secret_arn = require_output(deployed, outputs.WEBHOOK_SECRET_ARN, stack)
     raw_bucket = require_output(deployed, outputs.RAW_BUCKET_NAME, stack)
@@ -141,6 +184,26 @@ def deployed_webhook(config: StageConfig) -> DeployedWebhook:
             f"the webhook secret {secret_arn} is not a Telegram secret token (1-256 characters of A-Z a-z 0-9 _ -)"
         )
     return DeployedWebhook(url, secret_token, raw_bucket, session)
+
+
+def _ingestion_outputs(config: StageConfig) -> tuple[Any, str, dict[str, str]]:
+    """A boto3 session in the stage's region, the name of its Ingestion stack, and that stack's outputs."""
+    session = aws_session(config)
+    return session, config.stack_name("Ingestion"), stack_outputs(config, "Ingestion", session)
+
+
+def current_webhook_url(info: Any) -> str:
+    """The URL a getWebhookInfo answer names ("" when no webhook is set)."""
+    url = _webhook_info(info).get("url", "")
+    if not isinstance(url, str):
+        raise CommandError(f"getWebhookInfo answered the url {_received(url)}, which is no URL")
+    return url
+
+
+def _webhook_info(info: Any) -> dict[str, Any]:
+    if not isinstance(info, dict):
+        raise CommandError(f"getWebhookInfo answered {_received(info)} instead of a WebhookInfo object")
+    return info
 
 
 def describe_webhook_info(info: dict[str, Any]) -> list[tuple[str, str]]:
