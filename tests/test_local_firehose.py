@@ -107,6 +107,16 @@ def test_a_record_an_interval_after_the_batchs_first_opens_the_next_batch(bucket
     assert bucket.update_ids() == [[1, 2], [3, 4], [5]]
 
 
+def test_a_record_out_of_order_by_the_interval_or_more_never_joins_a_batch(bucket):
+    """Parallel deliveries reach the stream a little out of order: a batch still holds at most `interval` of
+    arrivals."""
+    target = streams(bucket, interval=timedelta(seconds=60))
+    put(target, line(1, NOON + timedelta(seconds=30)), line(2, NOON + timedelta(seconds=5)),  # joins: 25 s apart
+        line(3, NOON - timedelta(seconds=31)))  # 61 s before the newest: a batch of its own
+    target.flush()
+    assert sorted(bucket.update_ids()) == [[1, 2], [3]]
+
+
 def test_each_day_is_its_own_partition_and_a_line_keeps_its_day_however_late_its_batch(bucket):
     target = streams(bucket)
     midnight = datetime(2026, 11, 21, tzinfo=ZONE)

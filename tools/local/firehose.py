@@ -11,8 +11,9 @@ Direct PUT stream does with each record:
   document, as Firehose writes what fails partitioning to its error prefix);
 - buffers it per stream and partition, and writes each buffer as one gzip object of the records as sent (the
   ingest's lines end with their own line break), `telegram/context_date=D/<stream>-1-YYYY-MM-DD-HH-MM-SS-<id>
-  .jsonl.gz` (the time: the oldest record's arrival, UTC), when the buffer spans `interval`, reaches `size_bytes`,
-  or on `flush()`.
+  .jsonl.gz` (the time: the oldest record's arrival, UTC), when the stream's clock is `interval` past the buffer's
+  first arrival, when the buffer reaches `size_bytes`, or on `flush()`. So a batch never spans `interval`: a record
+  that arrives out of order, that far from its partition's buffer, closes it and starts the next.
 
 A record's arrival is its envelope's `received_at` (the instant API Gateway received the update; Firehose's own is
 milliseconds later), and a stream's clock is the latest arrival it saw, so a replayed week (the demo) batches as it
@@ -78,8 +79,13 @@ class DeliveryFailed(Exception):
 @dataclass
 class _Buffer:
     opened_ms: int  # the oldest record's arrival
+    latest_ms: int  # the newest record's
     records: list[bytes] = field(default_factory=list)
     size: int = 0
+
+    def spans(self, arrived_ms: int) -> int:
+        """How long the batch would span with a record that arrived at `arrived_ms`."""
+        return max(self.latest_ms, arrived_ms) - min(self.opened_ms, arrived_ms)
 
 
 @dataclass(frozen=True)
@@ -189,8 +195,13 @@ class DeliveryStreams:
             stream.clock_ms = max(stream.clock_ms, arrived)
             self._deliver(name, stream, due_only=True)  # what this arrival closes first: it opens the next batch
         line = data if partition is not None else error_document(data, arrived, wall_ms)
-        buffer = stream.buffers.setdefault(partition, _Buffer(opened_ms=arrived))
-        buffer.opened_ms = min(buffer.opened_ms, arrived)
+        buffer = stream.buffers.get(partition)
+        if buffer is not None and buffer.spans(arrived) >= self._interval_ms:  # arrived out of order, far from it
+            stream.unwritten.append(_close(name, partition, stream.buffers.pop(partition)))
+            buffer = None
+        if buffer is None:
+            buffer = stream.buffers[partition] = _Buffer(opened_ms=arrived, latest_ms=arrived)
+        buffer.opened_ms, buffer.latest_ms = min(buffer.opened_ms, arrived), max(buffer.latest_ms, arrived)
         buffer.records.append(line)
         buffer.size += len(line)
         return uuid.uuid4().hex + uuid.uuid4().hex
