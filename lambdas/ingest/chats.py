@@ -264,9 +264,8 @@ class ChatsSeen:
     passed since its last write. Only the newest day and the one before it stay in memory.
     """
 
-    def __init__(self, container_id: str, interval: timedelta = RECORD_INTERVAL):
+    def __init__(self, container_id: str):
         self.container_id = container_id
-        self.interval = interval
         self._days: dict[tuple[date, int], ChatDay] = {}
         self._written: dict[tuple[date, int], tuple[datetime, bool]] = {}  # when, and the allowlisting written
 
@@ -301,7 +300,7 @@ class ChatsSeen:
         if last is None:
             return True
         written_at, allowlisted = last
-        return allowlisted != record.allowlisted or not written_at <= now < written_at + self.interval
+        return allowlisted != record.allowlisted or not written_at <= now < written_at + RECORD_INTERVAL
 
     def _forget_before(self, oldest: date) -> None:
         for stale in [key for key in self._days if key[0] < oldest]:

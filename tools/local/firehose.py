@@ -293,8 +293,8 @@ def answer(streams: DeliveryStreams, target: str | None, body: bytes) -> tuple[i
 class LocalFirehose:
     """The streams behind an HTTP server on a free port of 127.0.0.1 (`endpoint_url`, for AWS_ENDPOINT_URL_FIREHOSE).
 
-    A context manager: `__exit__` flushes what is buffered into S3 (so it must close before S3 does), then stops
-    the server and the wall clock's thread.
+    A context manager: `__exit__` stops the server and the wall clock's thread, then writes what is still buffered
+    into S3 (so it must close before S3 does).
     """
 
     def __init__(
@@ -303,15 +303,10 @@ class LocalFirehose:
         streams: Mapping[str, str],
         *,
         interval: timedelta = BUFFER_INTERVAL,
-        size_bytes: int = BUFFER_SIZE_BYTES,
         wall_clock: bool = False,
     ):
-        self.interval = interval
         self.streams = DeliveryStreams(
-            streams,
-            lambda bucket, key, body: s3.put_object(Bucket=bucket, Key=key, Body=body),
-            interval=interval,
-            size_bytes=size_bytes,
+            streams, lambda bucket, key, body: s3.put_object(Bucket=bucket, Key=key, Body=body), interval=interval
         )
         self._server = _FirehoseServer(self.streams)
         self._threads = [threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
