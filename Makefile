@@ -106,8 +106,7 @@ deploy: setup ## cdk deploy STAGE=dev (needs AWS credentials), then `tools docto
 	$(BIN)/python -m tools doctor --stage $(STAGE)
 
 # The stage's own stacks, each by name from the stage's app (`cdk list` of one stage lists its stacks and the
-# shared ones): never TelegramLake-Account or TelegramLake-GitHubOidcProvider, which every stage of the account
-# uses. `cdk destroy` names them and asks first; FORCE=1 does not ask.
+# shared one): never TelegramLake-GitHubOidcProvider, which every stage of the account uses. `cdk destroy` names them and asks first; FORCE=1 does not ask.
 destroy: setup ## cdk destroy STAGE=dev: that stage's stacks only, never the shared ones (asks unless FORCE=1)
 	$(TARGET)
 	stacks="$$($(CDK) list -c stage=$(STAGE) -o cdk.out/$(STAGE) | grep -x 'TelegramLake-$(STAGE)-[A-Za-z]*')"; \

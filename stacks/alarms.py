@@ -11,6 +11,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -107,6 +108,42 @@ def alarm_on_any(
 
     Missing data means nothing ran (no request, no invocation), so it is not breaching.
     """
+    return _one_period_alarm(
+        scope, construct_id, metric, threshold, cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        config=config, description=description, topic=topic,
+    )
+
+
+def alarm_on_shortfall(
+    scope: Construct,
+    construct_id: str,
+    metric: cloudwatch.IMetric,
+    *,
+    threshold: float,
+    config: StageConfig,
+    description: str,
+    topic: sns.ITopic,
+) -> cloudwatch.Alarm:
+    """Raised when a period's value is below `threshold` (a success rate under 1), cleared by a period at or above
+    it. Missing data means nothing was attempted, so it is not breaching."""
+    return _one_period_alarm(
+        scope, construct_id, metric, threshold, cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        config=config, description=description, topic=topic,
+    )
+
+
+def _one_period_alarm(
+    scope: Construct,
+    construct_id: str,
+    metric: cloudwatch.IMetric,
+    threshold: float,
+    comparison: cloudwatch.ComparisonOperator,
+    *,
+    config: StageConfig,
+    description: str,
+    topic: sns.ITopic,
+) -> cloudwatch.Alarm:
+    """Judged on each period alone; missing data is not breaching; both transitions notify `topic`."""
     alarm = metric.create_alarm(
         scope,
         construct_id,
@@ -114,10 +151,33 @@ def alarm_on_any(
         alarm_description=description,
         threshold=threshold,
         evaluation_periods=1,
-        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        comparison_operator=comparison,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
     )
     return notify(alarm, topic)
+
+
+def log_event_count(
+    scope: Construct,
+    construct_id: str,
+    log_group: logs.ILogGroup,
+    pattern: logs.IFilterPattern,
+    *,
+    config: StageConfig,
+    metric_name: str,
+) -> cloudwatch.Metric:
+    """The number of `log_group`'s events matching `pattern`, per ALARM_PERIOD, as a metric of the stage's
+    namespace: for what a service writes to a log but counts in no metric of its own."""
+    count = logs.MetricFilter(
+        scope,
+        construct_id,
+        log_group=log_group,
+        filter_pattern=pattern,
+        metric_namespace=config.metrics_namespace,
+        metric_name=metric_name,
+        metric_value="1",
+    )
+    return count.metric(period=ALARM_PERIOD, statistic="Sum")
 
 
 def alarm_on_silence(

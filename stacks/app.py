@@ -1,13 +1,10 @@
-"""The CDK app of one stage: its three stacks (after the account's API Gateway settings), their tags and the
-cdk-nag AwsSolutions checks."""
+"""The CDK app of one stage: its three stacks, their tags and the cdk-nag AwsSolutions checks."""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from stacks.account import STACK_NAME as ACCOUNT_STACK_NAME
-from stacks.account import AccountStack
 from stacks.config import PROJECT, STAGE_KEY, STAGES_KEY, ConfigError, StageConfig, check_context_keys, load_stage
 from stacks.etl import EtlStack
 from stacks.github import add_github_access, add_oidc_provider
@@ -17,8 +14,8 @@ from stacks.presentation import PresentationStack
 
 def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
     """Add the stage chosen with `-c stage=NAME` (default dev) to `app`; return its stacks in deploy order:
-    the account's API Gateway settings (shared by every stage), then Ingestion, Etl and Presentation; then,
-    when cdk.json asks for them, GitHub's OIDC provider (shared too) and the stage's GitHub roles."""
+    Ingestion, Etl and Presentation; then, when cdk.json asks for them, GitHub's OIDC provider (shared by every
+    stage of the account) and the stage's GitHub roles."""
     check_context_keys(app.node.get_all_context())  # cdk.json's and `-c`: a misspelled key is never ignored
     stages = app.node.try_get_context(STAGES_KEY)
     if stages is None:
@@ -26,12 +23,7 @@ def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
     config = load_stage(stages, app.node.try_get_context(STAGE_KEY))
     environment = _environment(config)
     project_tag = {"project": PROJECT}
-    # No stage tag: every stage's app must produce the very same template for these shared stacks. Nothing in
-    # them depends on a setting, so whichever stage or checkout deploys last leaves them as they were.
-    account = AccountStack(
-        app, ACCOUNT_STACK_NAME, env=environment, tags=project_tag,
-        description="What every Telegram lake stage in this account and region shares (API Gateway logging role)",
-    )
+    # No stage tag: every stage's app must produce the very same template for the shared provider stack.
     provider = add_oidc_provider(app, env=environment, tags=project_tag)
     stage_tags = {**project_tag, "stage": config.stage}
     common = {"env": environment, "tags": stage_tags}
@@ -40,7 +32,6 @@ def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
         app, config.stack_name("Ingestion"), config=config,
         description="Telegram webhook -> raw S3 bucket", **common,
     )
-    ingestion.add_stack_dependency(account, "its API stage logs through the account's API Gateway role")
     etl = EtlStack(
         app, config.stack_name("Etl"), config=config, ingestion=ingestion,
         description="Daily raw JSON -> Parquet compaction", **common,
@@ -50,7 +41,7 @@ def build_app(app: cdk.App, *, nag: bool = True) -> list[cdk.Stack]:
         description="Glue tables, Athena workgroup, saved queries (and the Athena compaction engine when chosen)", **common,
     )
     github = add_github_access(app, config=config, provider=provider, **common)
-    stacks = [account, ingestion, etl, presentation, *(stack for stack in (provider, github) if stack)]
+    stacks = [ingestion, etl, presentation, *(stack for stack in (provider, github) if stack)]
     # Stack tags reach what CloudFormation creates implicitly; these put each stack's tags on every resource
     # in its template too.
     for stack in stacks:

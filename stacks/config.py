@@ -55,6 +55,9 @@ MAX_READ_CONCURRENCY = 256  # parallel S3 GETs of one ETL run (threads in one La
 MIN_BYTES_SCANNED_CUTOFF = 10_485_760  # Athena's BytesScannedCutoffPerQuery: at least 10 MB ...
 MAX_BYTES_SCANNED_CUTOFF = 2**63 - 1  # ... and a Java long
 MAX_NO_UPDATES_ALARM_HOURS = 168  # CloudWatch evaluates a 1-hour-period alarm over at most 7 days
+# How long the raw delivery stream (Firehose) buffers updates before it writes a day's batch: with dynamic
+# partitioning Firehose takes 60-900 s (no zero buffering).
+DEFAULT_RAW_BATCH_SECONDS, MIN_RAW_BATCH_SECONDS, MAX_RAW_BATCH_SECONDS = 60, 60, 900
 # How many days back the saved queries read raw days that are not compacted yet (today, a failed or late run):
 # each is raw JSON every query scans, so a month at most.
 DEFAULT_RAW_WINDOW_DAYS, MAX_RAW_WINDOW_DAYS = 3, 31
@@ -100,6 +103,7 @@ class StageConfig:
     timezone: str
     raw_transition_days: int
     raw_expiration_days: int | None
+    raw_batch_seconds: int  # the raw delivery stream's buffering interval: about one batch object per interval
     removal_policy: str
     lambda_architecture: str
     log_retention_days: int
@@ -426,6 +430,10 @@ class _Parser:
             timezone=zone,
             raw_transition_days=transition,
             raw_expiration_days=expiration,
+            raw_batch_seconds=self.integer(
+                "raw_batch_seconds", DEFAULT_RAW_BATCH_SECONDS,
+                minimum=MIN_RAW_BATCH_SECONDS, maximum=MAX_RAW_BATCH_SECONDS,
+            ),
             removal_policy=self.removal_policy(),
             lambda_architecture=self.choice("lambda_architecture", ARCHITECTURES, "arm64"),
             log_retention_days=self.log_retention(),

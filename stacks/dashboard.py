@@ -1,14 +1,18 @@
 """The stage's CloudWatch dashboard: is the lake healthy, on one page.
 
-Top to bottom: every alarm of the stage and its state; the webhook (requests, 4xx/5xx, latency) as API
-Gateway sees it; the ingest's outcomes, and its function's concurrency and throttles; the daily ETL (runs,
-errors, duration, rows written and what it left out per day) and its dead-letter queue. The runs are those of
-the stage's engine: the ETL function's, or on `etl_engine: athena` the compaction state machine's executions.
-`python -m tools status` prints the same health in a terminal.
+Top to bottom: every alarm of the stage and its state; the webhook (requests, 4xx/5xx, refused tokens,
+latency) as API Gateway sees it; the ingest's outcomes, and its function's concurrency and throttles; the raw
+delivery stream (records in and delivered, the age of the oldest undelivered one, delivery success); the daily
+ETL (runs, errors, duration, rows written and what it left out per day) and its dead-letter queue. The runs are
+those of the stage's engine: the ETL function's, or on `etl_engine: athena` the compaction state machine's
+executions. `python -m tools status` prints the same health in a terminal.
 
-Every metric is read by name (the API's name and stage, the ingest function's name, the stage's namespace and
+Every metric is read by name (the ingest function's and the delivery stream's names, the stage's namespace and
 the handlers' own metric names, the state machine's name), never through a reference to another stack's
-resource, so the dashboard adds no export to another stack and follows a replaced resource of the same name.
+resource, so the dashboard follows a replaced resource of the same name. The one exception is the webhook:
+an HTTP API's metrics are dimensioned by its generated id, which the dashboard imports from the Ingestion
+stack's `WebhookApiId` export, by name (replacing the API is then a two-release change, as for every export
+in use).
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ from constructs import Construct
 
 from lambdas.etl import metrics as etl_metrics
 from lambdas.ingest import metrics as ingest_metrics
+from stacks import outputs
 from stacks.alarms import alarm_name
 from stacks.athena_compaction import RUN_TIMEOUT, state_machine_name
 from stacks.config import PROJECT, StageConfig
-from stacks.ingestion import ingest_function_name, webhook_api_name
+from stacks.ingestion import (
+    REFUSED_TOKENS, ingest_function_name, raw_freshness_limit, raw_stream_metric, raw_stream_name,
+)
 from stacks.metrics import lake_metric
 
 FULL_WIDTH = 24
@@ -95,6 +102,7 @@ class StageDashboard(Construct):
         self.dashboard.add_widgets(StageAlarmsWidget(self, config))
         self.dashboard.add_widgets(*self._webhook())
         self.dashboard.add_widgets(*self._ingest())
+        self.dashboard.add_widgets(*self._raw_delivery())
         self.dashboard.add_widgets(*self._etl(etl_function, failed_runs))
 
     def _introduction(self) -> str:
@@ -107,25 +115,34 @@ class StageDashboard(Construct):
         )
 
     def _webhook(self) -> list[cloudwatch.IWidget]:
-        """What Telegram sees: every request, the refused (4xx) and failed (5xx) ones, and how long answers take."""
+        """What Telegram sees: every request, the refused (4xx, and of them the refused tokens) and failed (5xx)
+        ones, and how long answers take."""
+        # Imported by its export's name (references.export_name of the Ingestion stack, which the Etl stack
+        # imports from already): the construct needs no other stack to be built.
+        api_id = cdk.Fn.import_value(f"{self.config.stack_name('Ingestion')}-{outputs.WEBHOOK_API_ID}")
 
         def api_metric(name: str, statistic: str, label: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace=API_GATEWAY,
                 metric_name=name,
-                dimensions_map={"ApiName": webhook_api_name(self.config), "Stage": self.config.stage},
+                dimensions_map={"ApiId": api_id, "Stage": self.config.stage},
                 period=HOUR,
                 statistic=statistic,
                 label=label,
             )
 
+        refused_tokens = cloudwatch.Metric(
+            namespace=self.config.metrics_namespace, metric_name=REFUSED_TOKENS, period=HOUR, statistic="Sum",
+            label="refused tokens (401, 403)",
+        )
         return [
             _graph("Webhook requests per hour", [api_metric("Count", "Sum", "requests")]),
             _graph(
                 "Webhook 4xx and 5xx per hour",
                 [
-                    api_metric("4XXError", "Sum", "4xx (refused)"),
-                    api_metric("5XXError", "Sum", "5xx (Telegram retries)"),
+                    api_metric("4xx", "Sum", "4xx (refused)"),
+                    refused_tokens,
+                    api_metric("5xx", "Sum", "5xx (Telegram retries)"),
                 ],
             ),
             _graph(
@@ -177,6 +194,39 @@ class StageDashboard(Construct):
             width=8,
             height=GRAPH_HEIGHT,
         )
+
+    def _raw_delivery(self) -> list[cloudwatch.IWidget]:
+        """The raw delivery stream (Firehose): the records it took in and delivered, how old the oldest one not yet
+        in S3 is (against the RawDeliveryLate alarm's limit), and whether its S3 writes succeed."""
+        stream = raw_stream_name(self.config)
+
+        def stream_metric(name: str, statistic: str, label: str) -> cloudwatch.Metric:
+            return raw_stream_metric(stream, name, statistic, HOUR, label=label)
+
+        return [
+            _graph(
+                "Raw delivery: records per hour",
+                [
+                    stream_metric("IncomingRecords", "Sum", "handed over by the ingest"),
+                    stream_metric("DeliveryToS3.Records", "Sum", "written to the raw bucket"),
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Raw delivery: oldest undelivered record (s)",
+                left=[stream_metric("DeliveryToS3.DataFreshness", "Maximum", "age of the oldest")],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(
+                        value=raw_freshness_limit(self.config).to_seconds(), label="alarm (RawDeliveryLate)"
+                    )
+                ],
+                width=8,
+                height=GRAPH_HEIGHT,
+            ),
+            _graph(
+                "Raw delivery: S3 write success (1 = all)",
+                [stream_metric("DeliveryToS3.Success", "Minimum", "lowest success rate")],
+            ),
+        ]
 
     def _function_runs(self, function: lambda_.IFunction) -> EtlRuns:
         """The Lambda engine: the ETL function's invocations, errors and longest run, against its timeout."""

@@ -7,6 +7,8 @@ home. No CDK import here: the command-line tools use it without paying jsii's st
 # Ingestion
 WEBHOOK_URL = "WebhookUrl"
 WEBHOOK_SECRET_ARN = "WebhookSecretArn"
+WEBHOOK_API_ID = "WebhookApiId"  # the HTTP API's metrics are dimensioned by its id: the dashboard imports it
+DELIVERY_STREAM_NAME = "DeliveryStreamName"  # the raw delivery stream (Firehose) the ingest hands updates to
 RAW_BUCKET_NAME = "RawBucketName"
 ALARM_TOPIC_ARN = "AlarmTopicArn"
 # Etl

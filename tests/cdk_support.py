@@ -19,9 +19,8 @@ from stacks.app import build_app
 from stacks.config import StageConfig, load_stage
 from tests.stage_settings import CDK_CONTEXT, STAGES, stages_with
 
-# The stacks of a stage's app, in deploy order: the account's shared settings first.
-PARTS = ("Account", "Ingestion", "Etl", "Presentation")
-STAGE_PARTS = PARTS[1:]  # named and tagged after the stage; the account's stack is shared by every stage
+# The stacks of a stage's app, in deploy order, each named and tagged after the stage.
+PARTS = ("Ingestion", "Etl", "Presentation")
 
 
 @dataclass(frozen=True)

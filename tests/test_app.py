@@ -9,7 +9,7 @@ from aws_cdk.assertions import Template
 from stacks.app import build_app
 from stacks.config import ConfigError
 from stacks.references import keep_retired
-from tests.cdk_support import PARTS, STAGE_PARTS, build, resources, stage_fixture
+from tests.cdk_support import PARTS, build, resources, stage_fixture
 from tests.stage_settings import CDK_CONTEXT
 
 TLS_ONLY = {
@@ -21,8 +21,8 @@ TLS_ONLY = {
 # Resource types of this app that CloudFormation can tag: each must carry the project and stage tags.
 TAGGABLE = {
     "AWS::S3::Bucket", "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::Logs::LogGroup", "AWS::SecretsManager::Secret",
-    "AWS::SQS::Queue", "AWS::ApiGateway::RestApi", "AWS::ApiGateway::Stage", "AWS::Athena::WorkGroup",
-    "AWS::CloudWatch::Alarm",
+    "AWS::SQS::Queue", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage", "AWS::Athena::WorkGroup",
+    "AWS::CloudWatch::Alarm", "AWS::KinesisFirehose::DeliveryStream",
 }
 DATA_RESOURCES = ("AWS::S3::Bucket", "AWS::Logs::LogGroup", "AWS::SecretsManager::Secret")
 
@@ -45,22 +45,22 @@ def stage_app(request, dev, prod):
 
 def test_stack_names_carry_the_stage_and_deploy_in_order(stage_app):
     stage = stage_app.config.stage
-    account, ingestion, etl, presentation = (stage_app.stacks[part] for part in PARTS)
+    ingestion, etl, presentation = (stage_app.stacks[part] for part in PARTS)
 
-    assert account.stack_name == "TelegramLake-Account"
-    assert [stage_app.stacks[part].stack_name for part in STAGE_PARTS] == [
-        f"TelegramLake-{stage}-{part}" for part in STAGE_PARTS
-    ]
-    assert account.dependencies == []
-    assert ingestion.dependencies == [account]
+    assert [stage_app.stacks[part].stack_name for part in PARTS] == [f"TelegramLake-{stage}-{part}" for part in PARTS]
+    assert ingestion.dependencies == []
     assert etl.dependencies == [ingestion]
     assert presentation.dependencies == [ingestion, etl]
 
 
-def test_every_stage_shares_one_identical_account_stack_so_deploying_another_stage_changes_nothing(dev, prod):
-    """API Gateway's logging role is an account setting: stages must not fight over it (issue 8, section 5)."""
-    assert dev.template("Account") == prod.template("Account")
-    assert dev.stacks["Account"].stack_name == prod.stacks["Account"].stack_name
+def test_no_stack_sets_api_gateways_account_wide_logging_role(stage_app):
+    """An HTTP API has no execution logs, so no stage needs (or repoints) the role one account has per region:
+    the shared `TelegramLake-Account` stack that set it is gone (issue 17)."""
+    assembly = stage_app.app.synth()
+
+    assert "TelegramLake-Account" not in [stack.stack_name for stack in assembly.stacks]
+    for part in PARTS:
+        assert not resources(stage_app.template(part), "AWS::ApiGateway::Account"), part
 
 
 def test_stacks_are_environment_agnostic_unless_the_stage_sets_account_and_region(dev, pinned):
@@ -70,9 +70,7 @@ def test_stacks_are_environment_agnostic_unless_the_stage_sets_account_and_regio
 
 
 def test_the_stage_comes_from_the_context_and_defaults_to_dev(stacks_without_a_stage):
-    assert [stack.stack_name for stack in stacks_without_a_stage[1:]] == [
-        f"TelegramLake-dev-{part}" for part in STAGE_PARTS
-    ]
+    assert [stack.stack_name for stack in stacks_without_a_stage] == [f"TelegramLake-dev-{part}" for part in PARTS]
 
 
 def test_an_unknown_stage_or_missing_stages_fail_the_synth_with_a_clear_message():
@@ -90,12 +88,10 @@ def test_a_misspelled_project_key_in_the_context_or_from_c_fails_the_synth_namin
 
 
 def test_every_stack_and_taggable_resource_is_tagged_with_project_and_stage(stage_app):
-    """The account's shared stack carries the project only: a stage tag would differ between stages."""
-    project = {"project": "TelegramLake"}
+    expected = {"project": "TelegramLake", "stage": stage_app.config.stage}
     assembly = stage_app.app.synth()
 
     for part in PARTS:
-        expected = project if part == "Account" else {**project, "stage": stage_app.config.stage}
         assert assembly.get_stack_by_name(stage_app.stacks[part].stack_name).tags == expected
         for logical_id, resource in stage_app.template(part)["Resources"].items():
             tags = resource.get("Properties", {}).get("Tags")
@@ -174,10 +170,13 @@ def test_stacks_read_each_other_only_through_exports_that_cannot_change_while_in
     assert not [part for part in PARTS if list(_values_of(stage_app.template(part), "Fn::GetStackOutput"))]
     # The Athena compaction engine (dev) shares the ETL's dead-letter queue and the stage's alarm topic.
     athena_engine = {f"TelegramLake-{stage}-Etl-FailedRunsQueueArn", f"TelegramLake-{stage}-Ingestion-AlarmTopicArn"}
+    # The dashboard (Etl) reads the webhook's metrics by its HTTP API's id.
     assert imported == {
-        "Account": set(),
         "Ingestion": set(),
-        "Etl": {f"TelegramLake-{stage}-Ingestion-RawBucketName", f"TelegramLake-{stage}-Ingestion-AlarmTopicArn"},
+        "Etl": {
+            f"TelegramLake-{stage}-Ingestion-RawBucketName", f"TelegramLake-{stage}-Ingestion-AlarmTopicArn",
+            f"TelegramLake-{stage}-Ingestion-WebhookApiId",
+        },
         "Presentation": {
             f"TelegramLake-{stage}-Ingestion-RawBucketName", f"TelegramLake-{stage}-Etl-EnrichedBucketName",
             *(athena_engine if stage == "dev" else ()),
@@ -192,7 +191,7 @@ def test_a_retired_export_stays_published_beside_its_successor_until_the_next_re
     """Step 1 of renaming an output the Etl stack imports (docs/operating.md, "A deploy fails on an export in
     use"): the new export is published and imported, the old one keeps its name and value for one release."""
     _, stacks = build("prod")
-    ingestion, etl = stacks[1], stacks[2]
+    ingestion, etl = stacks[0], stacks[1]
     bucket = ingestion.node.find_child("RawBucket")
 
     keep_retired(ingestion, "RawBucketNameBefore", bucket.bucket_name)

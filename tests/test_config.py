@@ -46,7 +46,8 @@ def test_only_the_chat_allowlist_is_required_everything_else_has_safe_defaults()
 
     assert config == StageConfig(
         stage="qa", account=None, region=None, allowed_chat_ids=(42,), timezone="America/Sao_Paulo",
-        raw_transition_days=30, raw_expiration_days=None, removal_policy="retain", lambda_architecture="arm64",
+        raw_transition_days=30, raw_expiration_days=None, raw_batch_seconds=60, removal_policy="retain",
+        lambda_architecture="arm64",
         log_retention_days=30, api_throttle_rate=50.0, api_throttle_burst=100,
         allowed_updates=("message", "edited_message", "channel_post", "edited_channel_post"),
         webhook_max_connections=40, etl_schedule_local_time="01:00", etl_memory_mb=1024, etl_timeout_minutes=15,
@@ -287,6 +288,7 @@ BOUNDS = [
     ("athena_bytes_scanned_cutoff", 10_485_760, 2**63 - 1, {}),
     ("no_updates_alarm_hours", 0, 168, {}),
     ("raw_window_days", 1, 31, {}),
+    ("raw_batch_seconds", 60, 900, {}),  # Firehose's buffering interval with dynamic partitioning
 ]
 
 

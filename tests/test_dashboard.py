@@ -1,5 +1,5 @@
 """The stage's CloudWatch dashboard (in the Etl stack): every alarm of the stage, the webhook, the ingest's
-outcomes and the ETL, read by the names the API, the handlers and the stacks really use."""
+outcomes, the raw delivery stream and the ETL, read by the names (and the API's id) the stacks really use."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import lambdas.ingest.metrics as ingest_metrics
 from stacks import outputs
 from stacks.athena_compaction import RUN_TIMEOUT
 from stacks.dashboard import StageDashboard, dashboard_name
-from tests.cdk_support import STAGE_PARTS, build, resources, stage_fixture, the_resource
+from tests.cdk_support import PARTS, build, resources, stage_fixture, the_resource
 from tests.stage_settings import stages_with
 from stacks.config import load_stage
 
@@ -32,11 +32,14 @@ def body(stage_app) -> dict[str, Any]:
 
 
 def reference(part: str | dict[str, Any]) -> str:
-    """A piece of the body: text as it is, a pseudo parameter's example value, `ref:Id` or `getatt:Id.Attr`."""
+    """A piece of the body: text as it is, a pseudo parameter's example value, `ref:Id`, `getatt:Id.Attr` or
+    `import:ExportName`."""
     if isinstance(part, str):
         return part
     if "Ref" in part:
         return PSEUDO.get(part["Ref"], f"ref:{part['Ref']}")
+    if "Fn::ImportValue" in part:
+        return f"import:{part['Fn::ImportValue']}"
     return "getatt:" + ".".join(part["Fn::GetAtt"])
 
 
@@ -52,7 +55,7 @@ def graph(stage_app, title: str) -> list[list[Any]]:
 def alarm_names(stage_app) -> list[str]:
     return sorted(
         alarm["Properties"]["AlarmName"]
-        for part in STAGE_PARTS
+        for part in PARTS
         for alarm in resources(stage_app.template(part), "AWS::CloudWatch::Alarm").values()
     )
 
@@ -82,23 +85,53 @@ def test_an_alarm_added_later_to_any_stack_of_the_stage_appears_and_another_stag
     for construct_id, name in (("Late", f"TelegramLake-{config.stage}-Late"), ("Other", "TelegramLake-prod-Other")):
         metric.create_alarm(presentation, construct_id, alarm_name=name, threshold=1, evaluation_periods=1)
 
-    template = app.synth().get_stack_by_name(stacks[2].stack_name).template
+    template = app.synth().get_stack_by_name(stacks[1].stack_name).template
     dashboard = json.dumps(the_resource(template, "AWS::CloudWatch::Dashboard"))
     assert ":alarm:TelegramLake-dev-Late" in dashboard
     assert "TelegramLake-prod-Other" not in dashboard
 
 
-def test_webhook_graphs_read_the_api_by_its_name_and_stage(dev):
-    api = the_resource(dev.template("Ingestion"), "AWS::ApiGateway::RestApi")["Properties"]["Name"]
-    stage = the_resource(dev.template("Ingestion"), "AWS::ApiGateway::Stage")["Properties"]["StageName"]
+def test_webhook_graphs_read_the_http_api_by_its_exported_id_and_stage(dev):
+    """An HTTP API's metrics are dimensioned by its id: the one value the dashboard imports from Ingestion."""
+    stage = the_resource(dev.template("Ingestion"), "AWS::ApiGatewayV2::Stage")["Properties"]["StageName"]
+    export = dev.template("Ingestion")["Outputs"][outputs.WEBHOOK_API_ID]["Export"]["Name"]
     metrics = [
         *graph(dev, "Webhook requests per hour"), *graph(dev, "Webhook 4xx and 5xx per hour"),
         *graph(dev, "Webhook latency (ms)"),
     ]
-    assert {tuple(metric[:2]) for metric in metrics} == {
-        ("AWS/ApiGateway", name) for name in ("Count", "4XXError", "5XXError", "Latency", "IntegrationLatency")
+    api_metrics = [metric for metric in metrics if metric[0] == "AWS/ApiGateway"]
+
+    assert {tuple(metric[:2]) for metric in api_metrics} == {
+        ("AWS/ApiGateway", name) for name in ("Count", "4xx", "5xx", "Latency", "IntegrationLatency")
     }
-    assert all(metric[2:6] == ["ApiName", api, "Stage", stage] for metric in metrics)
+    assert all(metric[2:6] == ["ApiId", f"import:{export}", "Stage", stage] for metric in api_metrics)
+    # Beside the 4xx: the requests refused for their token, counted from the access log (RejectedTokens).
+    [refused] = [metric for metric in metrics if metric[0] != "AWS/ApiGateway"]
+    assert refused[:2] == [dev.config.metrics_namespace, "RefusedTokens"]
+
+
+def test_the_raw_delivery_graphs_read_the_stream_by_its_name_against_the_alarms_limit(dev):
+    stream = the_resource(dev.template("Ingestion"), "AWS::KinesisFirehose::DeliveryStream")["Properties"]
+    metrics = [
+        *graph(dev, "Raw delivery: records per hour"), *graph(dev, "Raw delivery: oldest undelivered record (s)"),
+        *graph(dev, "Raw delivery: S3 write success (1 = all)"),
+    ]
+    [freshness] = [
+        widget["properties"] for widget in widgets(dev, "metric")
+        if widget["properties"]["title"] == "Raw delivery: oldest undelivered record (s)"
+    ]
+    [late] = [
+        alarm["Properties"] for alarm in resources(dev.template("Ingestion"), "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["AlarmName"] == "TelegramLake-dev-RawDeliveryLate"
+    ]
+
+    assert [(metric[1], metric[4]["stat"]) for metric in metrics] == [
+        ("IncomingRecords", "Sum"), ("DeliveryToS3.Records", "Sum"), ("DeliveryToS3.DataFreshness", "Maximum"),
+        ("DeliveryToS3.Success", "Minimum"),
+    ]
+    assert all(metric[0] == "AWS/Firehose" and metric[2:4] == ["DeliveryStreamName", stream["DeliveryStreamName"]]
+               for metric in metrics)
+    assert freshness["annotations"]["horizontal"][0]["value"] == late["Threshold"]
 
 
 def test_every_ingest_metric_is_charted_in_the_stage_namespace(dev):
@@ -118,7 +151,7 @@ def test_the_ingest_functions_concurrency_and_throttles_are_charted_by_its_name(
         widget["properties"] for widget in widgets(dev, "metric")
         if widget["properties"]["title"] == "Ingest concurrency and throttles per hour"
     ]
-    function = the_resource(dev.template("Ingestion"), "AWS::Lambda::Function")["Properties"]["FunctionName"]
+    function = dev.template("Ingestion")["Resources"][dev.logical_id("Ingestion", "Ingest")]["Properties"]["FunctionName"]
 
     assert function == "TelegramLake-dev-Ingest"
     assert [metric[:4] + [metric[4]["stat"]] for metric in widget["metrics"]] == [
@@ -197,12 +230,15 @@ def test_the_dashboard_is_named_after_the_stage_and_its_url_is_an_output(dev, pr
     assert body(dev)["start"] == "-P7D"
 
 
-def test_the_dashboard_refers_to_no_other_stack_only_to_its_own_resources(dev):
+def test_the_dashboard_refers_to_its_own_resources_and_imports_only_the_webhooks_api_id(dev):
     template = dev.template("Etl")
     parts = the_resource(template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]["Fn::Join"][1]
     references = [part for part in parts if not isinstance(part, str)]
-    assert references and all(set(part) <= {"Ref", "Fn::GetAtt"} for part in references)
-    named = {part["Ref"] if "Ref" in part else part["Fn::GetAtt"][0] for part in references}
+    imported = {part["Fn::ImportValue"] for part in references if "Fn::ImportValue" in part}
+    own = [part for part in references if "Fn::ImportValue" not in part]
+    assert imported == {"TelegramLake-dev-Ingestion-WebhookApiId"}
+    assert own and all(set(part) <= {"Ref", "Fn::GetAtt"} for part in own)
+    named = {part["Ref"] if "Ref" in part else part["Fn::GetAtt"][0] for part in own}
     assert named - set(PSEUDO) <= set(template["Resources"])
 
 

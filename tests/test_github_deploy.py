@@ -172,8 +172,7 @@ def test_the_bootstrap_roles_are_the_ones_the_cdk_cli_assumes_for_a_pinned_envir
 def test_the_review_role_may_only_read_the_templates_of_the_stages_own_stacks(github):
     stack, template = github
     names = [
-        "TelegramLake-Account", "TelegramLake-GitHubOidcProvider",
-        *(f"TelegramLake-dev-{part}" for part in (*PARTS[1:], "GitHub")),
+        "TelegramLake-GitHubOidcProvider", *(f"TelegramLake-dev-{part}" for part in (*PARTS, "GitHub")),
     ]
 
     assert normalized(policy_statements(template, role_id(stack, "ReviewRole"))) == normalized([{
@@ -219,7 +218,7 @@ def test_without_github_repository_the_stage_has_no_github_stack_and_the_account
     _, built = build("dev")
 
     assert [stack.stack_name for stack in built] == [
-        "TelegramLake-Account", "TelegramLake-dev-Ingestion", "TelegramLake-dev-Etl", "TelegramLake-dev-Presentation",
+        "TelegramLake-dev-Ingestion", "TelegramLake-dev-Etl", "TelegramLake-dev-Presentation",
     ]
     for stack in built:
         assert not resources(Template.from_stack(stack).to_json(), "AWS::IAM::OIDCProvider"), stack.stack_name
@@ -245,15 +244,12 @@ def test_the_provider_is_alone_in_its_own_retained_stack_which_exists_only_when_
     assert trust(template, role_id(github, "DeployRole"))[0]["Principal"] == {"Federated": PROVIDER_ARN}
 
 
-def test_no_setting_changes_the_shared_stacks_whichever_stage_deploys_them(dev):
-    """Last deploy wins on a shared stack: dev naming a repository with the provider setting, and prod naming
-    none without it, must leave the account's stack identical; the provider's stack is the same from any stage."""
+def test_no_setting_changes_the_shared_stack_whichever_stage_deploys_it(dev):
+    """Last deploy wins on a shared stack: dev naming a repository and prod naming none must leave the
+    provider's stack identical."""
     _, prod = build("prod", context=PROVIDER)
-    _, plain_prod = build("prod")
     shared = {stack.stack_name: Template.from_stack(stack).to_json() for stack in prod}
 
-    assert dev["TelegramLake-Account"][1] == shared["TelegramLake-Account"]
-    assert dev["TelegramLake-Account"][1] == Template.from_stack(plain_prod[0]).to_json()
     assert dev[PROVIDER_STACK][1] == shared[PROVIDER_STACK]
 
 
@@ -288,7 +284,7 @@ def test_every_acknowledgment_of_the_github_stack_suppresses_a_real_finding(tmp_
 
     # One wildcard per stack the review role reads (the stack id CloudFormation adds), and of the deploy role's
     # reads: one per stack whose outputs the doctor reads, the EXPLAIN plans' keys, ValidateStateMachineDefinition.
-    assert len(recorded) == 5 + 3 + 1 + 1
+    assert len(recorded) == 4 + 3 + 1 + 1
     for rule, path, reason in recorded:
         assert any(found == rule and where.startswith(path + "/") for found, where in reported), (rule, path)
         assert len(reason) >= 40

@@ -1,21 +1,28 @@
-"""Ingestion stack template: raw bucket, webhook secret, ingest function and its exact permissions, REST API."""
+"""Ingestion stack template: raw bucket, webhook secret, raw delivery stream (Firehose), ingest function and
+authorizer with their exact permissions, HTTP API, alarms."""
 
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 from aws_cdk.assertions import Annotations, Match
 
+from lambdas.common.envelope import envelope_line
+from lambdas.common.layout import day_prefix
 from lambdas.ingest import metrics
 from lambdas.ingest.budget import FUNCTION_TIMEOUT_SECONDS
 from stacks import outputs
+from stacks.ingestion import RAW_BATCH_OBJECTS
 from tests.cdk_support import arn, normalized, policy_statements, ref, resources, stage_fixture, the_resource
 
 dev = stage_fixture("dev")
 several_chats = stage_fixture("dev", name="several_chats", allowed_chat_ids=[-1001, 42, -7])
 # The same stage with someone to mail the alarms to, and an alarm after 6 hours without a stored update.
 dev_mailed = stage_fixture("dev", name="dev_mailed", alarm_email="oncall@example.org", no_updates_alarm_hours=6)
+# Batches every five minutes instead of every minute.
+slow_batches = stage_fixture("dev", name="slow_batches", raw_batch_seconds=300)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +39,7 @@ def test_raw_bucket_is_versioned_logged_and_ages_as_configured(dev, template):
         "LogFilePrefix": "RawBucket/",
     }
     rules = {rule["Id"]: rule for rule in raw["LifecycleConfiguration"]["Rules"]}
-    assert rules.keys() == {"ExpireOldVersions", "RawUpdatesAge", "ChatsSeenExpire"}
+    assert rules.keys() == {"ExpireOldVersions", "RawUpdatesAge", "ChatsSeenExpire", "DeliveryErrorsExpire"}
     assert rules["RawUpdatesAge"] == {
         "Id": "RawUpdatesAge",
         "Prefix": "telegram/",
@@ -45,20 +52,29 @@ def test_raw_bucket_is_versioned_logged_and_ages_as_configured(dev, template):
 
 
 def test_the_raw_zones_expiry_never_reaches_the_ingests_learned_group_upgrades(dev, template):
-    """Only `telegram/` ages out; chats seen expire on their own schedule; chat links are kept for good."""
+    """Only `telegram/` ages out; chats seen expire on their own schedule, and what Firehose set aside with the
+    stage's logs; chat links are kept for good."""
     raw = template["Resources"][dev.logical_id("Ingestion", "RawBucket")]["Properties"]
     ageing = [
         rule for rule in raw["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in rule or "Transitions" in rule
     ]
 
     assert {rule["Id"]: rule.get("Prefix") for rule in ageing} == {
-        "RawUpdatesAge": "telegram/", "ChatsSeenExpire": "ingest-state/chats-seen/"
+        "RawUpdatesAge": "telegram/", "ChatsSeenExpire": "ingest-state/chats-seen/",
+        "DeliveryErrorsExpire": "firehose-errors/",
     }
     assert next(rule for rule in ageing if rule["Id"] == "ChatsSeenExpire") == {
         "Id": "ChatsSeenExpire",
         "Prefix": "ingest-state/chats-seen/",
         "Status": "Enabled",
         "ExpirationInDays": 35,
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+    }
+    assert next(rule for rule in ageing if rule["Id"] == "DeliveryErrorsExpire") == {
+        "Id": "DeliveryErrorsExpire",
+        "Prefix": "firehose-errors/",
+        "Status": "Enabled",
+        "ExpirationInDays": dev.config.log_retention_days,
         "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
     }
 
@@ -98,27 +114,30 @@ def test_webhook_secret_is_generated_as_a_plain_token_of_telegrams_alphabet(temp
     assert "SecretString" not in secret  # the value never appears in the template
 
 
+def function(stage_app, name: str) -> dict:
+    return stage_app.template("Ingestion")["Resources"][stage_app.logical_id("Ingestion", name)]["Properties"]
+
+
 def test_ingest_function_runtime_code_and_limits(dev, template):
-    function = the_resource(template, "AWS::Lambda::Function")["Properties"]
+    ingest = function(dev, "Ingest")
     layer = the_resource(template, "AWS::Lambda::LayerVersion")["Properties"]
 
-    assert function["FunctionName"] == "TelegramLake-dev-Ingest"  # the dashboard reads its metrics by this name
-    assert function["Handler"] == "lambdas.ingest.handler.handler"
-    assert function["Runtime"] == "python3.14"
-    assert function["Architectures"] == ["arm64"]
+    assert ingest["FunctionName"] == "TelegramLake-dev-Ingest"  # the dashboard reads its metrics by this name
+    assert ingest["Handler"] == "lambdas.ingest.handler.handler"
+    assert ingest["Runtime"] == "python3.14"
+    assert ingest["Architectures"] == ["arm64"]
     # The handler's own AWS-call budget (lambdas/ingest/budget.py) fits inside this timeout.
-    assert (function["MemorySize"], function["Timeout"]) == (256, FUNCTION_TIMEOUT_SECONDS)
-    assert function["TracingConfig"] == {"Mode": "Active"}
-    assert function["Layers"] == [ref(dev.logical_id("Ingestion", "RuntimeLayer"))]
+    assert (ingest["MemorySize"], ingest["Timeout"]) == (256, FUNCTION_TIMEOUT_SECONDS)
+    assert ingest["TracingConfig"] == {"Mode": "Active"}
+    assert ingest["Layers"] == [ref(dev.logical_id("Ingestion", "RuntimeLayer"))]
     assert (layer["CompatibleRuntimes"], layer["CompatibleArchitectures"]) == (["python3.14"], ["arm64"])
-    assert "ReservedConcurrentExecutions" not in function
+    assert "ReservedConcurrentExecutions" not in ingest
 
 
-def test_ingest_function_is_configured_through_its_four_variables_and_its_stages_metric_namespace(dev, template):
-    function = the_resource(template, "AWS::Lambda::Function")["Properties"]
-
-    assert function["Environment"]["Variables"] == {
+def test_ingest_function_is_configured_through_its_variables_and_its_stages_metric_namespace(dev):
+    assert function(dev, "Ingest")["Environment"]["Variables"] == {
         "RAW_BUCKET": ref(dev.logical_id("Ingestion", "RawBucket")),
+        "DELIVERY_STREAM": "TelegramLake-dev-Raw",
         "WEBHOOK_SECRET_ARN": ref(dev.logical_id("Ingestion", "WebhookSecret")),
         "ALLOWED_CHAT_IDS": ",".join(str(chat) for chat in dev.config.allowed_chat_ids),
         "TIMEZONE": dev.config.timezone,
@@ -126,24 +145,58 @@ def test_ingest_function_is_configured_through_its_four_variables_and_its_stages
     }
 
 
+def test_the_authorizer_is_a_small_function_of_the_ingest_package_that_knows_only_the_secret(dev):
+    """Its one Secrets Manager call fits its timeout twice over (lambdas/ingest/budget.py)."""
+    authorizer = function(dev, "Authorizer")
+
+    assert authorizer["Handler"] == "lambdas.ingest.authorizer.handler"
+    assert (authorizer["Runtime"], authorizer["Architectures"]) == ("python3.14", ["arm64"])
+    assert (authorizer["MemorySize"], authorizer["Timeout"]) == (256, 5)
+    assert authorizer["Layers"] == [ref(dev.logical_id("Ingestion", "RuntimeLayer"))]
+    assert authorizer["LoggingConfig"] == {"LogGroup": ref(dev.logical_id("Ingestion", "AuthorizerLogs"))}
+    assert authorizer["Environment"]["Variables"] == {
+        "WEBHOOK_SECRET_ARN": ref(dev.logical_id("Ingestion", "WebhookSecret")),
+        "POWERTOOLS_METRICS_NAMESPACE": "TelegramLake/dev",
+    }
+
+
 def test_several_allowed_chats_are_comma_separated(several_chats):
-    function = the_resource(several_chats.template("Ingestion"), "AWS::Lambda::Function")["Properties"]
-
-    assert function["Environment"]["Variables"]["ALLOWED_CHAT_IDS"] == "-1001,42,-7"
+    assert function(several_chats, "Ingest")["Environment"]["Variables"]["ALLOWED_CHAT_IDS"] == "-1001,42,-7"
 
 
-def test_ingest_logs_go_to_its_own_group_kept_for_the_configured_days(dev, template):
-    function = the_resource(template, "AWS::Lambda::Function")["Properties"]
-    log_group = dev.logical_id("Ingestion", "IngestLogs")
+def test_each_function_logs_to_its_own_group_kept_for_the_configured_days(dev, template):
+    for name in ("Ingest", "Authorizer"):
+        log_group = dev.logical_id("Ingestion", f"{name}Logs")
 
-    assert function["LoggingConfig"] == {"LogGroup": ref(log_group)}
-    assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == dev.config.log_retention_days
+        assert function(dev, name)["LoggingConfig"] == {"LogGroup": ref(log_group)}
+        assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == dev.config.log_retention_days
 
 
-def test_ingest_role_may_only_add_objects_list_chat_links_read_its_secret_and_write_logs_and_traces(dev, template):
-    """No GET, no delete, no version, tagging, retention or abort calls: a conditional PutObject per update
-    (S3 answers a redelivery with 412), the chats-seen records, the learned group upgrades, and listing
-    those upgrades only (the `s3:prefix` condition)."""
+def own_logs_and_traces(stage_app, name: str) -> list[dict]:
+    """What every lake function's role holds: writing its own log group, and X-Ray's two resource-less calls."""
+    return [
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": arn(stage_app.logical_id("Ingestion", f"{name}Logs")),
+        },
+        {"Effect": "Allow", "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Resource": "*"},
+    ]
+
+
+def read_the_secret(stage_app) -> dict:
+    return {
+        "Effect": "Allow",
+        "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+        "Resource": ref(stage_app.logical_id("Ingestion", "WebhookSecret")),
+    }
+
+
+def test_ingest_role_may_put_records_on_its_stream_add_its_own_state_read_its_secret_and_write_logs(dev, template):
+    """Updates go to the delivery stream (exactly PutRecord, on that stream): no S3 write under `telegram/` any
+    more. In the raw bucket only new objects of its own state (no GET, no delete, no version, tagging,
+    retention or abort calls): the chats-seen records and the learned group upgrades, and listing those
+    upgrades only (the `s3:prefix` condition)."""
     raw = dev.logical_id("Ingestion", "RawBucket")
     statements = policy_statements(template, dev.logical_id("Ingestion", "IngestRole"))
 
@@ -154,10 +207,13 @@ def test_ingest_role_may_only_add_objects_list_chat_links_read_its_secret_and_wr
         [
             {
                 "Effect": "Allow",
+                "Action": "firehose:PutRecord",
+                "Resource": arn(dev.logical_id("Ingestion", "RawStream")),
+            },
+            {
+                "Effect": "Allow",
                 "Action": "s3:PutObject",
-                "Resource": [
-                    objects("telegram/*"), objects("ingest-state/chats-seen/*"), objects("ingest-state/chat-links/*")
-                ],
+                "Resource": [objects("ingest-state/chats-seen/*"), objects("ingest-state/chat-links/*")],
             },
             {
                 "Effect": "Allow",
@@ -165,20 +221,17 @@ def test_ingest_role_may_only_add_objects_list_chat_links_read_its_secret_and_wr
                 "Resource": arn(raw),
                 "Condition": {"StringLike": {"s3:prefix": ["ingest-state/chat-links/*"]}},
             },
-            {
-                "Effect": "Allow",
-                "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
-                "Resource": ref(dev.logical_id("Ingestion", "WebhookSecret")),
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": arn(dev.logical_id("Ingestion", "IngestLogs")),
-            },
-            {"Effect": "Allow", "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Resource": "*"},
+            read_the_secret(dev),
+            *own_logs_and_traces(dev, "Ingest"),
         ]
     )
     assert not [p for p in template["Resources"].values() if p["Type"] == "AWS::IAM::ManagedPolicy"]
+
+
+def test_authorizer_role_may_only_read_the_secret_and_write_its_logs(dev, template):
+    statements = policy_statements(template, dev.logical_id("Ingestion", "AuthorizerRole"))
+
+    assert normalized(statements) == normalized([read_the_secret(dev), *own_logs_and_traces(dev, "Authorizer")])
 
 
 def test_the_policy_comparison_sees_conditions_and_principals():
@@ -194,108 +247,240 @@ def test_the_policy_comparison_sees_conditions_and_principals():
     )
 
 
-def test_api_has_one_post_route_proxied_to_the_function(dev, template):
-    methods = list(resources(template, "AWS::ApiGateway::Method").values())
-    route = the_resource(template, "AWS::ApiGateway::Resource")["Properties"]
-    api = the_resource(template, "AWS::ApiGateway::RestApi")["Properties"]
+def test_the_raw_stream_batches_gzip_lines_into_each_lines_own_day_folder(dev, template):
+    """Direct PUT, dynamic partitioning on the line's own `context_date` (JQ 1.6): a line lands in its arrival
+    day's folder whenever its batch is written; what cannot be partitioned goes outside `telegram/`."""
+    stream = the_resource(template, "AWS::KinesisFirehose::DeliveryStream")["Properties"]
+    destination = stream.pop("ExtendedS3DestinationConfiguration")
 
-    assert api["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
-    assert route["PathPart"] == "webhook"
-    assert len(methods) == 1
-    method = methods[0]["Properties"]
-    assert method["HttpMethod"] == "POST"
-    assert method["Integration"]["Type"] == "AWS_PROXY"
-    assert arn(dev.logical_id("Ingestion", "Ingest")) in method["Integration"]["Uri"]["Fn::Join"][1]
+    assert stream == {
+        "DeliveryStreamName": "TelegramLake-dev-Raw",
+        "DeliveryStreamType": "DirectPut",
+        "DeliveryStreamEncryptionConfigurationInput": {"KeyType": "AWS_OWNED_CMK"},
+        "Tags": [{"Key": "project", "Value": "TelegramLake"}, {"Key": "stage", "Value": "dev"}],
+    }
+    assert destination == {
+        "BucketARN": arn(dev.logical_id("Ingestion", "RawBucket")),
+        "RoleARN": arn(dev.logical_id("Ingestion", "RawStream", "Role")),
+        "Prefix": "telegram/context_date=!{partitionKeyFromQuery:context_date}/",
+        "ErrorOutputPrefix": "firehose-errors/!{firehose:error-output-type}/!{timestamp:yyyy-MM-dd}/",
+        "CompressionFormat": "GZIP",
+        "FileExtension": ".jsonl.gz",
+        "BufferingHints": {"IntervalInSeconds": 60, "SizeInMBs": 64},
+        "DynamicPartitioningConfiguration": {"Enabled": True, "RetryOptions": {"DurationInSeconds": 7200}},
+        "ProcessingConfiguration": {
+            "Enabled": True,
+            "Processors": [
+                {
+                    "Type": "MetadataExtraction",
+                    "Parameters": [
+                        {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{context_date: .context_date}"},
+                        {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
+                    ],
+                }
+            ],
+        },
+        "CloudWatchLoggingOptions": {
+            "Enabled": True,
+            "LogGroupName": ref(dev.logical_id("Ingestion", "RawStream", "DeliveryLogs")),
+            "LogStreamName": ref(dev.logical_id("Ingestion", "RawStream", "DeliveryLogStream")),
+        },
+    }
 
 
-def test_api_rejects_requests_without_the_secret_header_or_an_update_id_before_the_function(dev, template):
-    method = the_resource(template, "AWS::ApiGateway::Method")["Properties"]
-    validator = the_resource(template, "AWS::ApiGateway::RequestValidator")["Properties"]
-    model = the_resource(template, "AWS::ApiGateway::Model")["Properties"]
-    missing_header = the_resource(template, "AWS::ApiGateway::GatewayResponse")["Properties"]
+def test_the_partition_query_reads_the_field_the_ingest_writes_and_the_folder_is_the_readers_day_folder():
+    """The JQ key and the prefix are built from the envelope's and the layout's own names."""
+    line = json.loads(envelope_line(date(2026, 12, 7), 1796684399900, b'{"update_id":1}'))
 
-    assert method["RequestParameters"] == {"method.request.header.X-Telegram-Bot-Api-Secret-Token": True}
-    assert (validator["ValidateRequestParameters"], validator["ValidateRequestBody"]) == (True, True)
-    model_id = dev.logical_id("Ingestion", "WebhookApi", "Api", "TelegramUpdate")
-    assert method["RequestModels"] == {"$default": ref(model_id)}  # any Content-Type is validated
-    assert model["Schema"]["type"] == "object"
-    assert model["Schema"]["required"] == ["update_id"]
-    assert model["Schema"]["properties"] == {"update_id": {"type": "integer"}}
-    assert (missing_header["ResponseType"], missing_header["StatusCode"]) == ("BAD_REQUEST_PARAMETERS", "401")
+    assert line["context_date"] == "2026-12-07"
+    assert day_prefix(date(2026, 12, 7)) == RAW_BATCH_OBJECTS.replace(
+        "!{partitionKeyFromQuery:context_date}", line["context_date"]
+    )
 
 
-def test_only_api_gateway_may_invoke_the_function_and_only_through_post_webhook(template):
-    permission = the_resource(template, "AWS::Lambda::Permission")["Properties"]
+def test_a_stage_sets_how_often_a_batch_closes(slow_batches):
+    stream = the_resource(slow_batches.template("Ingestion"), "AWS::KinesisFirehose::DeliveryStream")["Properties"]
 
-    assert permission["Principal"] == "apigateway.amazonaws.com"
-    assert permission["SourceArn"]["Fn::Join"][1][-1] == "/POST/webhook"
+    assert stream["ExtendedS3DestinationConfiguration"]["BufferingHints"] == {"IntervalInSeconds": 300, "SizeInMBs": 64}
 
 
-def test_api_stage_throttles_traces_and_writes_json_access_logs_but_never_bodies(dev, template):
-    stage = the_resource(template, "AWS::ApiGateway::Stage")["Properties"]
-    access_logs = dev.logical_id("Ingestion", "WebhookApi", "AccessLogs")
+def test_the_raw_streams_errors_are_logged_to_its_own_group_and_stream_kept_for_the_configured_days(dev, template):
+    group = dev.logical_id("Ingestion", "RawStream", "DeliveryLogs")
+    stream = template["Resources"][dev.logical_id("Ingestion", "RawStream", "DeliveryLogStream")]
 
-    assert stage["StageName"] == "dev"
-    assert stage["TracingEnabled"] is True
-    assert stage["MethodSettings"] == [
+    assert template["Resources"][group]["Properties"]["RetentionInDays"] == dev.config.log_retention_days
+    assert stream["Properties"] == {"LogGroupName": ref(group), "LogStreamName": "S3Delivery"}
+
+
+def test_firehose_may_write_only_the_raw_zone_and_its_error_prefix_and_its_own_log(dev, template):
+    """The S3 actions AWS documents for an S3 destination, objects under `telegram/` and `firehose-errors/`
+    only (never `ingest-state/`), and the role trusts only Firehose acting for this account."""
+    raw = dev.logical_id("Ingestion", "RawBucket")
+    role_id = dev.logical_id("Ingestion", "RawStream", "Role")
+    role = template["Resources"][role_id]["Properties"]
+
+    def objects(pattern):
+        return {"Fn::Join": ["", [arn(raw), f"/{pattern}"]]}
+
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {
-            "HttpMethod": "*",
-            "ResourcePath": "/*",
-            "ThrottlingRateLimit": dev.config.api_throttle_rate,
-            "ThrottlingBurstLimit": dev.config.api_throttle_burst,
-            "LoggingLevel": "ERROR",
-            "DataTraceEnabled": False,
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": {"Ref": "AWS::AccountId"}}},
+            "Effect": "Allow",
+            "Principal": {"Service": "firehose.amazonaws.com"},
         }
     ]
-    assert ref(access_logs) in stage["AccessLogSetting"]["DestinationArn"]["Fn::Join"][1]
-    log_fields = json.loads(stage["AccessLogSetting"]["Format"]).keys()
-    assert {"requestId", "ip", "status", "resourcePath", "requestTime"} <= log_fields
+    assert normalized(policy_statements(template, role_id)) == normalized(
+        [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+                "Resource": [objects("telegram/*"), objects("firehose-errors/*")],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                "Resource": arn(raw),
+            },
+            {
+                "Effect": "Allow",
+                "Action": "logs:PutLogEvents",
+                "Resource": arn(dev.logical_id("Ingestion", "RawStream", "DeliveryLogs")),
+            },
+        ]
+    )
+
+
+def test_the_stream_is_created_only_once_its_role_may_write(dev, template):
+    stream = template["Resources"][dev.logical_id("Ingestion", "RawStream")]
+
+    assert {
+        dev.logical_id("Ingestion", "RawStream", "Role"),
+        dev.stacks["Ingestion"].resolve(
+            dev.stacks["Ingestion"].node.find_child("RawStream").node.find_child("Role")
+            .node.find_child("DefaultPolicy").node.default_child.logical_id
+        ),
+    } <= set(stream["DependsOn"])
+
+
+def test_api_is_an_http_api_with_one_post_route_proxied_to_the_ingest_function_in_payload_format_2(dev, template):
+    api = the_resource(template, "AWS::ApiGatewayV2::Api")["Properties"]
+    route = the_resource(template, "AWS::ApiGatewayV2::Route")["Properties"]
+    integration = the_resource(template, "AWS::ApiGatewayV2::Integration")["Properties"]
+    api_id = ref(dev.logical_id("Ingestion", "WebhookApi", "Api"))
+
+    assert (api["ProtocolType"], api["Name"]) == ("HTTP", "TelegramLake-dev-Webhook")
+    assert "DisableExecuteApiEndpoint" not in api
+    assert route["RouteKey"] == "POST /webhook"
+    assert route["Target"] == {"Fn::Join": ["", ["integrations/", ref(dev.logical_id(
+        "Ingestion", "WebhookApi", "Api", "POST--webhook", "Ingest"))]]}
+    assert integration == {
+        "ApiId": api_id,
+        "IntegrationType": "AWS_PROXY",
+        "IntegrationUri": arn(dev.logical_id("Ingestion", "Ingest")),
+        "PayloadFormatVersion": "2.0",
+    }
+
+
+def test_the_route_lets_requests_through_only_past_the_authorizer_keyed_on_the_secret_header(dev, template):
+    """A request without the header is answered 401 by API Gateway itself; verdicts are cached per value."""
+    route = the_resource(template, "AWS::ApiGatewayV2::Route")["Properties"]
+    authorizer = the_resource(template, "AWS::ApiGatewayV2::Authorizer")["Properties"]
+
+    assert (route["AuthorizationType"], route["AuthorizerId"]) == (
+        "CUSTOM", ref(dev.logical_id("Ingestion", "WebhookApi", "Api", "SecretToken")),
+    )
+    assert authorizer == {
+        "ApiId": ref(dev.logical_id("Ingestion", "WebhookApi", "Api")),
+        "AuthorizerType": "REQUEST",
+        "Name": "SecretToken",
+        "IdentitySource": ["$request.header.X-Telegram-Bot-Api-Secret-Token"],
+        "EnableSimpleResponses": True,
+        "AuthorizerPayloadFormatVersion": "2.0",
+        "AuthorizerResultTtlInSeconds": 300,
+        "AuthorizerUri": {"Fn::Join": ["", [
+            "arn:", {"Ref": "AWS::Partition"}, ":apigateway:", {"Ref": "AWS::Region"},
+            ":lambda:path/2015-03-31/functions/", arn(dev.logical_id("Ingestion", "Authorizer")), "/invocations",
+        ]]},
+    }
+
+
+def test_only_this_api_may_invoke_the_functions_the_ingest_through_its_webhook_route(dev, template):
+    permissions = {
+        json.dumps(p["Properties"]["FunctionName"]): p["Properties"]
+        for p in resources(template, "AWS::Lambda::Permission").values()
+    }
+    api = ref(dev.logical_id("Ingestion", "WebhookApi", "Api"))
+    ingest = permissions.pop(json.dumps(arn(dev.logical_id("Ingestion", "Ingest"))))
+    authorizer = permissions.pop(json.dumps(arn(dev.logical_id("Ingestion", "Authorizer"))))
+
+    assert permissions == {}
+    for permission in (ingest, authorizer):
+        assert (permission["Principal"], permission["Action"]) == ("apigateway.amazonaws.com", "lambda:InvokeFunction")
+        assert api in permission["SourceArn"]["Fn::Join"][1]
+    assert ingest["SourceArn"]["Fn::Join"][1][-1] == "/*/*/webhook"
+    assert authorizer["SourceArn"]["Fn::Join"][1][-2:] == [
+        "/authorizers/", ref(dev.logical_id("Ingestion", "WebhookApi", "Api", "SecretToken"))
+    ]
+
+
+def test_api_stage_is_named_after_the_stage_deploys_itself_throttles_and_logs_json_but_never_bodies(dev, template):
+    stage = the_resource(template, "AWS::ApiGatewayV2::Stage")["Properties"]
+    access_logs = dev.logical_id("Ingestion", "WebhookApi", "AccessLogs")
+
+    assert (stage["StageName"], stage["AutoDeploy"]) == ("dev", True)
+    assert stage["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": dev.config.api_throttle_rate, "ThrottlingBurstLimit": dev.config.api_throttle_burst,
+    }
+    assert stage["AccessLogSettings"]["DestinationArn"] == arn(access_logs)
+    log_fields = json.loads(stage["AccessLogSettings"]["Format"])
+    # The REST access log's fields, where an HTTP API has them (`routeKey` for the resource path).
+    assert {"requestId", "ip", "caller", "user", "requestTime", "httpMethod", "routeKey", "status", "protocol",
+            "responseLength"} <= log_fields.keys()
+    assert (log_fields["routeKey"], log_fields["status"]) == ("$context.routeKey", "$context.status")
+    assert not [value for value in log_fields.values() if "body" in value.lower()]
     assert template["Resources"][access_logs]["Properties"]["RetentionInDays"] == dev.config.log_retention_days
 
 
-def test_api_execution_logs_keep_the_stages_retention_and_exist_before_the_stage_writes_to_them(dev, template):
-    """API Gateway would otherwise create `API-Gateway-Execution-Logs_<api id>/<stage>` itself, kept forever."""
-    group_id = dev.logical_id("Ingestion", "WebhookApi", "ExecutionLogs")
-    group = template["Resources"][group_id]
-    stage_id = dev.logical_id("Ingestion", "WebhookApi", "Api", "DeploymentStage.dev")
-
-    assert group["Properties"]["LogGroupName"] == {
-        "Fn::Join": ["", ["API-Gateway-Execution-Logs_", ref(dev.logical_id("Ingestion", "WebhookApi", "Api")), "/dev"]]
-    }
-    assert group["Properties"]["RetentionInDays"] == dev.config.log_retention_days
-    assert group_id in template["Resources"][stage_id]["DependsOn"]
-
-
-def test_no_stage_touches_api_gateways_account_wide_logging_role(template):
-    """One role per account and region, owned by the shared account stack (tests/test_account_stack.py)."""
+def test_nothing_needs_api_gateways_account_wide_logging_role(template):
+    """An HTTP API has no execution logs: no account setting, no role API Gateway assumes, no execution log group."""
     assert not resources(template, "AWS::ApiGateway::Account")
+    assert not [r for r in resources(template, "AWS::Logs::LogGroup").values() if "LogGroupName" in r["Properties"]]
     trusted = [
         statement["Principal"]
         for role in resources(template, "AWS::IAM::Role").values()
         for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     ]
     assert {"Service": "apigateway.amazonaws.com"} not in trusted
+    assert not [name for name in resources(template, "AWS::ApiGateway::RestApi")]
 
 
-def test_outputs_give_the_full_webhook_url_the_secret_arn_the_raw_bucket_and_the_alarm_topic(dev, template):
+def test_outputs_give_the_webhook_url_the_secret_the_stream_the_api_the_raw_bucket_and_the_alarm_topic(dev, template):
     declared = template["Outputs"]
-    url = declared[outputs.WEBHOOK_URL]["Value"]["Fn::Join"][1]
 
-    # The ids `tools webhook set` and the ETL stack read; the REST API adds its own endpoint output.
-    assert {outputs.WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN, outputs.RAW_BUCKET_NAME, outputs.ALARM_TOPIC_ARN} <= (
-        declared.keys()
-    )
-    assert url[0] == "https://" and url[-1] == "/webhook"
-    assert ref(dev.logical_id("Ingestion", "WebhookApi", "Api")) in url
-    assert ref(dev.logical_id("Ingestion", "WebhookApi", "Api", "DeploymentStage.dev")) in url
+    # The ids `tools webhook set`, the ETL stack and its dashboard read.
+    assert {
+        outputs.WEBHOOK_URL, outputs.WEBHOOK_SECRET_ARN, outputs.DELIVERY_STREAM_NAME, outputs.WEBHOOK_API_ID,
+        outputs.RAW_BUCKET_NAME, outputs.ALARM_TOPIC_ARN,
+    } == declared.keys()
+    # The URL keeps the REST API's shape: https://<id>.execute-api.<region>.<suffix>/<stage>/webhook
+    assert declared[outputs.WEBHOOK_URL]["Value"] == {"Fn::Join": ["", [
+        "https://", ref(dev.logical_id("Ingestion", "WebhookApi", "Api")), ".execute-api.", {"Ref": "AWS::Region"},
+        ".", {"Ref": "AWS::URLSuffix"}, "/dev/webhook",
+    ]]}
     assert declared[outputs.WEBHOOK_SECRET_ARN]["Value"] == ref(dev.logical_id("Ingestion", "WebhookSecret"))
+    assert declared[outputs.DELIVERY_STREAM_NAME]["Value"] == "TelegramLake-dev-Raw"
+    assert declared[outputs.WEBHOOK_API_ID]["Value"] == ref(dev.logical_id("Ingestion", "WebhookApi", "Api"))
     assert declared[outputs.RAW_BUCKET_NAME]["Value"] == ref(dev.logical_id("Ingestion", "RawBucket"))
     assert declared[outputs.ALARM_TOPIC_ARN]["Value"] == ref(dev.logical_id("Ingestion", "AlarmTopic", "Topic"))
     # What the later stacks import: CloudFormation keeps an export in use from changing (tests/test_app.py).
-    assert declared[outputs.RAW_BUCKET_NAME]["Export"] == {"Name": "TelegramLake-dev-Ingestion-RawBucketName"}
-    assert declared[outputs.ALARM_TOPIC_ARN]["Export"] == {"Name": "TelegramLake-dev-Ingestion-AlarmTopicArn"}
     # ... and what the GitHub deploy role's reads for `tools doctor` name (stacks/github.py).
-    assert declared[outputs.WEBHOOK_SECRET_ARN]["Export"] == {"Name": "TelegramLake-dev-Ingestion-WebhookSecretArn"}
+    assert {name: output["Export"]["Name"] for name, output in declared.items() if "Export" in output} == {
+        outputs.RAW_BUCKET_NAME: "TelegramLake-dev-Ingestion-RawBucketName",
+        outputs.ALARM_TOPIC_ARN: "TelegramLake-dev-Ingestion-AlarmTopicArn",
+        outputs.WEBHOOK_API_ID: "TelegramLake-dev-Ingestion-WebhookApiId",
+        outputs.WEBHOOK_SECRET_ARN: "TelegramLake-dev-Ingestion-WebhookSecretArn",
+    }
 
 
 def alarms_by_name(template) -> dict[str, dict]:
@@ -332,10 +517,11 @@ def test_alarms_on_failed_stores_function_errors_and_api_server_errors(dev, temp
     assert (errors["Namespace"], errors["MetricName"], errors["Dimensions"]) == (
         "AWS/Lambda", "Errors", [{"Name": "FunctionName", "Value": ref(dev.logical_id("Ingestion", "Ingest"))}]
     )
-    stage = ref(dev.logical_id("Ingestion", "WebhookApi", "Api", "DeploymentStage.dev"))
+    # An HTTP API's metrics: `5xx` by its id and stage (a crashed or timed-out authorizer is a 5xx too).
     assert (server_errors["Namespace"], server_errors["MetricName"], server_errors["Dimensions"]) == (
-        "AWS/ApiGateway", "5XXError",
-        [{"Name": "ApiName", "Value": "TelegramLake-dev-Webhook"}, {"Name": "Stage", "Value": stage}],
+        "AWS/ApiGateway", "5xx",
+        [{"Name": "ApiId", "Value": ref(dev.logical_id("Ingestion", "WebhookApi", "Api"))},
+         {"Name": "Stage", "Value": "dev"}],
     )
     for alarm in (failed, errors, server_errors):
         assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
@@ -356,13 +542,76 @@ def test_any_throttle_of_the_ingest_function_raises_an_alarm(dev, template):
     assert f"up to {dev.config.webhook_max_connections} connections" in throttled["AlarmDescription"]
 
 
-def test_a_burst_of_refused_secret_tokens_raises_an_alarm(template):
+def test_a_burst_of_refused_secret_tokens_raises_an_alarm(dev, template):
+    """Counted from the access log, so the authorizer's cached denials count too (its own Unauthorized metric
+    sees only the uncached ones: a rotated secret Telegram does not know would stay below the burst)."""
     rejected = alarms_by_name(template)["TelegramLake-dev-RejectedTokens"]
+    count = template["Resources"][dev.logical_id("Ingestion", "WebhookApi", "RefusedTokenRequests")]["Properties"]
 
-    assert (rejected["Namespace"], rejected["MetricName"]) == ("TelegramLake/dev", metrics.UNAUTHORIZED)
+    assert (rejected["Namespace"], rejected["MetricName"], rejected.get("Dimensions")) == (
+        "TelegramLake/dev", "RefusedTokens", None
+    )
+    assert count == {
+        "LogGroupName": ref(dev.logical_id("Ingestion", "WebhookApi", "AccessLogs")),
+        "FilterPattern": '{ ($.routeKey = "POST /webhook") && (($.status = "401") || ($.status = "403")) }',
+        "MetricTransformations": [{"MetricName": "RefusedTokens", "MetricNamespace": "TelegramLake/dev", "MetricValue": "1"}],
+    }
     assert (rejected["Statistic"], rejected["Period"], rejected["EvaluationPeriods"]) == ("Sum", 300, 1)
     assert (rejected["Threshold"], rejected["ComparisonOperator"]) == (5, "GreaterThanOrEqualToThreshold")
-    assert "webhook set" in rejected["AlarmDescription"]
+    assert rejected["TreatMissingData"] == "notBreaching"
+    assert "webhook set" in rejected["AlarmDescription"] and "access log" in rejected["AlarmDescription"]
+
+
+def firehose_metric(alarm: dict) -> tuple:
+    return alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"], alarm["Statistic"], alarm["Period"]
+
+
+STREAM = [{"Name": "DeliveryStreamName", "Value": "TelegramLake-dev-Raw"}]
+
+
+def test_a_raw_delivery_that_falls_behind_its_batches_raises_an_alarm(template, slow_batches):
+    """The oldest undelivered update older than 1.5 batch intervals (Firehose's documented worst case with
+    dynamic partitioning) plus five minutes."""
+    late = alarms_by_name(template)["TelegramLake-dev-RawDeliveryLate"]
+    slow = alarms_by_name(slow_batches.template("Ingestion"))["TelegramLake-dev-RawDeliveryLate"]
+
+    assert firehose_metric(late) == ("AWS/Firehose", "DeliveryToS3.DataFreshness", STREAM, "Maximum", 300)
+    assert (late["Threshold"], late["ComparisonOperator"]) == (390, "GreaterThanOrEqualToThreshold")
+    assert slow["Threshold"] == 750
+    assert late["TreatMissingData"] == "notBreaching"
+
+
+def test_a_failed_s3_write_of_the_raw_stream_raises_an_alarm(template):
+    failing = alarms_by_name(template)["TelegramLake-dev-RawDeliveryFailing"]
+
+    assert firehose_metric(failing) == ("AWS/Firehose", "DeliveryToS3.Success", STREAM, "Minimum", 300)
+    assert (failing["Threshold"], failing["ComparisonOperator"], failing["EvaluationPeriods"]) == (
+        1, "LessThanThreshold", 1
+    )
+    assert failing["TreatMissingData"] == "notBreaching"  # no delivery attempted: nothing came in
+
+
+def test_records_set_aside_under_the_error_prefix_raise_an_alarm(dev, template):
+    """Firehose counts no record it fails to partition: every event in the stream's error log is counted
+    instead; records beyond the active-partition quota are signalled by PartitionCountExceeded."""
+    alarms = alarms_by_name(template)
+    exceeded, errors = alarms["TelegramLake-dev-RawPartitionsExceeded"], alarms["TelegramLake-dev-RawDeliveryErrors"]
+    count = template["Resources"][dev.logical_id("Ingestion", "Alarms", "RawDeliveryErrorEvents")]["Properties"]
+
+    assert firehose_metric(exceeded) == ("AWS/Firehose", "PartitionCountExceeded", STREAM, "Maximum", 300)
+    assert (errors["Namespace"], errors["MetricName"], errors["Statistic"]) == (
+        "TelegramLake/dev", "RawDeliveryErrors", "Sum"
+    )
+    assert count == {
+        "LogGroupName": ref(dev.logical_id("Ingestion", "RawStream", "DeliveryLogs")),
+        "FilterPattern": "",  # every event
+        "MetricTransformations": [
+            {"MetricName": "RawDeliveryErrors", "MetricNamespace": "TelegramLake/dev", "MetricValue": "1"}
+        ],
+    }
+    for alarm in (exceeded, errors):
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+        assert "firehose-errors/" in alarm["AlarmDescription"]
 
 
 class Series(dict):

@@ -21,10 +21,12 @@ from lambdas.common.envelope import envelope_line, update_bytes
 from lambdas.common.layout import day_prefix, raw_object_kind
 from lambdas.etl.day import object_lines
 from lambdas.ingest.webhook import epoch_milliseconds
+from stacks.config import DEFAULT_RAW_BATCH_SECONDS, load_from_cdk_json
 from tools.local.firehose import (
-    BATCH_MAX_RECORDS, ERROR_PREFIX, PARTITIONING_FAILED, RECORD_MAX_BYTES, DeliveryFailed, DeliveryStreams,
-    LocalFirehose,
+    BATCH_MAX_RECORDS, BUFFER_INTERVAL, BUFFER_SIZE_BYTES, ERROR_OUTPUT_TYPE, ERROR_PREFIX, PARTITIONING_FAILED,
+    RECORD_MAX_BYTES, DeliveryFailed, DeliveryStreams, LocalFirehose,
 )
+from tools.local.stack import LocalStack
 
 STREAM = "TelegramLake-test-Raw"
 BUCKET = "raw"
@@ -78,6 +80,21 @@ def streams(bucket: Bucket, **options) -> DeliveryStreams:
 def put(target: DeliveryStreams, *lines: bytes) -> None:
     for each in lines:
         target.put(STREAM, [each])
+
+
+def test_the_emulation_is_the_stages_stream():
+    """What the local Firehose and the local stack take from the stage's stream, which stacks/ingestion.py defines
+    (it imports the CDK, so the local path cannot import it: this test holds the two together)."""
+    from stacks import ingestion
+
+    config = load_from_cdk_json("dev")
+    assert LocalStack(config).delivery_stream == ingestion.raw_stream_name(config)
+    assert BUFFER_INTERVAL == timedelta(seconds=DEFAULT_RAW_BATCH_SECONDS)
+    assert BUFFER_SIZE_BYTES == ingestion.RAW_BATCH_MIB * 1024 * 1024
+    assert ERROR_PREFIX == ingestion.RAW_ERRORS_PREFIX
+    assert ingestion.RAW_ERROR_OBJECTS == f"{ERROR_PREFIX}!{{firehose:error-output-type}}/!{{timestamp:yyyy-MM-dd}}/"
+    assert ingestion.RAW_BATCH_OBJECTS == "telegram/context_date=!{partitionKeyFromQuery:context_date}/"
+    assert ingestion.PARTITION_QUERY == "{context_date: .context_date}"  # what envelope_facts does
 
 
 # ---- the batching rules
@@ -163,7 +180,7 @@ def test_a_record_that_yields_no_partition_goes_to_the_error_prefix_outside_the_
 
     errors = {key: body for key, body in bucket.objects.items() if key.startswith(ERROR_PREFIX)}
     ((key, body),) = errors.items()
-    assert not key.startswith("telegram/")
+    assert key.startswith(f"{ERROR_PREFIX}{ERROR_OUTPUT_TYPE}/2026-12-07/{STREAM}-1-2026-12-07-09-00-00-")
     (document,) = [json.loads(each) for each in body.splitlines()]
     assert document["errorCode"] == PARTITIONING_FAILED
     assert base64.b64decode(document["rawData"]) == data

@@ -167,7 +167,8 @@ class TestRunningStack:
     def test_stack_points_the_handlers_environment_at_itself_from_the_stage_config(self, stack):
         assert os.environ["AWS_ENDPOINT_URL"] == stack.endpoint_url
         assert os.environ["AWS_ENDPOINT_URL_FIREHOSE"] == stack.firehose.endpoint_url == stack.firehose_url
-        assert os.environ["DELIVERY_STREAM"] == stack.delivery_stream == "TelegramLake-dev-Ingestion-Raw"
+        assert os.environ["DELIVERY_STREAM"] == stack.delivery_stream == "TelegramLake-dev-Raw"
+        assert stack.batch_interval == timedelta(seconds=CONFIG.raw_batch_seconds)
         assert os.environ["RAW_BUCKET"] == stack.raw_bucket and os.environ["ENRICHED_BUCKET"] == stack.enriched_bucket
         assert os.environ["WEBHOOK_SECRET_ARN"] == stack.secret_arn
         assert os.environ["ALLOWED_CHAT_IDS"] == ",".join(map(str, CONFIG.allowed_chat_ids))

@@ -43,7 +43,7 @@ def test_stage_synthesizes_with_no_unacknowledged_finding(stage, tmp_path):
 
 def test_the_checks_run_a_non_compliant_resource_fails_the_synth(tmp_path):
     app, stacks = build("dev", nag=True, outdir=tmp_path)
-    s3.CfnBucket(stacks[1], "Unsafe")
+    s3.CfnBucket(stacks[0], "Unsafe")
 
     with pytest.raises(RuntimeError, match="^ValidationFailed"):
         app.synth()

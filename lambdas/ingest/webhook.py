@@ -92,14 +92,14 @@ def _time_zone(name: str) -> str:
 
 
 def header_values(event: Mapping[str, Any], name: str) -> list[str]:
-    """Every value the request carries for a header.
+    """What the request carries for a header: nothing, or its one value.
 
     A payload 2.0 event's `headers` (absent when there are none) has lower-cased names, and a header sent more
-    than once arrives as one string, its values joined by commas. No secret token holds a comma (Telegram's
-    alphabet is A-Z a-z 0-9 _ -), so splitting there gives back every value presented.
+    than once arrives as one string, its values joined by commas: that string is what was presented, so a secret
+    token sent twice is never the secret (no token holds a comma: Telegram's alphabet is A-Z a-z 0-9 _ -).
     """
     value = (event.get("headers") or {}).get(name.lower())
-    return [] if value is None else value.split(",")
+    return [] if value is None else [value]
 
 
 def authenticate(event: Mapping[str, Any], secret: WebhookSecret) -> None:

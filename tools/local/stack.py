@@ -44,9 +44,9 @@ from typing import Any
 
 from analytics import requested_updates, stage_queries
 from lambdas.ingest.webhook import EPOCH, SECRET_TOKEN_HEADER, WEBHOOK_PATH, epoch_milliseconds
-from stacks.config import StageConfig
+from stacks.config import MAX_RAW_BATCH_SECONDS, StageConfig
 from tools.cli import CommandError, add_stage_argument, count_argument, plain, stage_config
-from tools.local.firehose import BUFFER_INTERVAL, LocalFirehose
+from tools.local.firehose import LocalFirehose
 from tools.telegram import BotApi, TelegramError, add_api_base_argument, bot_api_from_env
 
 HOST = "127.0.0.1"
@@ -66,8 +66,6 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 REQUEST_TIMEOUT = (408, {"message": "Request Timeout"})
 # The latest arrival the header may set: a day before datetime's end, so its date exists in every zone.
 _LAST_ARRIVAL_MS = epoch_milliseconds(datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1))
-# How long `local up` lets the local Firehose buffer at most (Firehose's own largest interval is 900 s).
-MAX_BATCH_SECONDS = 900
 # moto's state, the environment and the ingest handler's caches are all process-wide: one stack at a time.
 _ONE_STACK = threading.Lock()
 # A UTF-16 surrogate on its own: a code point JSON can carry escaped but UTF-8 cannot encode.
@@ -81,8 +79,9 @@ class LocalStack:
     handler.
 
     The allowlist and time zone come from the stage's configuration unless overridden (an allowlist, like
-    the stage's, names at least one chat). The local Firehose batches every `batch_interval` of the records'
-    own arrivals (the stage's stream: a minute), and with `batch_by_wall_clock` of real time too (`local up`).
+    the stage's, names at least one chat). The local Firehose batches every `batch_interval` (the stage's
+    `raw_batch_seconds` unless given) of the records' own arrivals, and with `batch_by_wall_clock` of real time too
+    (`local up`).
     Attributes are valid inside the `with` block: `endpoint_url`, `firehose` (its `flush()` writes every
     buffered batch now), `webhook_url`, `secret`, `secret_arn`, `raw_bucket`, `enriched_bucket`,
     `delivery_stream`.
@@ -94,7 +93,7 @@ class LocalStack:
         *,
         allowed_chat_ids: Sequence[int] | None = None,
         timezone: str | None = None,
-        batch_interval: timedelta = BUFFER_INTERVAL,
+        batch_interval: timedelta | None = None,
         batch_by_wall_clock: bool = False,
     ):
         if allowed_chat_ids is not None and not allowed_chat_ids:
@@ -105,8 +104,8 @@ class LocalStack:
         self.region = config.region or DEFAULT_REGION
         self.raw_bucket = f"telegram-lake-{config.stage}-raw"
         self.enriched_bucket = f"telegram-lake-{config.stage}-enriched"
-        self.delivery_stream = f"{config.stack_name('Ingestion')}-Raw"
-        self.batch_interval = batch_interval
+        self.delivery_stream = config.stack_name("Raw")  # as stacks/ingestion.py's raw_stream_name names it
+        self.batch_interval = timedelta(seconds=config.raw_batch_seconds) if batch_interval is None else batch_interval
         self.batch_by_wall_clock = batch_by_wall_clock
         self.firehose: LocalFirehose | None = None
         # Telegram's secret_token alphabet is A-Z a-z 0-9 _ -: exactly URL-safe base64. 32 bytes -> 43 characters.
@@ -552,10 +551,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_stage_argument(up)
     up.add_argument(
-        "--batch-seconds", type=count_argument(MAX_BATCH_SECONDS, " (Firehose's longest interval)"),
-        default=BUFFER_INTERVAL // timedelta(seconds=1),
-        help="how long the local Firehose buffers a day's updates before writing them as one batch "
-        f"(default {BUFFER_INTERVAL // timedelta(seconds=1)}, as the stage's stream; at most {MAX_BATCH_SECONDS})",
+        "--batch-seconds", type=count_argument(MAX_RAW_BATCH_SECONDS, " (Firehose's longest interval)"),
+        help="how long the local Firehose buffers a day's updates before writing them as one batch (default: the "
+        f"stage's raw_batch_seconds; at most {MAX_RAW_BATCH_SECONDS})",
     )
     up.add_argument(
         "--poll", action="store_true", help="feed the bot's updates through getUpdates (needs TELEGRAM_BOT_TOKEN)"
@@ -576,7 +574,7 @@ def up_command(args: argparse.Namespace) -> int:
     # Never set: that KeyboardInterrupt is what stops the stack, whether it waits or is in a long poll.
     stop = threading.Event()
     try:
-        interval = timedelta(seconds=args.batch_seconds)
+        interval = None if args.batch_seconds is None else timedelta(seconds=args.batch_seconds)
         with LocalStack(config, batch_interval=interval, batch_by_wall_clock=True) as stack:
             print(describe(stack), flush=True)
             if bot is None:
