@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import os
+import re
 import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -348,7 +349,13 @@ def test_demo_runs_end_to_end_writes_its_report_and_leaves_no_thread(tmp_path, c
     yesterday = today - timedelta(days=1)
     files = sorted((lake / "enriched").glob("telegram/context_date=*/telegram.parquet"))
     assert [file.parent.name for file in files] == [f"context_date={yesterday}"]
-    assert f"copied {len(list((lake / 'raw').glob('telegram/*/*')))} raw objects and 1 daily Parquet files" in printed
+    raw_objects = list((lake / "raw").glob("telegram/*/*"))
+    assert f"copied {len(raw_objects)} raw objects and 1 daily Parquet files" in printed
+    assert all(path.name.endswith(".jsonl.gz") for path in raw_objects)  # Firehose's batches, no single objects
+    per_day = [len(list((lake / "raw").glob(f"telegram/context_date={day}/*"))) for day in (yesterday, today)]
+    summary = re.search(r"raw objects \(gzip batches\)\s*│\s*(\d+)\s*│\s*\n.*per day\s*│\s*([\d ]+) \(", printed)
+    assert summary and int(summary[1]) == len(raw_objects), printed
+    assert [int(count) for count in summary[2].split()] == [count for count in per_day if count]
     compacted = pq.read_table(files[0]).to_pylist()
     expected = {yesterday.isoformat(): sum(row["update_type"] == "message" and not row["user_is_bot"] for row in compacted)}
     yesterdays_ids = set(raw_updates(lake, yesterday))

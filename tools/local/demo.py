@@ -323,10 +323,13 @@ def _summary_table(summary: DemoSummary, log: Path, seconds: float) -> Any:
 
 def per_day(counts: dict[date, int]) -> str:
     """A count per day, short for a long run: each day's up to a week, else the least, the mean and the most."""
-    if len(counts) <= 7:
-        return ", ".join(f"{day:%m-%d} {count}" for day, count in counts.items())
-    values = counts.values()
-    return f"{min(values)} to {max(values)}, {sum(values) / len(values):.0f} on average"
+    if not counts:
+        return "none"
+    days = f"{min(counts):%m-%d} to {max(counts):%m-%d}"
+    values = list(counts.values())
+    if len(values) <= 7:
+        return f"{' '.join(map(str, values))} ({days})"
+    return f"{min(values)} to {max(values)}, {sum(values) / len(values):.0f} on average ({days})"
 
 
 @contextmanager
