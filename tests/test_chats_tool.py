@@ -17,7 +17,7 @@ from lambdas.common.layout import CHAT_LINKS_PREFIX, CHATS_SEEN_PREFIX, chat_lin
 from lambdas.ingest.chats import Chat, ChatsSeen
 from stacks import outputs
 from stacks.config import load_from_cdk_json
-from tools.operate.chats import allowlist_warning
+from tools.operate.chats import COUNTS_NOTE, allowlist_warning
 from tools.local.stack import LocalStack, deliver, telegram_json
 
 DEV = load_from_cdk_json("dev")
@@ -94,6 +94,7 @@ def test_lists_each_chat_with_its_counts_and_whether_it_is_allowlisted_now(deplo
     assert cells(rows[UPGRADED])[-1] == f"yes (upgraded from {ALLOWED})"
     assert cells(rows[PRIVATE_CHAT])[1:3] == ["private", "@ana"]
     assert f"{ALLOWED} -> {UPGRADED}" in out
+    assert " ".join(COUNTS_NOTE.split()[:8]) in " ".join(out.split())  # the table's caption
 
 
 HOSTILE_TITLE = "\x1b]0;owned\x07\x1b[2J\u202eevil"  # retitles and clears the terminal, reverses the text
@@ -146,12 +147,31 @@ def test_json_lists_the_same_report(deployed, capsys):
     (chat,) = report["chats"]
     assert chat == {
         "chat_id": ALLOWED, "chat_type": "supergroup", "title": "Our group", "username": None,
-        "updates": {"stored": 2, "duplicate": 0, "skipped": 1}, "update_types": ["edited_message", "message"],
+        "updates": {"stored": 2, "skipped": 1}, "update_types": ["edited_message", "message"],
         "first_seen": f"{TODAY}T12:00:00.000+00:00", "last_seen": f"{TODAY}T13:00:00.000+00:00",
         "allowlisted": True, "allowlisted_as": "yes (cdk.json)", "allowlisted_by_ingest": False,
     }
     assert [(link["old"], link["new"]) for link in report["links"]] == [(ALLOWED, UPGRADED)]
+    assert report["counts_note"] == COUNTS_NOTE and "per ingest container" in COUNTS_NOTE
     assert len(report["warnings"]) == 1 and "redeploy" in report["warnings"][0]
+
+
+def test_records_written_before_batching_are_read_their_duplicates_counted_as_stored(deployed, capsys):
+    """Older ingests counted a redelivery as `duplicate`; it is an accepted update now, and both kinds of record
+    sum alike."""
+    old = {
+        "chat_id": ALLOWED, "day": TODAY.isoformat(), "container_id": "old", "chat_type": "supergroup",
+        "title": "Our group", "username": None, "updates": {"stored": 4, "duplicate": 2, "skipped": 0},
+        "update_types": ["message"], "first_seen": f"{TODAY}T10:00:00.000+00:00",
+        "last_seen": f"{TODAY}T11:00:00.000+00:00", "allowlisted": True,
+    }
+    deployed.put_object(Bucket=BUCKET, Key=chats_seen_key(TODAY, ALLOWED, "old"), Body=json.dumps(old).encode())
+    seen(deployed, group(ALLOWED, "Our group"), stored=3, container="new")
+
+    code, out, _ = run(capsys, "--stage", "dev", "--format", "json")
+
+    (chat,) = json.loads(out)["chats"]
+    assert (code, chat["updates"], chat["allowlisted_by_ingest"]) == (0, {"stored": 9, "skipped": 0}, True)
 
 
 def test_only_the_last_n_days_are_read(deployed, capsys):
@@ -221,7 +241,7 @@ def test_an_unreadable_bucket_is_one_clear_error(deployed, capsys):
 
 @pytest.mark.parametrize("body, reason", [
     (b"not json", "not JSON"),
-    (b'{"chat_id": 1}', "`updates` must count exactly stored, duplicate, skipped"),
+    (b'{"chat_id": 1}', "`updates` must count exactly stored, skipped (or stored, duplicate, skipped)"),
 ])
 def test_a_bad_record_is_one_error_naming_the_object(deployed, capsys, body, reason):
     key = chats_seen_key(TODAY, STRANGER_GROUP, "c1")

@@ -33,6 +33,7 @@ from stacks.config import MAX_CHAT_ID_MAGNITUDE, RAW_TABLE, TABLE, load_from_cdk
 from tests.fake_bot_api import FakeBotApi
 from tools.operate.statements import athena_statements
 from tools.local.stack import LocalStack
+from lambdas.ingest.chats import Chat, ChatsSeen
 from tools.operate.chats import read_records
 from tools.operate.doctor import FAIL, OK, PARTS, SKIPPED, Verdict, Visit
 from tools.telegram import TOKEN_ENV
@@ -545,11 +546,12 @@ class TestAgainstTheLocalStack:
             r'4503599627370496 \("telegram-lake doctor probe", update \d+\)',
             verdict.reason,
         )
+        stack.firehose.flush()
         s3 = stack.client("s3")
         assert s3.list_objects_v2(Bucket=stack.raw_bucket, Prefix=PREFIX)["KeyCount"] == 0
         [record] = read_records(s3, stack.raw_bucket, today(DEV.timezone))
         assert (record.chat_id, record.title, record.allowlisted) == (doctor.PROBE_CHAT_ID, doctor.PROBE_NAME, False)
-        assert record.counts == {"stored": 0, "duplicate": 0, "skipped": 1}
+        assert record.counts == {"stored": 0, "skipped": 1}
 
     def test_a_healthy_stage_passes_every_check_and_exits_0(self, stack, deployed, validated, capsys):
         put(stack, stack.enriched_bucket, enriched_key(doctor.due_day(DEV, datetime.now(timezone.utc))))
@@ -602,26 +604,29 @@ def _webhook_info(url: str):
     return Reply.ok({"url": url, "has_custom_certificate": False, "pending_update_count": 0})
 
 
-def test_a_webhook_that_stores_the_probe_fails_naming_the_stored_object():
-    """The ingest's allowlist is the one rule the probe leans on: here it lets the probe's chat in."""
+def test_a_webhook_that_stores_the_probe_fails_at_once_naming_the_record_that_says_so():
+    """The ingest's allowlist is the one rule the probe leans on: here it lets the probe's chat in. The update waits
+    in the local Firehose's buffer for its batch; the chat's record, written at once, already tells."""
     with LocalStack(DEV, allowed_chat_ids=[doctor.PROBE_CHAT_ID]) as stack:
         deployed = local_stage(stack)
         [verdict] = doctor.webhook_probe(visit(boto3.session.Session(), deployed))
+        assert stack.client("s3").list_objects_v2(Bucket=stack.raw_bucket, Prefix=PREFIX)["KeyCount"] == 0
 
     assert verdict.status == FAIL
     assert re.fullmatch(
-        r"stored update (\d+) of chat 4503599627370496, outside the allowlist: telegram/context_date=\d{4}-\d\d-\d\d/"
-        r"\1\.json",
+        rf"stored updates of chat 4503599627370496, outside the allowlist: s3://{stack.raw_bucket}/ingest-state/"
+        r"chats-seen/\d{4}-\d\d-\d\d/4503599627370496/[0-9a-f]{32}\.json counts 1 stored and allowlists it",
         verdict.reason,
     ), verdict.reason
 
 
 class FakeWebhook(ThreadingHTTPServer):
-    """A webhook that answers every POST alike, whatever its secret token, and records the tokens."""
+    """A webhook that answers every POST alike, whatever its secret token (or, with `anonymous`, that status to a
+    POST without one), and records the tokens. It never records a chat."""
 
-    def __init__(self, status: int, body: bytes = b""):
+    def __init__(self, status: int, body: bytes = b"", anonymous: int | None = None):
         super().__init__(("127.0.0.1", 0), _FakeWebhookHandler)
-        self.status, self.body, self.tokens = status, body, []
+        self.status, self.body, self.anonymous, self.tokens = status, body, anonymous, []
 
     @property
     def url(self) -> str:
@@ -641,7 +646,13 @@ class _FakeWebhookHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.tokens.append(self.headers.get("X-Telegram-Bot-Api-Secret-Token"))
+        token = self.headers.get("X-Telegram-Bot-Api-Secret-Token")
+        self.server.tokens.append(token)
+        if token is None and self.server.anonymous is not None:
+            self.send_response(self.server.anonymous)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(self.server.status)
         self.send_header("Content-Length", str(len(self.server.body)))
         self.end_headers()
@@ -667,13 +678,50 @@ def test_a_webhook_that_takes_requests_without_the_secret_or_answers_with_a_body
         verdicts = doctor.webhook_probe(visit(None, fake_ingestion(webhook.url)))
 
     assert webhook.tokens == [None, "s3cr3t_token"]
-    assert verdicts == [
+    assert verdicts[:2] == [
         Verdict(FAIL, 'answered 200 "{\\"method\\": \\"sendMessage\\"}" to a request without the secret token, not '
                 "401: anyone may post updates"),
         Verdict(FAIL, 'answered 200 "{\\"method\\": \\"sendMessage\\"}" to an update from chat 4503599627370496, '
                 "outside the allowlist, not 2xx with an empty body (Telegram redelivers what is not 2xx, and executes "
                 "a JSON body)"),
     ]
+    assert len(verdicts) == 3 and verdicts[2].reason.startswith("no chats-seen record of chat 4503599627370496")
+
+
+def probe_record(session: Any, *, stored: int = 0, skipped: int = 0) -> None:
+    """A record of the probe's chat for today, as an ingest container writes it."""
+    records, record = ChatsSeen("c0ffee"), None
+    probe = Chat(doctor.PROBE_CHAT_ID, "private", doctor.PROBE_NAME, None)
+    for outcome, count in (("stored", stored), ("skipped", skipped)):
+        for _ in range(count):
+            record = records.observe(today(DEV.timezone), probe, "message", outcome, stored > 0, NOW)
+    session.client("s3").put_object(Bucket=RAW, Key=record.key, Body=record.to_json())
+
+
+def test_a_webhook_that_answers_the_probe_without_recording_its_chat_fails(fake_ingestion):
+    """Without the ingest's record nothing shows, before the next batch, that the probe was not stored."""
+    with FakeWebhook(200, anonymous=401) as webhook:
+        [verdict] = doctor.webhook_probe(visit(None, fake_ingestion(webhook.url)))
+
+    assert verdict.status == FAIL
+    assert re.fullmatch(
+        r"no chats-seen record of chat 4503599627370496 for \d{4}-\d\d-\d\d( or \d{4}-\d\d-\d\d)? under "
+        rf"s3://{RAW}/ingest-state/chats-seen/\d{{4}}-\d\d-\d\d/: the ingest answered update \d+ without recording "
+        r"its chat \(see its ChatRecordFailed metric\), so nothing shows that it was not stored",
+        verdict.reason,
+    ), verdict.reason
+
+
+@pytest.mark.parametrize("stored, status", [(0, OK), (2, FAIL)], ids=["skipped", "stored-before"])
+def test_the_probe_chats_records_decide_whether_it_was_stored(aws, fake_ingestion, stored, status):
+    probe_record(aws, stored=stored, skipped=1)
+    with FakeWebhook(200, anonymous=403) as webhook:
+        [verdict] = doctor.webhook_probe(visit(None, fake_ingestion(webhook.url)))
+
+    assert verdict.status == status, verdict
+    if status == FAIL:
+        assert verdict.reason.startswith(f"stored updates of chat {doctor.PROBE_CHAT_ID}, outside the allowlist: ")
+        assert verdict.reason.endswith("/c0ffee.json counts 2 stored and allowlists it")
 
 
 def test_a_webhook_that_does_not_answer_fails_the_check_in_one_line(fake_ingestion, capsys):

@@ -1,5 +1,6 @@
-"""End to end over real HTTP: a synthetic group chat -> the local webhook -> raw bucket -> ETL -> Parquet ->
-the saved queries on DuckDB, checked against answers computed here, in plain Python, from the input.
+"""End to end over real HTTP: a synthetic group chat -> the local webhook -> the local Firehose -> gzip batches in
+the raw bucket -> ETL -> Parquet -> the saved queries on DuckDB, checked against answers computed here, in plain
+Python, from the input.
 
 The expected values deliberately do not reuse the pipeline's helpers (allowlist, flattening, command
 parsing): they follow the definitions written in the saved queries' headers.
@@ -7,9 +8,11 @@ parsing): they follow the definitions written in the saved queries' headers.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
+import re
 import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +25,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from analytics import load_queries
-from lambdas.common.layout import PREFIX
+from lambdas.common.envelope import update_bytes
+from lambdas.common.layout import PREFIX, raw_object_kind
 from lambdas.common.layout import today as local_today
+from lambdas.etl.day import object_lines
 from lambdas.etl.handler import EtlSettings
 from stacks.config import load_from_cdk_json
 from tools.__main__ import main as tools_main
@@ -68,15 +73,27 @@ def chat_of(update: dict[str, Any]) -> int | None:
     return CHAT_OF_KIND[kind](update[kind])
 
 
+@dataclass(frozen=True)
+class Line:
+    """One line of a raw batch: the day folder of its object, its envelope, the update as sent."""
+
+    key: str
+    day: date
+    envelope: dict[str, Any]
+    update: dict[str, Any]
+
+
 @dataclass
 class Pipeline:
     updates: list[SyntheticUpdate]  # each once, with its first arrival
+    deliveries: list[SyntheticUpdate]  # what Telegram sent: redeliveries too
     redelivered: list[int]
-    across_midnight: int  # redelivered after midnight: two raw objects, one row
+    across_midnight: int  # redelivered after midnight: two lines in two days' batches, one row
     rejected_id: int
     statuses: Counter
     rejected_status: int
     raw_keys: list[str]
+    lines: list[Line]  # every line of every raw batch
     rows: list[dict[str, Any]]  # every Parquet row, plus the day of the file it was read from
     answers: dict[str, list[dict[str, Any]]]
 
@@ -114,10 +131,13 @@ def pipeline() -> Pipeline:
             statuses = Counter(answer.status for answer in answers)
         rejected_status = deliver(stack.webhook_url, "a-wrong-secret", telegram_json(rejected)).status
 
+        stack.firehose.flush()
         s3 = stack.client("s3")
         raw_keys = [item["Key"]
                     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.raw_bucket, Prefix=PREFIX)
                     for item in page.get("Contents", [])]
+        lines = [batch_line(key, each) for key in raw_keys
+                 for each in object_lines(key, s3.get_object(Bucket=stack.raw_bucket, Key=key)["Body"].read())]
         run_day = local_runner(EtlSettings(stack.raw_bucket, stack.enriched_bucket, CONFIG.timezone, 8))
         rows = []
         for offset in range(DAYS):
@@ -133,19 +153,25 @@ def pipeline() -> Pipeline:
 
     return Pipeline(
         updates=updates,
+        deliveries=deliveries,
         redelivered=[item.update["update_id"] for item in redelivered],
         across_midnight=last_of_first_day.update["update_id"],
         rejected_id=rejected["update_id"],
         statuses=statuses,
         rejected_status=rejected_status,
         raw_keys=raw_keys,
+        lines=lines,
         rows=rows,
         answers=query_answers,
     )
 
 
-def update_id_of(key: str) -> int:
-    return int(key.rsplit("/", 1)[1].removesuffix(".json"))
+def folder_day(key: str) -> date:
+    return date.fromisoformat(key.removeprefix(f"{PREFIX}context_date=")[:10])
+
+
+def batch_line(key: str, line: bytes) -> Line:
+    return Line(key, folder_day(key), json.loads(line), json.loads(update_bytes(line)))
 
 
 # ---- nothing lost, nothing duplicated, nothing foreign
@@ -155,11 +181,28 @@ def test_every_delivery_is_answered_200(pipeline):
     assert set(pipeline.statuses) == {200}
 
 
-def test_every_allowed_update_is_stored_raw_once_per_arrival_day(pipeline):
-    expected = {update["update_id"] for update in pipeline.allowed(*CHAT_OF_KIND)}
-    stored = Counter(update_id_of(key) for key in pipeline.raw_keys)
-    assert set(stored) == expected
-    assert {update_id for update_id, copies in stored.items() if copies > 1} == {pipeline.across_midnight}
+def test_every_allowed_delivery_is_one_line_as_sent_in_its_arrival_days_folder(pipeline):
+    """Redeliveries too: a line each, the first arrival kept by the readers."""
+    sent = Counter(
+        (item.arrival.astimezone(ZONE).date(), telegram_json(item.update)) for item in pipeline.deliveries
+        if chat_of(item.update) == CHAT
+    )
+    stored = Counter((line.day, telegram_json(line.update)) for line in pipeline.lines)
+    assert stored == sent
+    assert all(line.envelope["context_date"] == line.day.isoformat() for line in pipeline.lines)
+    redelivered = Counter(line.update["update_id"] for line in pipeline.lines)
+    assert {update_id for update_id, copies in redelivered.items() if copies > 1} == (
+        {pipeline.across_midnight} | {update["update_id"] for update in pipeline.allowed(*CHAT_OF_KIND)
+                                      if update["update_id"] in pipeline.redelivered})
+
+
+def test_the_raw_zone_holds_gzip_batches_of_a_minute_not_an_object_per_update(pipeline):
+    assert all(raw_object_kind(key, folder_day(key)) == "batch" and key.endswith(".jsonl.gz")
+               for key in pipeline.raw_keys)
+    assert len(pipeline.raw_keys) < len(pipeline.lines)
+    for key in pipeline.raw_keys:
+        arrivals = [line.envelope["received_at"] for line in pipeline.lines if line.key == key]
+        assert max(arrivals) - min(arrivals) < 60_000  # one batch: the arrivals of at most a minute
 
 
 def test_every_allowed_message_appears_exactly_once_in_the_parquet(pipeline):
@@ -184,7 +227,7 @@ def test_rows_carry_the_messages_as_sent_on_their_first_arrival_day(pipeline):
 def test_updates_from_other_chats_never_reach_the_lake(pipeline):
     others = {item.update["update_id"] for item in pipeline.updates if chat_of(item.update) == OTHER_CHAT}
     assert others, "the synthetic chat must include another chat's traffic"
-    assert others.isdisjoint(update_id_of(key) for key in pipeline.raw_keys)
+    assert others.isdisjoint(line.update["update_id"] for line in pipeline.lines)
     assert {row["chat_id"] for row in pipeline.rows} == {CHAT}
 
 
@@ -198,7 +241,7 @@ def test_redeliveries_collapse(pipeline):
 
 def test_a_wrong_secret_is_rejected_and_stores_nothing(pipeline):
     assert pipeline.rejected_status == 401
-    assert pipeline.rejected_id not in {update_id_of(key) for key in pipeline.raw_keys}
+    assert pipeline.rejected_id not in {line.update["update_id"] for line in pipeline.lines}
     assert pipeline.rejected_id not in {row["update_id"] for row in pipeline.rows}
 
 
@@ -306,14 +349,19 @@ def test_demo_runs_end_to_end_writes_its_report_and_leaves_no_thread(tmp_path, c
     yesterday = today - timedelta(days=1)
     files = sorted((lake / "enriched").glob("telegram/context_date=*/telegram.parquet"))
     assert [file.parent.name for file in files] == [f"context_date={yesterday}"]
-    assert f"copied {len(list((lake / 'raw').glob('telegram/*/*')))} raw objects and 1 daily Parquet files" in printed
+    raw_objects = list((lake / "raw").glob("telegram/*/*"))
+    assert f"copied {len(raw_objects)} raw objects and 1 daily Parquet files" in printed
+    assert all(path.name.endswith(".jsonl.gz") for path in raw_objects)  # Firehose's batches, no single objects
+    per_day = [len(list((lake / "raw").glob(f"telegram/context_date={day}/*"))) for day in (yesterday, today)]
+    summary = re.search(r"raw objects \(gzip batches\)\s*│\s*(\d+)\s*│\s*\n.*per day\s*│\s*([\d ]+) \(", printed)
+    assert summary and int(summary[1]) == len(raw_objects), printed
+    assert [int(count) for count in summary[2].split()] == [count for count in per_day if count]
     compacted = pq.read_table(files[0]).to_pylist()
     expected = {yesterday.isoformat(): sum(row["update_type"] == "message" and not row["user_is_bot"] for row in compacted)}
-    yesterdays_ids = {path.stem for path in (lake / "raw").glob(f"telegram/context_date={yesterday}/*.json")}
+    yesterdays_ids = set(raw_updates(lake, yesterday))
     todays = [
-        json.loads(path.read_bytes())
-        for path in (lake / "raw").glob(f"telegram/context_date={today}/*.json")
-        if path.stem not in yesterdays_ids  # a redelivery after midnight is yesterday's
+        update for update_id, update in raw_updates(lake, today).items()
+        if update_id not in yesterdays_ids  # a redelivery after midnight is yesterday's
     ]
     todays_messages = sum("message" in update and not update["message"]["from"]["is_bot"] for update in todays)
     if todays_messages:
@@ -323,6 +371,14 @@ def test_demo_runs_end_to_end_writes_its_report_and_leaves_no_thread(tmp_path, c
     assert tools_main(["query", "daily_message_count", "--local", str(lake), "--format", "json"]) == 0
     answer = json.loads(capfd.readouterr().out)
     assert {row["context_date"]: row["message_amount"] for row in answer} == expected
+
+
+def raw_updates(lake: Path, day: date) -> dict[int, dict[str, Any]]:
+    """The updates in a day's raw batches of the demo's copy, once each (a redelivery is a second line)."""
+    lines = [each for path in (lake / "raw").glob(f"telegram/context_date={day}/*.jsonl.gz")
+             for each in gzip.decompress(path.read_bytes()).splitlines()]
+    updates = [json.loads(update_bytes(each)) for each in lines]
+    return {update["update_id"]: update for update in updates}
 
 
 def test_demo_sends_standard_output_to_the_log_file_and_its_own_output_to_the_terminal(tmp_path, capfd):

@@ -1,5 +1,6 @@
 """The ingest handler's contract (issue 2, "Ingest handler behaviour"; issue 8: chats seen, group upgrades,
-new update types, secret rotation), one rule per test, against moto."""
+new update types, secret rotation; issue 17: API Gateway HTTP API events, every accepted update one Firehose
+record), one rule per test, against moto (S3, Secrets Manager) and a Firehose that answers in-process."""
 
 from __future__ import annotations
 
@@ -10,22 +11,26 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from botocore.exceptions import ClientError
 
-from lambdas.common.layout import CHAT_LINKS_PREFIX, CHATS_SEEN_PREFIX, PREFIX, chat_link_key, raw_key
+from lambdas.common.envelope import envelope_line, update_bytes
+from lambdas.common.layout import CHAT_LINKS_PREFIX, CHATS_SEEN_PREFIX, PREFIX, chat_link_key
 from lambdas.common.updates import UPDATE_TYPES
 from lambdas.ingest import budget
 from lambdas.ingest import handler as ingest
+from lambdas.ingest.chats import RECORD_INTERVAL
 from lambdas.ingest.errors import ConfigurationError
-from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, IngestSettings, parse_chat_ids
+from lambdas.ingest.webhook import MAX_BODY_BYTES, SECRET_TOKEN_HEADER, IngestSettings, parse_chat_ids
 
 BUCKET = "raw-bucket"
+STREAM = "TelegramLake-test-Raw"
 SECRET = "Sup3r_secret-token_with_32_chars_"
 ALLOWED_CHAT = -1001234567890
 OTHER_CHAT = 42
@@ -33,6 +38,7 @@ BASIC_GROUP = -4001234567  # allowlisted, until it becomes a supergroup
 SUPERGROUP = -1004001234567  # what it becomes
 ZONE = "America/Sao_Paulo"
 NOW = datetime(2026, 5, 17, 15, 0, tzinfo=timezone.utc)
+NOW_MS = 1779030000000
 CHAT_TEXT = "private words that must never reach a log"
 
 
@@ -91,20 +97,26 @@ def update_body(kind: str = "message", chat_id: int = ALLOWED_CHAT, update_id: i
     return json.dumps({"update_id": update_id, kind: PAYLOADS[kind](chat_id)}, ensure_ascii=False).encode()
 
 
-TELEGRAM_HEADERS = {SECRET_TOKEN_HEADER: SECRET, "Content-Type": "application/json"}
+TOKEN_HEADER = SECRET_TOKEN_HEADER.lower()  # payload 2.0 lower-cases every header name
+TELEGRAM_HEADERS = {TOKEN_HEADER: SECRET, "content-type": "application/json"}
 
 
-def webhook_event(body: bytes | str | None, *, headers: dict | None = TELEGRAM_HEADERS,
-                  multi_headers: dict | None = None, base64_encoded: bool = False) -> dict:
-    """An API Gateway REST proxy (v1) event as the webhook route receives it."""
+def webhook_event(body: bytes | str | None, *, headers: dict | None = TELEGRAM_HEADERS, base64_encoded: bool = False,
+                  time_epoch: int | None = None) -> dict:
+    """An API Gateway HTTP API event, payload format 2.0, as the webhook route hands it to the function."""
     if isinstance(body, bytes):
         body = base64.b64encode(body).decode() if base64_encoded else body.decode()
-    return {
-        "resource": "/webhook", "path": "/webhook", "httpMethod": "POST",
-        "headers": headers, "multiValueHeaders": multi_headers, "queryStringParameters": None,
-        "requestContext": {"requestId": "req-1", "stage": "prod"},
-        "body": body, "isBase64Encoded": base64_encoded,
-    }
+    context = {"http": {"method": "POST", "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "149.154.167.220"},
+               "requestId": "req-1", "routeKey": "POST /webhook", "stage": "$default"}
+    if time_epoch is not None:
+        context["timeEpoch"] = time_epoch
+    event = {"version": "2.0", "routeKey": "POST /webhook", "rawPath": "/webhook", "rawQueryString": "",
+             "requestContext": context, "isBase64Encoded": base64_encoded}
+    if headers is not None:
+        event["headers"] = headers
+    if body is not None:
+        event["body"] = body
+    return event
 
 
 # --- fixtures --------------------------------------------------------------------------------------------
@@ -121,17 +133,60 @@ def aws():
         yield s3, secrets, arn
 
 
+@dataclass(frozen=True)
+class Record:
+    """One PutRecord as Firehose received it: the stream named and the record's bytes (decoded from the wire)."""
+
+    stream: str
+    data: bytes
+
+    @property
+    def envelope(self) -> dict:
+        return json.loads(self.data)
+
+    @property
+    def update_id(self) -> int:
+        return self.envelope["update"]["update_id"]
+
+
+class Firehose:
+    """Firehose's PutRecord, answered in-process: the request botocore serialized is read back (so the bytes are
+    those on the wire), and the answer is Firehose's (a RecordId), or the error `failing` names. Installed on the
+    default boto3 session, so every client the handler makes (a cold start makes new ones) reaches it."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.failing: str | None = None  # an error code, e.g. ServiceUnavailableException
+        self.answering = True  # False: the request goes to the client's endpoint (a silent server, in one test)
+
+    def put_record(self, params: dict, **_: object) -> tuple[AWSResponse, dict] | None:
+        if not self.answering:
+            return None
+        if self.failing:
+            return AWSResponse(params["url"], 400, {}, None), {"Error": {"Code": self.failing, "Message": "refused"}}
+        request = json.loads(params["body"])
+        self.records.append(Record(request["DeliveryStreamName"], base64.b64decode(request["Record"]["Data"])))
+        return AWSResponse(params["url"], 200, {}, None), {"RecordId": f"r{len(self.records)}", "Encrypted": False}
+
+    def update_ids(self) -> list[int]:
+        return [record.update_id for record in self.records]
+
+
 @dataclass
 class Lake:
     s3: object
     secrets: object
     secret_arn: str
+    firehose: Firehose
 
-    def versions(self, prefix: str = PREFIX) -> list[dict]:
-        """Every version of every object under `prefix` (default: the stored updates)."""
+    def stored(self) -> list[int]:
+        """The update ids handed to the raw delivery stream, in order."""
+        return self.firehose.update_ids()
+
+    def versions(self, prefix: str = "") -> list[dict]:
         return self.s3.list_object_versions(Bucket=BUCKET, Prefix=prefix).get("Versions", [])
 
-    def keys(self, prefix: str = PREFIX) -> list[str]:
+    def keys(self, prefix: str) -> list[str]:
         return [version["Key"] for version in self.versions(prefix)]
 
     def read(self, key: str) -> bytes:
@@ -148,16 +203,20 @@ class Lake:
 
 @pytest.fixture
 def lake(aws, monkeypatch):
-    """A freshly started container with the stage's environment and an empty raw bucket."""
+    """A freshly started container with the stage's environment, an empty raw bucket and an empty stream."""
     s3, secrets, arn = aws
-    for name, value in {"RAW_BUCKET": BUCKET, "WEBHOOK_SECRET_ARN": arn,
+    for name, value in {"RAW_BUCKET": BUCKET, "DELIVERY_STREAM": STREAM, "WEBHOOK_SECRET_ARN": arn,
                         "ALLOWED_CHAT_IDS": f"{ALLOWED_CHAT}, 555, {BASIC_GROUP}", "TIMEZONE": ZONE}.items():
         monkeypatch.setenv(name, value)
+    firehose = Firehose()
+    session = boto3._get_default_session()
+    session.events.register("before-call.firehose.PutRecord", firehose.put_record)
     ingest.reset_container()
     ingest.metrics.clear_metrics()
-    state = Lake(s3, secrets, arn)
+    state = Lake(s3, secrets, arn, firehose)
     yield state
-    for version in state.versions(prefix=""):
+    session.events.unregister("before-call.firehose.PutRecord", firehose.put_record)
+    for version in state.versions():
         s3.delete_object(Bucket=BUCKET, Key=version["Key"], VersionId=version["VersionId"])
     secrets.put_secret_value(SecretId=arn, SecretString=SECRET)
     ingest.reset_container()
@@ -210,14 +269,14 @@ def invoke(event: dict) -> dict:
     return ingest.handler(event, None)
 
 
-def deliver(event: dict) -> dict:
-    """Arriving at the frozen instant NOW, so the expected day is known."""
-    return ingest.handle(event, now=NOW)
+def deliver(event: dict, at: datetime = NOW) -> dict:
+    """Arriving at `at` (by default the frozen instant NOW, so the expected day is known)."""
+    return ingest.handle(event, now=at)
 
 
 def invoke_at_now(event: dict) -> dict:
     """Through the Lambda entry point (metrics flushed to stdout), as if API Gateway received it at NOW."""
-    event["requestContext"] = {**event["requestContext"], "requestTimeEpoch": int(NOW.timestamp() * 1000)}
+    event["requestContext"] = {**event["requestContext"], "timeEpoch": NOW_MS}
     return ingest.handler(event, None)
 
 
@@ -225,6 +284,10 @@ def assert_ok_and_empty(response: dict) -> None:
     """A 200 must carry no JSON body: Telegram would execute one that names a `method`."""
     assert response["statusCode"] == 200
     assert response["body"] == ""
+
+
+def test_the_tests_instant_is_its_milliseconds():
+    assert datetime.fromtimestamp(NOW_MS / 1000, timezone.utc) == NOW
 
 
 # --- configuration ----------------------------------------------------------------------------------------
@@ -240,47 +303,44 @@ def test_chat_allowlist_parses_negative_ids_and_spaces():
     ("ALLOWED_CHAT_IDS", " ", "ALLOWED_CHAT_IDS is not set"),
     ("TIMEZONE", "Mars/Olympus_Mons", "TIMEZONE must be an IANA time zone"),
     ("RAW_BUCKET", "", "RAW_BUCKET is not set"),
+    ("DELIVERY_STREAM", " ", "DELIVERY_STREAM is not set"),
 ])
 def test_invalid_environment_fails_the_cold_start_loudly(lake, monkeypatch, variable, value, message):
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=message):
         deliver(webhook_event(update_body()))
-    assert lake.keys() == []
+    assert lake.stored() == []
 
 
-def test_missing_environment_variable_is_named():
-    with pytest.raises(ConfigurationError, match="WEBHOOK_SECRET_ARN is not set"):
-        IngestSettings.from_environ({"RAW_BUCKET": "b", "ALLOWED_CHAT_IDS": "1", "TIMEZONE": ZONE})
+@pytest.mark.parametrize("missing", ["WEBHOOK_SECRET_ARN", "DELIVERY_STREAM"])
+def test_missing_environment_variable_is_named(missing):
+    environ = {"RAW_BUCKET": "b", "DELIVERY_STREAM": "s", "WEBHOOK_SECRET_ARN": "arn", "ALLOWED_CHAT_IDS": "1",
+               "TIMEZONE": ZONE}
+    del environ[missing]
+    with pytest.raises(ConfigurationError, match=f"{missing} is not set"):
+        IngestSettings.from_environ(environ)
 
 
 # --- authentication ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("headers, multi_headers", [
-    ({}, None),
-    (None, None),
-    ({SECRET_TOKEN_HEADER: "wrong-token"}, None),
-    ({SECRET_TOKEN_HEADER: SECRET[:-1]}, None),
-    ({SECRET_TOKEN_HEADER: SECRET + "é"}, None),
-    ({SECRET_TOKEN_HEADER: SECRET}, {SECRET_TOKEN_HEADER: [SECRET, "wrong-token"]}),
-], ids=["no-header", "headers-none", "wrong", "prefix", "non-ascii", "conflicting-values"])
-def test_missing_or_wrong_secret_token_is_401_and_stores_nothing(lake, stdout, headers, multi_headers):
-    event = webhook_event(update_body(), headers=headers, multi_headers=multi_headers)
-    response = invoke(event)
+@pytest.mark.parametrize("headers", [
+    {"content-type": "application/json"},
+    None,
+    {TOKEN_HEADER: "wrong-token"},
+    {TOKEN_HEADER: SECRET[:-1]},
+    {TOKEN_HEADER: SECRET + "é"},
+    {TOKEN_HEADER: ""},
+    {TOKEN_HEADER: f"{SECRET},wrong-token"},  # sent twice: API Gateway joins the values with a comma
+    {TOKEN_HEADER: f"wrong-token,{SECRET}"},
+    {TOKEN_HEADER: f"{SECRET},{SECRET}"},  # as the authorizer judges it: two values are never the secret
+], ids=["no-header", "no-headers-at-all", "wrong", "prefix", "non-ascii", "empty", "secret-then-wrong",
+        "wrong-then-secret", "secret-twice"])
+def test_missing_or_wrong_secret_token_is_401_and_stores_nothing(lake, stdout, headers):
+    response = invoke(webhook_event(update_body(), headers=headers))
     assert response["statusCode"] == 401
-    assert lake.keys() == []
+    assert lake.stored() == []
     (line,) = stdout().logs
     assert line["outcome"] == "rejected" and line["status"] == 401
-
-
-@pytest.mark.parametrize("headers, multi_headers", [
-    ({SECRET_TOKEN_HEADER.lower(): SECRET}, None),
-    ({"X-TELEGRAM-BOT-API-SECRET-TOKEN": SECRET}, None),
-    (None, {"x-telegram-bot-api-secret-token": [SECRET]}),
-], ids=["lower-case", "upper-case", "multi-value-only"])
-def test_secret_token_header_name_is_case_insensitive(lake, headers, multi_headers):
-    event = webhook_event(update_body(), headers=headers, multi_headers=multi_headers)
-    assert_ok_and_empty(deliver(event))
-    assert lake.keys() == [raw_key(NOW.date(), 1001)]
 
 
 def test_secret_is_fetched_once_per_container(lake):
@@ -308,29 +368,43 @@ def test_secret_is_fetched_once_per_container(lake):
     ('{"update_id": 5.0}', "update_id is missing or not an integer"),
     ('{"update_id": true}', "update_id is missing or not an integer"),
     ('{"update_id": null}', "update_id is missing or not an integer"),
-])
+    ('{"update_id": 5,\n"message": {}}', "body has a line break"),
+    ('{"update_id": 5,\r"message": {}}', "body has a line break"),
+    ('{"update_id": 5}\r\n', "body has a line break"),
+    ('{"update_id": 5, "pad": "%s"}' % ("x" * MAX_BODY_BYTES), f"body is larger than {MAX_BODY_BYTES:,} bytes"),
+], ids=lambda value: value[:40] if isinstance(value, str) else value)
 def test_invalid_body_is_400_with_a_reason_and_one_log_line(lake, stdout, body, reason):
     response = invoke(webhook_event(body))
     assert (response["statusCode"], response["body"]) == (400, reason)
-    assert lake.keys() == []
+    assert lake.stored() == []
     (line,) = stdout().logs
     assert (line["outcome"], line["reason"], line["status"]) == ("rejected", reason, 400)
+
+
+def test_the_largest_body_fits_one_firehose_record_with_its_envelope(lake):
+    """Firehose takes records up to 1,000 KiB; a body at the ingest's limit, in its envelope, stays below."""
+    short = update_body()
+    body = short.replace(CHAT_TEXT.encode(), b"x" * (MAX_BODY_BYTES - len(short) + len(CHAT_TEXT)))
+    assert_ok_and_empty(deliver(webhook_event(body)))
+    (record,) = lake.firehose.records
+    assert len(body) == MAX_BODY_BYTES and len(record.data) <= 1000 * 1024
 
 
 def test_invalid_base64_body_is_400(lake):
     event = webhook_event("not base64 at all!", base64_encoded=True)
     response = invoke(event)
     assert (response["statusCode"], response["body"]) == (400, "body is not valid base64")
-    assert lake.keys() == []
+    assert lake.stored() == []
 
 
 def test_base64_encoded_body_is_decoded_and_stored_as_sent(lake):
     body = update_body()
     assert_ok_and_empty(deliver(webhook_event(body, base64_encoded=True)))
-    assert lake.read(raw_key(NOW.date(), 1001)) == body
+    (record,) = lake.firehose.records
+    assert update_bytes(record.data) == body
 
 
-# --- storage ----------------------------------------------------------------------------------------------
+# --- storage: one Firehose record per accepted update ----------------------------------------------------
 
 def test_every_bot_api_update_type_has_a_sample():
     assert set(PAYLOADS) == set(UPDATE_TYPES)
@@ -342,11 +416,37 @@ def test_every_update_type_is_200_and_stored_only_for_an_allowed_chat(lake, stdo
     assert_ok_and_empty(deliver(webhook_event(allowed)))
     assert_ok_and_empty(deliver(webhook_event(other)))
 
-    expected = [] if kind in CHATLESS_TYPES else [raw_key(NOW.date(), 1)]
-    assert lake.keys() == expected
+    assert lake.stored() == ([] if kind in CHATLESS_TYPES else [1])
     outcomes = [(line["update_type"], line["outcome"]) for line in stdout().logs]
     first = "skipped" if kind in CHATLESS_TYPES else "stored"
     assert outcomes == [(kind, first), (kind, "skipped")]
+
+
+def test_the_record_is_the_envelope_line_of_the_body_byte_for_byte_and_nothing_is_put_under_telegram(lake):
+    body = ('{ "update_id":1001,  "message":{"chat":{"id":%d,"type":"group"},"text":"caf\\u00e9 é 🎉 \\n"},'
+            '"message_id":7 }' % ALLOWED_CHAT).encode()
+    assert_ok_and_empty(invoke_at_now(webhook_event(body)))
+
+    (record,) = lake.firehose.records
+    assert record.stream == STREAM
+    assert record.data == b'{"context_date":"2026-05-17","received_at":%d,"update":%s}\n' % (NOW_MS, body)
+    assert record.data == envelope_line(date(2026, 5, 17), NOW_MS, body)
+    assert update_bytes(record.data) == body
+    assert lake.keys(PREFIX) == []  # Firehose writes the raw zone: the ingest puts nothing there
+
+
+def test_a_body_forwarded_by_another_bot_backend_is_stored_exactly_as_a_direct_delivery(lake):
+    """Another backend that forwards Telegram's request (the same bytes, the same secret header) adds headers of its
+    own; the stored line is the same but for the arrival instant."""
+    body = update_body(update_id=31)
+    forwarded = {**TELEGRAM_HEADERS, "user-agent": "relay/1.0", "x-forwarded-for": "149.154.167.220",
+                 "content-type": "application/json; charset=utf-8"}
+    assert_ok_and_empty(deliver(webhook_event(body)))
+    assert_ok_and_empty(deliver(webhook_event(body, headers=forwarded), at=NOW + timedelta(seconds=2)))
+
+    direct, relayed = lake.firehose.records
+    assert update_bytes(direct.data) == update_bytes(relayed.data) == body
+    assert relayed.data == direct.data.replace(b"%d" % NOW_MS, b"%d" % (NOW_MS + 2000))
 
 
 @pytest.mark.parametrize("payload", [
@@ -356,8 +456,8 @@ def test_every_update_type_is_200_and_stored_only_for_an_allowed_chat(lake, stdo
 def test_update_of_a_type_newer_than_this_code_is_stored_byte_for_byte_and_counted(lake, stdout, payload):
     body = ('{"update_id": 9,  "future_update": %s}' % (payload % ALLOWED_CHAT)).encode()
     assert_ok_and_empty(invoke_at_now(webhook_event(body)))
-    assert lake.keys() == [raw_key(NOW.date(), 9)]
-    assert lake.read(raw_key(NOW.date(), 9)) == body
+    (record,) = lake.firehose.records
+    assert update_bytes(record.data) == body
     output = stdout()
     (line,) = output.logs
     assert (line["update_type"], line["chat_id"], line["outcome"]) == ("future_update", ALLOWED_CHAT, "stored")
@@ -371,72 +471,72 @@ def test_update_of_a_type_newer_than_this_code_is_stored_byte_for_byte_and_count
 ], ids=["other-chat", "chat-less", "no-type"])
 def test_update_of_an_unknown_type_outside_the_allowlist_is_skipped_and_counted(lake, stdout, body, update_type):
     assert_ok_and_empty(invoke(webhook_event(body)))
-    assert lake.keys() == []
+    assert lake.stored() == []
     output = stdout()
     (line,) = output.logs
     assert (line["update_type"], line["outcome"]) == (update_type, "skipped")
     assert output.counts() == {"Skipped": 1, "UnknownUpdateType": 1}
 
 
-def test_body_is_stored_byte_for_byte_with_json_content_type(lake):
-    body = ('{ "update_id":1001,\n  "message":{"chat":{"id":%d,"type":"group"},"text":"caf\\u00e9 é 🎉"},'
-            '"message_id":7 }' % ALLOWED_CHAT).encode()
-    assert_ok_and_empty(deliver(webhook_event(body)))
-    stored = lake.s3.get_object(Bucket=BUCKET, Key=raw_key(NOW.date(), 1001))
-    assert stored["Body"].read() == body
-    assert stored["ContentType"] == "application/json"
-
-
 @pytest.mark.parametrize("zone, arrival, day", [
-    ("America/Sao_Paulo", "2026-03-01T02:59:59.999+00:00", "2026-02-28"),
+    ("America/Sao_Paulo", "2026-03-01T02:59:59.900+00:00", "2026-02-28"),  # 23:59:59.9 local: still the 28th
     ("America/Sao_Paulo", "2026-03-01T03:00:00+00:00", "2026-03-01"),
-    ("Europe/Berlin", "2026-07-01T21:59:59+00:00", "2026-07-01"),  # summer time: UTC+2
+    ("Europe/Berlin", "2026-07-01T21:59:59.999+00:00", "2026-07-01"),  # summer time: UTC+2
     ("Europe/Berlin", "2026-07-01T22:00:00+00:00", "2026-07-02"),
 ])
-def test_day_is_the_arrival_date_in_the_configured_zone(lake, monkeypatch, zone, arrival, day):
+def test_the_day_is_the_arrival_date_in_the_stages_zone_and_the_instant_exact(lake, monkeypatch, zone, arrival, day):
     monkeypatch.setenv("TIMEZONE", zone)
-    assert_ok_and_empty(ingest.handle(webhook_event(update_body()), now=datetime.fromisoformat(arrival)))
-    assert lake.keys() == [f"telegram/context_date={day}/1001.json"]
-
-
-def test_lambda_entry_point_takes_the_day_from_api_gateways_request_time(lake):
-    event = webhook_event(update_body())
-    event["requestContext"] = {"requestTimeEpoch": 1772333999000}  # 2026-03-01T02:59:59Z, still Feb 28 in Sao Paulo
-    assert_ok_and_empty(ingest.handler(event, None))
-    assert lake.keys() == ["telegram/context_date=2026-02-28/1001.json"]
+    instant = datetime.fromisoformat(arrival)
+    epoch_ms = round(instant.timestamp() * 1000)
+    assert_ok_and_empty(invoke(webhook_event(update_body(), time_epoch=epoch_ms)))
+    (record,) = lake.firehose.records
+    assert (record.envelope["context_date"], record.envelope["received_at"]) == (day, epoch_ms)
 
 
 @pytest.mark.parametrize("epoch", [True, False, "1772333999000", 1772333999000.0, None], ids=repr)
 def test_a_request_time_that_is_not_integer_milliseconds_is_ignored_for_the_clock(epoch):
     """JSON's `true` is no time: read as 1 (ms after 1970) it would file today's update on 1969-12-31."""
     before = datetime.now(timezone.utc)
-    arrived = ingest.arrival_time({"requestContext": {"requestTimeEpoch": epoch}})
+    arrived = ingest.arrival_time({"requestContext": {"timeEpoch": epoch}})
     assert before <= arrived <= datetime.now(timezone.utc)
 
 
-def test_same_update_delivered_twice_is_one_object(lake, stdout):
+def test_without_a_request_time_the_clock_decides_to_the_millisecond(lake):
+    before = datetime.now(timezone.utc)
+    assert_ok_and_empty(invoke(webhook_event(update_body())))
+    after = datetime.now(timezone.utc)
+    (record,) = lake.firehose.records
+    received = datetime.fromtimestamp(record.envelope["received_at"] / 1000, timezone.utc)
+    assert before - timedelta(milliseconds=1) < received <= after
+
+
+def test_a_redelivery_is_another_line_both_stored_for_the_readers_to_keep_the_first(lake, stdout):
     body = update_body()
-    assert_ok_and_empty(deliver(webhook_event(body)))
-    assert_ok_and_empty(deliver(webhook_event(body)))
+    assert_ok_and_empty(invoke(webhook_event(body, time_epoch=NOW_MS)))
+    assert_ok_and_empty(invoke(webhook_event(body, time_epoch=NOW_MS + 20_000)))
 
-    versions = lake.versions()
-    assert [version["Key"] for version in versions] == [raw_key(NOW.date(), 1001)]  # one object, one version
-    assert lake.read(versions[0]["Key"]) == body
-    assert [line["outcome"] for line in stdout().logs] == ["stored", "duplicate"]
+    first, again = lake.firehose.records
+    assert update_bytes(first.data) == update_bytes(again.data) == body
+    assert again.envelope["received_at"] - first.envelope["received_at"] == 20_000
+    output = stdout()
+    assert [line["outcome"] for line in output.logs] == ["stored", "stored"]
+    assert output.counts() == {"Stored": 2}
 
 
-def test_storage_failure_is_5xx_and_logged_loudly_without_text(lake, stdout, monkeypatch):
-    monkeypatch.setenv("RAW_BUCKET", "bucket-that-does-not-exist")
+@pytest.mark.parametrize("error", ["ServiceUnavailableException", "ResourceNotFoundException",
+                                   "InvalidArgumentException", "AccessDeniedException"])
+def test_an_update_firehose_did_not_accept_is_5xx_logged_loudly_without_text(lake, stdout, error):
+    lake.firehose.failing = error
     response = invoke(webhook_event(update_body(update_id=4242)))
 
-    assert response["statusCode"] >= 500  # Telegram retries: never a 200 for an update that was not stored
-    assert lake.keys() == []
+    assert (response["statusCode"], response["body"]) == (500, "update not stored")  # never a 200: Telegram retries
     output = stdout()
     (line,) = output.logs
     assert (line["level"], line["outcome"], line["update_id"]) == ("ERROR", "failed", 4242)
-    assert "NoSuchBucket" in line["exception"]
+    assert error in line["exception"]
     assert CHAT_TEXT not in output.raw
     assert output.counts() == {"Failed": 1}
+    assert lake.chat_records() == {}  # the chat is recorded only for an answered update
 
 
 def test_unreadable_secret_is_5xx_logged_loudly_and_counted_and_stores_nothing(lake, stdout, monkeypatch):
@@ -447,7 +547,7 @@ def test_unreadable_secret_is_5xx_logged_loudly_and_counted_and_stores_nothing(l
     response = invoke(webhook_event(update_body(update_id=4343)))
 
     assert (response["statusCode"], response["body"]) == (500, "secret unavailable")  # Telegram retries
-    assert lake.keys() == []
+    assert lake.stored() == []
     output = stdout()
     (line,) = output.logs
     assert (line["level"], line["outcome"], line["status"]) == ("ERROR", "failed", 500)
@@ -487,10 +587,10 @@ def test_stored_skipped_and_rejected_are_counted_as_emf_metrics(lake, stdout):
 @pytest.mark.parametrize("token", ["\ud800", SECRET + "\udcff", SECRET[:5] + "\ud800" + SECRET[6:]],
                          ids=["lone-surrogate", "secret-plus-surrogate", "surrogate-inside"])
 def test_a_token_header_that_cannot_be_encoded_is_401_not_a_crash(lake, stdout, token):
-    response = invoke(webhook_event(update_body(), headers={SECRET_TOKEN_HEADER: token}))
+    response = invoke(webhook_event(update_body(), headers={TOKEN_HEADER: token}))
 
     assert (response["statusCode"], response["body"]) == (401, "wrong secret token")
-    assert lake.keys() == []
+    assert lake.stored() == []
     assert stdout().counts() == {"Rejected": 1, "Unauthorized": 1}
 
 
@@ -499,7 +599,8 @@ def test_lone_surrogates_in_names_reach_logs_and_records_as_replacement_characte
     body = '{"update_id": 5, "future\\ud800": {"chat": %s}}' % chat
     assert_ok_and_empty(invoke_at_now(webhook_event(body)))
 
-    assert lake.read(raw_key(NOW.date(), 5)) == body.encode()  # stored as sent
+    (record,) = lake.firehose.records
+    assert update_bytes(record.data) == body.encode()  # stored as sent
     record = the_record(lake, ALLOWED_CHAT)
     assert (record["chat_type"], record["title"], record["update_types"]) == (
         "gr\ufffdoup", "Lake \ufffd", ["future\ufffd"])
@@ -511,13 +612,13 @@ def test_lone_surrogates_in_names_reach_logs_and_records_as_replacement_characte
 def test_update_id_outside_the_bigint_range_is_400_with_the_reason(lake, update_id):
     response = deliver(webhook_event(update_body(update_id=update_id)))
     assert (response["statusCode"], response["body"]) == (400, "update_id is outside 0 .. 2^63-1")
-    assert lake.keys() == []
+    assert lake.stored() == []
 
 
 @pytest.mark.parametrize("update_id", [0, 2**63 - 1])
 def test_update_ids_at_the_ends_of_the_range_are_stored(lake, update_id):
     assert_ok_and_empty(deliver(webhook_event(update_body(update_id=update_id))))
-    assert lake.keys() == [raw_key(NOW.date(), update_id)]
+    assert lake.stored() == [update_id]
 
 
 # --- section 7: secret rotation ---------------------------------------------------------------------------
@@ -550,8 +651,8 @@ class AwsCalls:
         self.names: list[str] = []
 
     def attach(self) -> AwsCalls:
-        for client in (ingest.s3_client(), ingest.secrets_client()):
-            client.meta.events.register("before-call", self._record)
+        for client in (ingest.s3_client(), ingest.firehose_client(), ingest.secrets_client()):
+            client.meta.events.register("before-parameter-build", self._record)  # before any answer, faked or not
         return self
 
     def _record(self, model, **_) -> None:
@@ -568,7 +669,7 @@ def aws_calls(lake):
 
 
 def with_token(token: str, update_id: int) -> dict:
-    return webhook_event(update_body(update_id=update_id), headers={SECRET_TOKEN_HEADER: token})
+    return webhook_event(update_body(update_id=update_id), headers={TOKEN_HEADER: token})
 
 
 def test_after_a_rotation_a_warm_container_accepts_the_new_token_at_once(lake, clock, aws_calls, stdout):
@@ -579,7 +680,7 @@ def test_after_a_rotation_a_warm_container_accepts_the_new_token_at_once(lake, c
     assert_ok_and_empty(invoke_at_now(with_token("rotated-token", 2)))  # `webhook set` gave Telegram the new one
     assert invoke_at_now(with_token(SECRET, 3))["statusCode"] == 401  # and the old one is refused from now on
     assert aws_calls.take().count("GetSecretValue") == 2
-    assert lake.keys() == [raw_key(NOW.date(), 1), raw_key(NOW.date(), 2)]
+    assert lake.stored() == [1, 2]
     assert stdout().counts() == {"Stored": 2, "Rejected": 1, "Unauthorized": 1}
 
 
@@ -591,7 +692,7 @@ def test_a_new_token_within_the_refresh_interval_waits_for_it(lake, clock):
     assert deliver(with_token("rotated-token", 2))["statusCode"] == 401  # read too recently: Telegram retries
     clock.advance(1)
     assert_ok_and_empty(deliver(with_token("rotated-token", 2)))  # the retry gets in
-    assert lake.keys() == [raw_key(NOW.date(), 1), raw_key(NOW.date(), 2)]
+    assert lake.stored() == [1, 2]
 
 
 def test_a_stream_of_wrong_tokens_reads_the_secret_at_most_once_per_interval(lake, clock, aws_calls, stdout):
@@ -639,12 +740,12 @@ def test_a_secret_without_a_string_value_answers_5xx_and_never_accepts_a_request
     binary = lake.secrets.create_secret(Name="binary-webhook-secret", SecretBinary=b"\x00")["ARN"]
     monkeypatch.setenv("WEBHOOK_SECRET_ARN", binary)
     try:
-        response = invoke(webhook_event(update_body(), headers={SECRET_TOKEN_HEADER: ""}))
+        response = invoke(webhook_event(update_body(), headers={TOKEN_HEADER: ""}))
     finally:
         lake.secrets.delete_secret(SecretId=binary, ForceDeleteWithoutRecovery=True)
 
     assert (response["statusCode"], response["body"]) == (500, "secret unavailable")
-    assert lake.keys() == []
+    assert lake.stored() == []
     output = stdout()
     (line,) = output.logs
     assert (line["level"], line["outcome"]) == ("ERROR", "failed")
@@ -653,7 +754,7 @@ def test_a_secret_without_a_string_value_answers_5xx_and_never_accepts_a_request
 
 
 def test_aws_clients_are_bounded_by_the_time_budget(lake):
-    for client in (ingest.s3_client(), ingest.secrets_client()):
+    for client in (ingest.s3_client(), ingest.firehose_client(), ingest.secrets_client()):
         config = client.meta.config
         assert (config.connect_timeout, config.read_timeout) == (
             budget.CONNECT_TIMEOUT_SECONDS, budget.READ_TIMEOUT_SECONDS)
@@ -674,14 +775,14 @@ def the_record(lake: Lake, chat_id: int) -> dict:
     return record
 
 
-def test_each_chat_gets_one_record_per_day_and_container_with_exact_counts_and_no_text(lake, stdout):
-    later = NOW.replace(hour=18)
+def test_each_chat_gets_one_record_per_day_and_container_with_its_counts_and_no_text(lake, stdout):
+    later = NOW + RECORD_INTERVAL
     for update_id in (1, 2):
         assert_ok_and_empty(deliver(webhook_event(group_update(ALLOWED_CHAT, update_id))))
-    assert_ok_and_empty(deliver(webhook_event(group_update(ALLOWED_CHAT, 2))))  # a redelivery
-    assert_ok_and_empty(ingest.handle(webhook_event(group_update(ALLOWED_CHAT, 3, kind="edited_message")), later))
-    for update_id in (4, 5):
-        assert_ok_and_empty(deliver(webhook_event(group_update(OTHER_CHAT, update_id, title="Elsewhere"))))
+    assert_ok_and_empty(deliver(webhook_event(group_update(ALLOWED_CHAT, 2))))  # a redelivery: stored again
+    assert_ok_and_empty(deliver(webhook_event(group_update(ALLOWED_CHAT, 3, kind="edited_message")), at=later))
+    for update_id, at in ((4, NOW), (5, later)):
+        assert_ok_and_empty(deliver(webhook_event(group_update(OTHER_CHAT, update_id, title="Elsewhere")), at=at))
     assert_ok_and_empty(deliver(webhook_event(update_body("poll", update_id=6))))  # no chat: no record
 
     container = ingest.container_id()
@@ -690,22 +791,45 @@ def test_each_chat_gets_one_record_per_day_and_container_with_exact_counts_and_n
         f"{CHATS_SEEN_PREFIX}{NOW.date()}/{chat}/{container}.json" for chat in (ALLOWED_CHAT, OTHER_CHAT))
     assert the_record(lake, ALLOWED_CHAT) == {
         "chat_id": ALLOWED_CHAT, "day": "2026-05-17", "container_id": container, "chat_type": "supergroup",
-        "title": "Lake", "username": "lake_chat", "updates": {"stored": 3, "duplicate": 1, "skipped": 0},
+        "title": "Lake", "username": "lake_chat", "updates": {"stored": 4, "skipped": 0},
         "update_types": ["edited_message", "message"], "first_seen": "2026-05-17T15:00:00.000+00:00",
-        "last_seen": "2026-05-17T18:00:00.000+00:00", "allowlisted": True,
+        "last_seen": "2026-05-17T15:01:00.000+00:00", "allowlisted": True,
     }
     other = the_record(lake, OTHER_CHAT)
-    assert (other["updates"], other["allowlisted"], other["title"]) == (
-        {"stored": 0, "duplicate": 0, "skipped": 2}, False, "Elsewhere")
+    assert (other["updates"], other["allowlisted"], other["title"]) == ({"stored": 0, "skipped": 2}, False, "Elsewhere")
     assert CHAT_TEXT not in json.dumps(records)
     assert CHAT_TEXT not in stdout().raw
 
 
-def test_a_record_belongs_to_the_arrival_day_in_the_stages_zone(lake):
-    before_midnight = datetime(2026, 5, 18, 2, 59, tzinfo=timezone.utc)  # still May 17 in Sao Paulo
-    after_midnight = datetime(2026, 5, 18, 3, 1, tzinfo=timezone.utc)
-    ingest.handle(webhook_event(group_update(OTHER_CHAT, 1)), before_midnight)
-    ingest.handle(webhook_event(group_update(OTHER_CHAT, 2)), after_midnight)
+def test_a_chats_record_is_written_at_its_first_update_then_at_most_once_a_minute(lake, aws_calls):
+    """S3 PUTs grow with time, not with updates: a busy chat costs one record write a minute per container."""
+    writes = []
+    for update_id, seconds in enumerate((0, 1, 30, 59.999, 60, 61, 119, 120, 121), start=1):
+        assert_ok_and_empty(deliver(webhook_event(group_update(OTHER_CHAT, update_id)),
+                                    at=NOW + timedelta(seconds=seconds)))
+        if aws_calls.take().count("PutObject"):
+            writes.append((seconds, the_record(lake, OTHER_CHAT)["updates"]["skipped"]))
+
+    assert writes == [(0, 1), (60, 5), (120, 8)]
+    assert len(lake.versions(CHATS_SEEN_PREFIX)) == 3  # the versioned bucket holds each write
+
+
+def test_a_change_of_a_chats_allowlisting_is_written_at_once(lake):
+    """What `tools chats` and the doctor judge is never a minute late: the supergroup an allowlisted group became is
+    skipped until its first message names the group, then stored, and its record says so at once."""
+    assert_ok_and_empty(deliver(in_supergroup(1)))
+    assert the_record(lake, SUPERGROUP)["allowlisted"] is False
+    assert_ok_and_empty(deliver(webhook_event(migrate_from(2)), at=NOW + timedelta(seconds=5)))
+
+    record = the_record(lake, SUPERGROUP)
+    assert (record["allowlisted"], record["updates"]) == (True, {"stored": 1, "skipped": 1})
+
+
+def test_a_record_belongs_to_the_arrival_day_in_the_stages_zone_and_a_new_day_is_written_at_once(lake):
+    before_midnight = datetime(2026, 5, 18, 2, 59, 59, 900_000, tzinfo=timezone.utc)  # still May 17 in Sao Paulo
+    after_midnight = before_midnight + timedelta(seconds=1)
+    deliver(webhook_event(group_update(OTHER_CHAT, 1)), at=before_midnight)
+    deliver(webhook_event(group_update(OTHER_CHAT, 2)), at=after_midnight)
 
     days = {record["day"]: record["updates"]["skipped"] for record in lake.chat_records().values()}
     assert days == {"2026-05-17": 1, "2026-05-18": 1}
@@ -716,7 +840,7 @@ def test_each_container_writes_its_own_record_so_none_overwrites_another(lake):
     first = ingest.container_id()
     ingest.reset_container()  # another container (a cold start or a concurrent one)
     deliver(webhook_event(group_update(OTHER_CHAT, 2)))
-    deliver(webhook_event(group_update(OTHER_CHAT, 3)))
+    deliver(webhook_event(group_update(OTHER_CHAT, 3)), at=NOW + RECORD_INTERVAL)
     second = ingest.container_id()
 
     assert first != second
@@ -739,7 +863,7 @@ def test_a_failed_record_write_is_loud_but_the_update_is_stored_and_answered_200
     response = invoke_at_now(webhook_event(group_update(ALLOWED_CHAT, 7)))
 
     assert_ok_and_empty(response)
-    assert lake.keys() == [raw_key(NOW.date(), 7)]
+    assert lake.stored() == [7]
     assert lake.chat_records() == {}
     output = stdout()
     error, request = output.logs
@@ -749,14 +873,14 @@ def test_a_failed_record_write_is_loud_but_the_update_is_stored_and_answered_200
     assert output.counts() == {"Stored": 1, "ChatRecordFailed": 1}
 
 
-def test_the_next_record_write_repairs_a_failed_one(lake, monkeypatch):
+def test_a_record_that_failed_stays_due_so_the_next_update_writes_it(lake, monkeypatch):
     deliver(webhook_event(group_update(OTHER_CHAT, 1)))
     refused = ClientError({"Error": {"Code": "SlowDown", "Message": "slow down"}}, "PutObject")
     real_put = ingest.s3_client().put_object
     monkeypatch.setattr(ingest.s3_client(), "put_object", lambda **_: (_ for _ in ()).throw(refused))
-    deliver(webhook_event(group_update(OTHER_CHAT, 2)))
+    deliver(webhook_event(group_update(OTHER_CHAT, 2)), at=NOW + RECORD_INTERVAL)
     monkeypatch.setattr(ingest.s3_client(), "put_object", real_put)
-    deliver(webhook_event(group_update(OTHER_CHAT, 3)))
+    deliver(webhook_event(group_update(OTHER_CHAT, 3)), at=NOW + RECORD_INTERVAL + timedelta(seconds=1))
 
     assert the_record(lake, OTHER_CHAT)["updates"]["skipped"] == 3
 
@@ -791,7 +915,7 @@ def test_an_upgrade_notice_from_an_allowlisted_group_allows_the_new_id_with_a_lo
     assert_ok_and_empty(invoke_at_now(webhook_event(migrate_to(1))))
     assert_ok_and_empty(invoke_at_now(in_supergroup(2)))
 
-    assert lake.keys() == [raw_key(NOW.date(), 1), raw_key(NOW.date(), 2)]
+    assert lake.stored() == [1, 2]
     assert lake.link_keys() == [chat_link_key(SUPERGROUP, BASIC_GROUP)]
     assert json.loads(lake.read(chat_link_key(SUPERGROUP, BASIC_GROUP))) == {
         "from": BASIC_GROUP, "to": SUPERGROUP, "update_id": 1, "when": "2026-05-17T15:00:00.000+00:00"}
@@ -806,7 +930,7 @@ def test_the_new_groups_first_message_naming_an_allowlisted_group_is_stored_and_
     assert_ok_and_empty(invoke_at_now(webhook_event(migrate_from(1))))
     assert_ok_and_empty(invoke_at_now(in_supergroup(2)))
 
-    assert lake.keys() == [raw_key(NOW.date(), 1), raw_key(NOW.date(), 2)]
+    assert lake.stored() == [1, 2]
     assert lake.link_keys() == [chat_link_key(SUPERGROUP, BASIC_GROUP)]
     assert stdout().counts() == {"Stored": 2, "ChatMigrated": 1}
 
@@ -816,18 +940,18 @@ def test_a_learned_upgrade_survives_a_cold_start(lake):
     ingest.reset_container()
 
     assert_ok_and_empty(deliver(in_supergroup(2)))
-    assert raw_key(NOW.date(), 2) in lake.keys()
+    assert lake.stored() == [1, 2]
     assert the_record(lake, SUPERGROUP)["allowlisted"] is True
 
 
 def test_an_upgrade_learned_by_another_container_is_seen_at_once(lake, aws_calls):
     assert_ok_and_empty(deliver(in_supergroup(1)))  # this container lists the links: none yet
-    assert lake.keys() == []
+    assert lake.stored() == []
     # Meanwhile another container stores the link (as its own handler would).
     lake.s3.put_object(Bucket=BUCKET, Key=chat_link_key(SUPERGROUP, BASIC_GROUP), Body=b"{}")
 
     assert_ok_and_empty(deliver(in_supergroup(2)))  # no cached "no" for a supergroup: listed again
-    assert lake.keys() == [raw_key(NOW.date(), 2)]
+    assert lake.stored() == [2]
     assert aws_calls.take().count("ListObjectsV2") == 2
 
 
@@ -849,7 +973,7 @@ def test_an_upgrade_notice_from_a_chat_outside_the_allowlist_adds_nothing(lake, 
     invoke_at_now(webhook_event(migrate_from(2, old=-4009999999)))
     invoke_at_now(in_supergroup(3))
 
-    assert lake.keys() == []
+    assert lake.stored() == []
     assert lake.link_keys() == []
     assert "ChatMigrated" not in stdout().counts()
 
@@ -867,7 +991,7 @@ def test_an_upgrade_notice_that_names_no_supergroup_allows_nothing(lake, stdout,
     invoke_at_now(webhook_event(group_update(-4002002002, 3, chat_type="group")))
 
     assert lake.link_keys() == []
-    assert raw_key(NOW.date(), 2) not in lake.keys() and raw_key(NOW.date(), 3) not in lake.keys()
+    assert {2, 3}.isdisjoint(lake.stored())
     assert "ChatMigrated" not in stdout().counts()
 
 
@@ -879,7 +1003,7 @@ def test_a_chain_of_upgrades_is_followed_to_its_end_across_cold_starts(lake):
     ingest.reset_container()
 
     assert_ok_and_empty(deliver(in_supergroup(3, chat_id=next_group)))
-    assert lake.keys() == [raw_key(NOW.date(), update_id) for update_id in (1, 2, 3)]
+    assert lake.stored() == [1, 2, 3]
     assert sorted(lake.link_keys()) == sorted([chat_link_key(SUPERGROUP, BASIC_GROUP),
                                               chat_link_key(next_group, SUPERGROUP)])
 
@@ -895,12 +1019,12 @@ def test_a_link_that_cannot_be_stored_fails_the_request_so_telegram_redelivers_i
     response = invoke_at_now(webhook_event(migrate_from(1)))
 
     assert (response["statusCode"], response["body"]) == (500, "chat link not stored")
-    assert lake.keys() == [] and lake.link_keys() == []
+    assert lake.stored() == [] and lake.link_keys() == []
     output = stdout()
     (line,) = output.logs
     assert (line["level"], line["outcome"], line["chat_id"]) == ("ERROR", "failed", SUPERGROUP)
     assert output.counts() == {"Failed": 1}
-    assert deliver(in_supergroup(2))["statusCode"] == 200 and lake.keys() == []  # not learned in memory either
+    assert deliver(in_supergroup(2))["statusCode"] == 200 and lake.stored() == []  # not learned in memory either
 
 
 def test_unreadable_links_fail_the_request_for_a_chat_outside_the_allowlist_only(lake, stdout, monkeypatch):
@@ -916,7 +1040,7 @@ def test_a_key_under_the_links_prefix_that_names_no_link_is_ignored_with_a_warni
     lake.s3.put_object(Bucket=BUCKET, Key=chat_link_key(SUPERGROUP, BASIC_GROUP), Body=b"{}")
 
     assert_ok_and_empty(deliver(in_supergroup(1)))
-    assert lake.keys() == [raw_key(NOW.date(), 1)]
+    assert lake.stored() == [1]
     warning = [line for line in stdout().logs if line["level"] == "WARNING"]
     assert [(line["message"], line["key"]) for line in warning] == [
         ("not a chat link: ignored", f"{CHAT_LINKS_PREFIX}notes.txt")]
@@ -933,9 +1057,12 @@ def test_more_links_than_one_listing_page_fail_loudly(lake, stdout):
 
 # --- the time budget: the most AWS calls one request makes ------------------------------------------------
 
+CALLS_OF_A_MIGRATION_NOTICE = ["GetSecretValue", "ListObjectsV2", "PutObject", "PutRecord", "PutObject"]
+
+
 def test_the_most_calls_a_cold_request_makes_is_the_budgets(lake, aws_calls):
     assert_ok_and_empty(deliver(webhook_event(migrate_from(1))))
-    assert aws_calls.take() == ["GetSecretValue", "ListObjectsV2", "PutObject", "PutObject", "PutObject"]
+    assert aws_calls.take() == CALLS_OF_A_MIGRATION_NOTICE  # the link, the update, the chat's record
     assert budget.MAX_CALLS_PER_REQUEST == 5
 
 
@@ -945,9 +1072,9 @@ def test_the_most_calls_a_warm_request_makes_is_the_budgets(lake, clock, aws_cal
     clock.advance(budget.SECRET_REFRESH_SECONDS)
     lake.secrets.put_secret_value(SecretId=lake.secret_arn, SecretString="rotated-token")
 
-    event = webhook_event(migrate_from(2), headers={SECRET_TOKEN_HEADER: "rotated-token"})
+    event = webhook_event(migrate_from(2), headers={TOKEN_HEADER: "rotated-token"})
     assert_ok_and_empty(deliver(event))
-    assert aws_calls.take() == ["GetSecretValue", "ListObjectsV2", "PutObject", "PutObject", "PutObject"]
+    assert aws_calls.take() == CALLS_OF_A_MIGRATION_NOTICE
 
 
 def test_the_worst_request_fits_in_the_function_timeout_below_api_gateways():
@@ -961,7 +1088,7 @@ def test_the_worst_request_fits_in_the_function_timeout_below_api_gateways():
 
 
 class SilentServer:
-    """A TCP server on 127.0.0.1 that accepts every connection and never answers: a hung S3."""
+    """A TCP server on 127.0.0.1 that accepts every connection and never answers: a hung AWS service."""
 
     def __init__(self) -> None:
         self._socket = socket.create_server(("127.0.0.1", 0))
@@ -1003,15 +1130,17 @@ class SilentServer:
 
 
 @pytest.fixture
-def hung_s3(lake, monkeypatch):
+def silent_server():
     server = SilentServer()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", server.url)  # S3 only; Secrets Manager stays on moto
-    ingest.reset_container()
     yield server
     server.close()
 
 
-def test_a_hung_s3_call_ends_in_the_handlers_failed_path_within_the_budget(hung_s3, stdout):
+def test_a_hung_put_record_ends_in_the_handlers_failed_path_within_the_budget(lake, silent_server, stdout,
+                                                                              monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_FIREHOSE", silent_server.url)  # Firehose only; the rest stays on moto
+    lake.firehose.answering = False
+    ingest.reset_container()
     started = time.monotonic()
     response = invoke(webhook_event(update_body(update_id=77)))
     elapsed = time.monotonic() - started
@@ -1022,12 +1151,32 @@ def test_a_hung_s3_call_ends_in_the_handlers_failed_path_within_the_budget(hung_
     assert (line["level"], line["outcome"], line["update_id"]) == ("ERROR", "failed", 77)
     assert "ReadTimeoutError" in line["exception"]
     assert output.counts() == {"Failed": 1}
-    assert len(hung_s3.connections) == budget.TOTAL_MAX_ATTEMPTS  # tried, then retried once
+    assert lake.chat_records() == {}
+    assert len(silent_server.connections) == budget.TOTAL_MAX_ATTEMPTS  # tried, then retried once
     # The contract: the handler's own `failed` path, well before Lambda's timeout would cut it off silently.
     # (The per-call bounds are the client settings, asserted above; no timing is asserted tighter than this.)
     assert elapsed < budget.FUNCTION_TIMEOUT_SECONDS
-    # Each attempt sends its body at once: no `Expect: 100-continue`, whose wait the read timeout does not bound.
-    for request in hung_s3.received():
-        assert b"expect: 100-continue" not in request.lower()
-        assert request.endswith(update_body(update_id=77))
+    for request in silent_server.received():
+        assert b"x-amz-target: firehose_20150804.putrecord" in request.lower()
 
+
+def test_a_hung_record_write_is_bounded_and_never_fails_the_accepted_update(lake, silent_server, stdout, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", silent_server.url)  # S3 only; Secrets Manager stays on moto
+    ingest.reset_container()
+    started = time.monotonic()
+    response = invoke(webhook_event(update_body(update_id=78)))
+    elapsed = time.monotonic() - started
+
+    assert_ok_and_empty(response)
+    assert lake.stored() == [78]
+    output = stdout()
+    error, request = output.logs
+    assert (error["message"], request["outcome"]) == ("chat record not written", "stored")
+    assert "ReadTimeoutError" in error["exception"]
+    assert output.counts() == {"Stored": 1, "ChatRecordFailed": 1}
+    assert len(silent_server.connections) == budget.TOTAL_MAX_ATTEMPTS
+    assert elapsed < budget.FUNCTION_TIMEOUT_SECONDS
+    # Each attempt sends its body at once: no `Expect: 100-continue`, whose wait the read timeout does not bound.
+    for request in silent_server.received():
+        assert b"expect: 100-continue" not in request.lower()
+        assert request.endswith(b'"allowlisted":true}')

@@ -106,6 +106,21 @@ def test_the_ingest_refuses_what_telegram_never_sends_and_stores_the_rest(case):
         assert refused.value.status == 400
 
 
+@pytest.mark.parametrize("line_break", [b"\n", b"\r", b"\r\n"], ids=["LF", "CR", "CRLF"])
+def test_a_line_break_is_refused_by_the_ingest_and_every_reader_rejects_the_object_that_holds_one(line_break, tmp_path):
+    """Telegram sends compact JSON. A line break between tokens would split the update's line in a batch; an older
+    single-update object holding one is split by Athena's line reader too, so every reader rejects it."""
+    broken = BASE % (2, b'"text":"x",' + line_break + b'"caption":"y"')
+    with pytest.raises(Rejection) as refused:
+        parse_update(broken)
+    assert (refused.value.status, refused.value.reason) == (400, "body has a line break")
+
+    objects = [(raw_key(DAY, 1), BASE % (1, b'"text":"kept"')), (raw_key(DAY, 2), broken)]
+    etl = [row["update_id"] for row in etl_rows(objects, [DAY])]
+    sql = [row["update_id"] for row in sql_rows(write_raw(objects, tmp_path), DAY, DAY)]
+    assert etl == sql == [1]
+
+
 def test_athena_text_writes_lone_surrogates_as_java_does_and_keeps_pairs_and_offsets():
     assert athena_text("plain") == "plain"
     assert athena_text("olá \U0001F600") == "olá \U0001F600"

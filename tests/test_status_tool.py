@@ -92,7 +92,7 @@ def test_a_healthy_stage_prints_its_last_day_its_last_hour_and_its_dashboard(aws
     stored(7, minutes_ago=10)
     stored(5, minutes_ago=40)
     stored(100, minutes_ago=90)  # before the last hour
-    stored(2, minutes_ago=5, name=ingest_metrics.DUPLICATE)
+    stored(2, minutes_ago=5, name=ingest_metrics.SKIPPED)
 
     code, out, _ = status(capsys)
 
@@ -100,7 +100,7 @@ def test_a_healthy_stage_prints_its_last_day_its_last_hour_and_its_dashboard(aws
     assert "alarms: 2, 0 in ALARM" in out
     yesterday = (local_today - timedelta(days=1)).isoformat()
     assert f"last compacted day: {yesterday} (yesterday in {DEV.timezone}), 1,234 rows" in out
-    assert "ingest in the last hour: 12 stored, 2 duplicate, 0 skipped, 0 rejected, 0 failed" in out
+    assert "ingest in the last hour: 12 stored, 2 skipped, 0 rejected, 0 failed" in out
     assert f"dashboard: {DASHBOARD}" in out
 
 

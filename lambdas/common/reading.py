@@ -8,6 +8,7 @@ Athena's reading cannot be changed (Trino's source: the text line reader, `json_
 |---|---|---|---|
 | a UTF-8 byte order mark at the start of an object | never | 400 | drops it, as Hadoop's line reader does |
 | bytes that are not UTF-8 | never | 400 | each bad sequence reads as U+FFFD, as Java's decoder reads it |
+| a line break (`\\n`, `\\r`) in an update | never (compact JSON) | 400 | splits the line, as Hadoop's line reader does: an object holding one is rejected |
 | an escaped lone surrogate (`"\\ud800"`), in a value or a key | yes | stored | `?`, as Java's UTF-8 encoder writes it |
 | a number beyond a double (`1e400`) | never | 400 | the string `"Infinity"` (`"-Infinity"`), as Trino re-serializes it |
 | `NaN`, `Infinity` (JavaScript, not JSON) | never | 400 | not JSON: the object is rejected |

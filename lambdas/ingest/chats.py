@@ -7,8 +7,11 @@ Two kinds of state live in the raw bucket outside `telegram/` (layout.STATE_PREF
   continues it under a new id. The link makes the new id allowed, for every container and across cold
   starts. Both ids are in the key, so one listing reads every link without a GET.
 - chats seen, `chats-seen/<day>/<chat>/<container>.json`: per arrival day, chat and ingest container, that
-  container's exact counts and the chat's name and type (never message content), so an operator can find
-  the id of a group that writes but is not allowlisted.
+  container's counts and the chat's name and type (never message content), so an operator can find the id of
+  a group that writes but is not allowlisted. A container writes a chat's record at once for the chat's first
+  update of the day and whenever its allowlisting changes, otherwise at most once a minute
+  (RECORD_INTERVAL): S3 PUTs grow with time, not with updates, and the counts may miss the last minute of a
+  container that stops.
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ SUPERGROUP_ID_CEILING = -1_000_000_000_000
 # Chats that are not one person: a skipped update from one of them likely means a missing allowlist entry.
 GROUP_TYPES = frozenset({"group", SUPERGROUP, "channel"})
 # What a chats-seen record counts: the outcomes of updates that were answered 200.
-COUNTED_OUTCOMES = ("stored", "duplicate", "skipped")
+COUNTED_OUTCOMES = ("stored", "skipped")
+# Records written before the raw zone was batched also counted `duplicate` (a redelivery the conditional write
+# refused): read as stored, which is what a redelivery is now.
+LEGACY_OUTCOMES = ("stored", "duplicate", "skipped")
+# How often a container writes a chat's record at most (besides the writes that cannot wait, see ChatsSeen).
+RECORD_INTERVAL = timedelta(minutes=1)
 _INSTANT = "an ISO time with its UTC offset"
 # JSON can escape a lone UTF-16 surrogate ("\ud800"), which no UTF-8 text (a record, a log line) can hold.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -178,7 +186,7 @@ class Allowlist:
 
 @dataclass
 class ChatDay:
-    """One container's record of one chat on one arrival day: exact cumulative counts, never content."""
+    """One container's record of one chat on one arrival day: cumulative counts, never content."""
 
     chat_id: int
     day: date
@@ -214,11 +222,8 @@ class ChatDay:
             raise ValueError(f"not JSON ({error})") from None
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        counts = data.get("updates")
+        counts = _counts(data.get("updates"))
         types = data.get("update_types")
-        if not (isinstance(counts, dict) and set(counts) == set(COUNTED_OUTCOMES)
-                and all(_is_count(value) for value in counts.values())):
-            raise ValueError(f"`updates` must count exactly {', '.join(COUNTED_OUTCOMES)}")
         if not (isinstance(types, list) and all(isinstance(name, str) for name in types)):
             raise ValueError("`update_types` must be a list of names")
         if not isinstance(data.get("allowlisted"), bool):
@@ -233,26 +238,41 @@ class ChatDay:
             first_seen=_parsed(data, "first_seen", _aware_instant, _INSTANT),
             last_seen=_parsed(data, "last_seen", _aware_instant, _INSTANT),
             allowlisted=data["allowlisted"],
-            counts=dict(counts),
+            counts=counts,
             update_types=set(types),
         )
 
 
+def _counts(value: Any) -> dict[str, int]:
+    """A record's `updates`, of today's format or the one before batching (its duplicates read as stored)."""
+    if not (isinstance(value, dict) and set(value) in ({*COUNTED_OUTCOMES}, {*LEGACY_OUTCOMES})
+            and all(_is_count(count) for count in value.values())):
+        raise ValueError(
+            f"`updates` must count exactly {', '.join(COUNTED_OUTCOMES)} (or {', '.join(LEGACY_OUTCOMES)})"
+        )
+    return {"stored": value["stored"] + value.get("duplicate", 0), "skipped": value["skipped"]}
+
+
 class ChatsSeen:
-    """What this container saw of each chat per arrival day; `observe` returns the record to write.
+    """What this container saw of each chat per arrival day: `observe` counts an update and says whether the
+    chat's record is due, `written` notes that it was written.
 
     Each container writes only its own keys (its container id is in them) and always its whole cumulative
-    record, so no write is ever lost to another container's, and a failed write is repaired by the next.
-    Only the newest day and the one before it stay in memory.
+    record, so no write is ever lost to another container's, and a failed write stays due until one succeeds.
+    A record is due at a chat's first update of the day, when its allowlisting differs from what was last
+    written (what `tools chats` and `tools doctor` judge is never a minute late), and once RECORD_INTERVAL has
+    passed since its last write. Only the newest day and the one before it stay in memory.
     """
 
     def __init__(self, container_id: str):
         self.container_id = container_id
         self._days: dict[tuple[date, int], ChatDay] = {}
+        self._written: dict[tuple[date, int], tuple[datetime, bool]] = {}  # when, and the allowlisting written
 
     def observe(
         self, day: date, chat: Chat, update_type: str, outcome: str, allowlisted: bool, now: datetime
-    ) -> ChatDay:
+    ) -> ChatDay | None:
+        """Count the update; the chat's record when it is due (write it, then call `written`), else None."""
         if outcome not in COUNTED_OUTCOMES:
             raise ValueError(f"only answered updates are counted, not {outcome!r}")
         self._forget_before(day - timedelta(days=1))
@@ -269,11 +289,23 @@ class ChatsSeen:
         record.username = chat.username or record.username
         record.first_seen, record.last_seen = min(record.first_seen, now), max(record.last_seen, now)
         record.allowlisted = allowlisted
-        return record
+        return record if self._due(record, now) else None
+
+    def written(self, record: ChatDay, now: datetime) -> None:
+        """The record, as it is now, was stored at `now`."""
+        self._written[(record.day, record.chat_id)] = (now, record.allowlisted)
+
+    def _due(self, record: ChatDay, now: datetime) -> bool:
+        last = self._written.get((record.day, record.chat_id))
+        if last is None:
+            return True
+        written_at, allowlisted = last
+        return allowlisted != record.allowlisted or not written_at <= now < written_at + RECORD_INTERVAL
 
     def _forget_before(self, oldest: date) -> None:
         for stale in [key for key in self._days if key[0] < oldest]:
             del self._days[stale]
+            self._written.pop(stale, None)
 
 
 def _json(value: Mapping[str, Any]) -> bytes:

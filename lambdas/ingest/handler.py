@@ -1,12 +1,17 @@
-"""Ingest Lambda: Telegram webhook (API Gateway REST proxy) -> raw S3, one object per update, stored as received.
+"""Ingest Lambda: Telegram webhook (API Gateway HTTP API, payload 2.0) -> the raw delivery stream (Firehose).
+
+Each accepted update is one PutRecord of its envelope line (lambdas/common/envelope.py: the arrival day and
+instant, then the body byte for byte); Firehose writes the lines in gzip batches into the raw bucket, in the
+folder of each line's day, about once a minute. No conditional write: a redelivery is one more line, and every
+reader keeps the first arrival.
 
 A thin adapter around `webhook.py`, `secret.py` and `chats.py`: it caches what a warm container reuses
 (settings, clients, the secret, the allowlist with its learned group upgrades, its chats-seen counts),
-makes the S3 calls, and leaves one JSON log line and one EMF count of the outcome per request (plus a line
+makes the AWS calls, and leaves one JSON log line and one EMF count of the outcome per request (plus a line
 for a group upgrade it followed or a chats-seen record it could not write). Status codes are Telegram's
-contract: 2xx means "delivered, do not retry", so a 200 is only ever returned for an update that is stored
-or deliberately not kept; a failed write answers 5xx and Telegram redelivers. Every AWS call is bounded
-(budget.py), so a hung one ends here, in the `failed` path, too.
+contract: 2xx means "delivered, do not retry", so a 200 is only ever returned for an update that Firehose
+accepted or that is deliberately not kept; a failed or timed-out PutRecord answers 5xx and Telegram
+redelivers. Every AWS call is bounded (budget.py), so a hung one ends here, in the `failed` path, too.
 """
 
 from __future__ import annotations
@@ -25,13 +30,16 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.handlers import add_expect_header
 
-from lambdas.common.layout import CHAT_LINKS_PREFIX, local_day, raw_key
+from lambdas.common.envelope import envelope_line
+from lambdas.common.layout import CHAT_LINKS_PREFIX, local_day
 from lambdas.ingest import budget
 from lambdas.ingest import metrics as metric_names
 from lambdas.ingest.chats import Allowlist, ChatLink, ChatsSeen, link_record, parse_link_key
 from lambdas.ingest.secret import WebhookSecret
 from lambdas.ingest.errors import ConfigurationError
-from lambdas.ingest.webhook import IngestSettings, Rejection, Update, authenticate, read_update
+from lambdas.ingest.webhook import (
+    IngestSettings, Rejection, Update, arrival_instant, authenticate, epoch_milliseconds, read_update,
+)
 
 # Defaults in code so the stack needs no Powertools variables; set in the environment, those still win.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", metric_names.SERVICE)
@@ -42,7 +50,6 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 OUTCOME_METRICS = {
     "stored": metric_names.STORED,
-    "duplicate": metric_names.DUPLICATE,
     "skipped": metric_names.SKIPPED,
     "rejected": metric_names.REJECTED,
     "failed": metric_names.FAILED,
@@ -86,6 +93,13 @@ def s3_client() -> Any:
 
 
 @functools.cache
+def firehose_client() -> Any:
+    """Firehose with the budget's timeouts and retries (the endpoint, as every client's, from the environment:
+    `AWS_ENDPOINT_URL_FIREHOSE` reaches the local emulation, tools/local/firehose.py)."""
+    return boto3.client("firehose", config=CLIENT_CONFIG)
+
+
+@functools.cache
 def secrets_client() -> Any:
     return boto3.client("secretsmanager", config=CLIENT_CONFIG)
 
@@ -110,7 +124,9 @@ def chats_seen() -> ChatsSeen:
 
 def reset_container() -> None:
     """Forget everything a warm container caches, as a new container would (tests start each case cold)."""
-    for cached in (settings, container_id, s3_client, secrets_client, webhook_secret, allowlist, chats_seen):
+    for cached in (
+        settings, container_id, s3_client, firehose_client, secrets_client, webhook_secret, allowlist, chats_seen,
+    ):
         cached.cache_clear()
 
 
@@ -120,15 +136,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def arrival_time(event: dict[str, Any]) -> datetime:
-    """When API Gateway received the request (`requestContext.requestTimeEpoch`, ms); the clock if absent."""
-    epoch_ms = (event.get("requestContext") or {}).get("requestTimeEpoch")
-    if isinstance(epoch_ms, int) and not isinstance(epoch_ms, bool):
-        return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc)
-    return datetime.now(timezone.utc)
+    """When API Gateway received the request (`requestContext.timeEpoch`, ms); the clock if absent."""
+    return arrival_instant(event) or datetime.now(timezone.utc)
 
 
 def handle(event: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Answer one webhook request that arrived at `now` (an aware instant: it decides the update's day)."""
+    """Answer one webhook request that arrived at `now` (an aware instant: it decides the update's day and is
+    its envelope's `received_at`)."""
     started = time.perf_counter()
     config = settings()
     try:
@@ -166,29 +180,17 @@ def handle(event: dict[str, Any], now: datetime) -> dict[str, Any]:
         outcome = "skipped"
     else:
         try:
-            created = put_once(config.raw_bucket, raw_key(day, update.update_id), update.body)
+            hand_over(config.delivery_stream, envelope_line(day, epoch_milliseconds(now), update.body))
         except AWS_ERRORS:
             return _answer(started, "failed", 500, "update not stored", logger.exception, **facts)
-        outcome = "stored" if created else "duplicate"
+        outcome = "stored"
     record_chat(day, update, outcome, allowed, now)
     return _answer(started, outcome, 200, "", logger.info, **facts)
 
 
-def put_once(bucket: str, key: str, body: bytes) -> bool:
-    """Store the update unless its key exists; False for a redelivery.
-
-    The conditional write lets the first delivery win, so a redelivered update adds neither an object
-    nor a version to the versioned bucket.
-    """
-    try:
-        s3_client().put_object(
-            Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*"
-        )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
-            return False
-        raise
-    return True
+def hand_over(stream: str, line: bytes) -> None:
+    """One update's line to the raw delivery stream; returns once Firehose has accepted it (it raises otherwise)."""
+    firehose_client().put_record(DeliveryStreamName=stream, Record={"Data": line})
 
 
 def read_chat_links() -> list[ChatLink]:
@@ -220,14 +222,19 @@ def learn_link(link: ChatLink, update: Update, now: datetime) -> None:
 
 
 def record_chat(day: date, update: Update, outcome: str, allowed: bool, now: datetime) -> None:
-    """Write this container's cumulative record of the update's chat for the day (never content).
+    """Count the update in this container's record of its chat for the day (never content), and write the whole
+    record when it is due (chats.ChatsSeen: at once for the chat's first update of the day or a change of its
+    allowlisting, else at most once a minute).
 
     A failure is loud (an error line, ChatRecordFailed) but never fails the request: the update itself was
-    handled, and the next update of the chat writes the whole record again.
+    handled, and the record stays due, so the chat's next update writes it again.
     """
     if update.chat is None:
         return
-    record = chats_seen().observe(day, update.chat, update.type, outcome, allowed, now)
+    seen = chats_seen()
+    record = seen.observe(day, update.chat, update.type, outcome, allowed, now)
+    if record is None:
+        return
     try:
         s3_client().put_object(
             Bucket=settings().raw_bucket, Key=record.key, Body=record.to_json(), ContentType="application/json"
@@ -235,6 +242,8 @@ def record_chat(day: date, update: Update, outcome: str, allowed: bool, now: dat
     except AWS_ERRORS:
         _count(metric_names.CHAT_RECORD_FAILED)
         logger.exception("chat record not written", extra={"update_id": update.update_id, "key": record.key})
+    else:
+        seen.written(record, now)
 
 
 def _count(name: str) -> None:
@@ -244,7 +253,7 @@ def _count(name: str) -> None:
 def _answer(
     started: float, outcome: str, status: int, reason: str, log: Callable[..., None], **facts: Any
 ) -> dict[str, Any]:
-    """Count the outcome, write the request's log line, and build the proxy response.
+    """Count the outcome, write the request's log line, and build the response (payload format 2.0).
 
     The reason is the whole body: a 200 stays empty because Telegram executes a JSON body naming a `method`.
     """

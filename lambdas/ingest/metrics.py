@@ -9,20 +9,19 @@ SERVICE = "ingest"
 DEFAULT_NAMESPACE = "TelegramLake"
 
 # One per request, by outcome.
-STORED = "Stored"  # a new update written to the raw zone
-DUPLICATE = "Duplicate"  # a redelivery the conditional write refused
+STORED = "Stored"  # an update accepted by the raw delivery stream (Firehose), a redelivery too: the readers keep one
 SKIPPED = "Skipped"  # not from an allowlisted chat (or chat-less): answered 200, not stored
 REJECTED = "Rejected"  # 4xx: bad token, bad body, update_id out of range
-FAILED = "Failed"  # 5xx: the update could not be stored; Telegram redelivers
+FAILED = "Failed"  # 5xx: the update was not accepted (or its state not read or stored); Telegram redelivers
 
 # Beside the outcome.
 UNAUTHORIZED = "Unauthorized"  # a missing or wrong secret token (also counted as Rejected)
 SKIPPED_FROM_GROUP = "SkippedFromGroup"  # a group, supergroup or channel that is not allowlisted wrote
 UNKNOWN_UPDATE_TYPE = "UnknownUpdateType"  # a type newer than this code, stored all the same
 CHAT_MIGRATED = "ChatMigrated"  # an allowlisted group's new id was learned (basic group -> supergroup)
-CHAT_RECORD_FAILED = "ChatRecordFailed"  # the chats-seen record of an update could not be written
+CHAT_RECORD_FAILED = "ChatRecordFailed"  # a chat's chats-seen record could not be written
 
-OUTCOMES = (STORED, DUPLICATE, SKIPPED, REJECTED, FAILED)
+OUTCOMES = (STORED, SKIPPED, REJECTED, FAILED)
 
 
 def namespace(project: str, stage: str) -> str:

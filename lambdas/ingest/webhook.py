@@ -1,7 +1,8 @@
 """The ingest Lambda's rules, free of AWS: its configuration, who may call it, and what counts as an update.
 
-`handler.py` wires these to Secrets Manager, S3, logs and metrics; everything here is plain data in and
-plain data out, so each rule of the webhook contract is testable on its own.
+`handler.py` wires these to Secrets Manager, Firehose, S3, logs and metrics; everything here is plain data in
+and plain data out, so each rule of the webhook contract is testable on its own. The requests are API Gateway
+HTTP API events, payload format 2.0.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping
 
 from lambdas.common.layout import is_time_zone
@@ -24,10 +26,15 @@ if TYPE_CHECKING:
 
 # The webhook's contract, shared with the stack that serves it and the local stack that imitates it.
 SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-WEBHOOK_PATH = "/webhook"  # the REST API's one route (POST)
+WEBHOOK_PATH = "/webhook"  # the HTTP API's one route (POST)
 _CHAT_ID = re.compile(r"-?\d+")
 # Telegram's update ids are non-negative bigints; the ETL reads no other (Parquet int64, Athena bigint).
 UPDATE_ID_MAX = 2**63 - 1
+# Firehose takes records of at most 1,000 KiB (1,024,000 bytes): a body this size leaves room for its envelope.
+# Telegram's updates are a few kilobytes; a larger body must be a 400, not a 5xx Telegram would retry for a day.
+MAX_BODY_BYTES = 1_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 class Rejection(Exception):
@@ -43,7 +50,8 @@ class Rejection(Exception):
 class IngestSettings:
     """The function's environment, parsed once per container."""
 
-    raw_bucket: str
+    raw_bucket: str  # the ingest's own state (chat links, chats seen); Firehose writes the updates there
+    delivery_stream: str  # the Firehose stream every accepted update is handed to
     webhook_secret_arn: str
     allowed_chat_ids: frozenset[int]
     timezone: str
@@ -52,6 +60,7 @@ class IngestSettings:
     def from_environ(cls, environ: Mapping[str, str]) -> IngestSettings:
         return cls(
             raw_bucket=_required(environ, "RAW_BUCKET"),
+            delivery_stream=_required(environ, "DELIVERY_STREAM"),
             webhook_secret_arn=_required(environ, "WEBHOOK_SECRET_ARN"),
             allowed_chat_ids=parse_chat_ids(_required(environ, "ALLOWED_CHAT_IDS")),
             timezone=_time_zone(_required(environ, "TIMEZONE")),
@@ -83,17 +92,14 @@ def _time_zone(name: str) -> str:
 
 
 def header_values(event: Mapping[str, Any], name: str) -> list[str]:
-    """Every value the request carries for a header, its name matched case-insensitively.
+    """What the request carries for a header: nothing, or its one value.
 
-    An API Gateway v1 proxy event has `headers` (the last value per name) and `multiValueHeaders` (all
-    values); either may be None.
+    A payload 2.0 event's `headers` (absent when there are none) has lower-cased names, and a header sent more
+    than once arrives as one string, its values joined by commas: that string is what was presented, so a secret
+    token sent twice is never the secret (no token holds a comma: Telegram's alphabet is A-Z a-z 0-9 _ -).
     """
-    wanted = name.lower()
-    values = [value for key, value in (event.get("headers") or {}).items() if key.lower() == wanted]
-    for key, many in (event.get("multiValueHeaders") or {}).items():
-        if key.lower() == wanted:
-            values.extend(many or ())
-    return values
+    value = (event.get("headers") or {}).get(name.lower())
+    return [] if value is None else [value]
 
 
 def authenticate(event: Mapping[str, Any], secret: WebhookSecret) -> None:
@@ -125,6 +131,20 @@ class Update:
         return is_known_type(self.type)
 
 
+def arrival_instant(event: Mapping[str, Any]) -> datetime | None:
+    """When API Gateway received the request (`requestContext.timeEpoch`, integer ms), exact; None if absent."""
+    epoch_ms = (event.get("requestContext") or {}).get("timeEpoch")
+    if isinstance(epoch_ms, int) and not isinstance(epoch_ms, bool):
+        return EPOCH + epoch_ms * _MILLISECOND
+    return None
+
+
+def epoch_milliseconds(instant: datetime) -> int:
+    """An aware instant as whole Unix milliseconds, as API Gateway's `timeEpoch` and the envelope's `received_at`
+    count it: exact, no float rounding (23:59:59.9 must stay on its day)."""
+    return (instant - EPOCH) // _MILLISECOND
+
+
 def request_body(event: Mapping[str, Any]) -> bytes:
     """The body's bytes as Telegram sent them: API Gateway hands over text as str and binary as base64."""
     body = event.get("body") or ""
@@ -150,15 +170,20 @@ def parse_update(body: bytes) -> Update:
     """Validate the body as a Bot API `Update`: a JSON object with an integer `update_id` (not a bool).
 
     What Telegram never sends, and what the lake's readers would read otherwise than as sent, is refused
-    (lambdas/common/reading.py): a byte order mark, bytes that are not UTF-8, NaN/Infinity, a number beyond a
-    double, a message date no query could read.
+    (lambdas/common/reading.py): a body too large for one Firehose record, a byte order mark, bytes that are not
+    UTF-8, a line break (it would split the update's line in a batch), NaN/Infinity, a number beyond a double,
+    a message date no query could read.
     """
+    if len(body) > MAX_BODY_BYTES:
+        raise Rejection(400, f"body is larger than {MAX_BODY_BYTES:,} bytes")
     if body.startswith(BOM):
         raise Rejection(400, "body starts with a byte order mark")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise Rejection(400, "body is not valid UTF-8") from error
+    if b"\n" in body or b"\r" in body:
+        raise Rejection(400, "body has a line break")
     try:
         update = json.loads(text, parse_constant=refuse_json_constant, parse_float=_finite_double)
     except (ValueError, RecursionError) as error:

@@ -1,9 +1,12 @@
 """`python -m tools demo`: the whole pipeline on this machine, from webhook deliveries to the analytics report.
 
-1. Starts the local stack (moto S3 + Secrets Manager, the webhook endpoint, the real ingest handler).
+1. Starts the local stack (moto S3 + Secrets Manager, the local Firehose, the webhook endpoint, the real
+   ingest handler).
 2. Generates a synthetic week of a group chat (plus another chat's traffic) and POSTs every update over
    HTTP as Telegram would, a few of them twice (Telegram redelivers when it misses an answer), each
-   arriving at its synthetic time, so it lands in that day's partition.
+   arriving at its synthetic time, so it lands in that day's partition: the local Firehose batches each
+   day's updates as the stage's stream does (a gzip batch per minute with traffic, on the updates' own
+   arrival times) and writes what it still buffers once every update is delivered.
 3. Runs the ETL handler for every day but the last (today: not compacted yet, as before tonight's run) and
    copies both buckets to `lake/raw/` and `lake/enriched/` in the output folder before the local stack goes
    away, so `python -m tools query NAME --local OUT/lake` works afterwards; then runs every saved query on
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TextIO
 
 from analytics import SavedQuery, stage_queries
-from lambdas.common.layout import PREFIX, today
+from lambdas.common.layout import PARTITION_KEY, PREFIX, today
 from lambdas.common.updates import update_chat_id
 from stacks.config import StageConfig
 from tools.cli import CommandError, add_stage_argument, count_argument, plain, stage_config
@@ -72,7 +75,7 @@ class DemoSummary:
     updates: int
     deliveries: int
     allowed_deliveries: int
-    raw_objects: int
+    raw_objects_per_day: dict[date, int]
     duplicates_dropped_by_etl: int
     non_message_updates: int
     parquet_rows: int
@@ -148,7 +151,8 @@ def run_demo(
             f"{len(deliveries) - len(updates)} redelivered) for chat {chat_id} and chat {other_chat_id} ..."
         )
         deliver_all(stack, deliveries)
-        raw_objects = _count_objects(stack, stack.raw_bucket, PREFIX)
+        stack.firehose.flush()  # the last minute of each day, as Firehose writes it a minute later
+        raw_objects = raw_objects_per_day(stack)
         last_day = start + timedelta(days=days - 1)
         outcomes = compact_days(stack, config, days_between(start, last_day - timedelta(days=1)), console)
         console.print(f"{last_day} is left to tonight's run: its answers come from the raw zone, up to the minute")
@@ -162,7 +166,7 @@ def run_demo(
         updates=len(updates),
         deliveries=len(deliveries),
         allowed_deliveries=sum(1 for item in deliveries if update_chat_id(item.update) in config.allowed_chat_ids),
-        raw_objects=raw_objects,
+        raw_objects_per_day=raw_objects,
         duplicates_dropped_by_etl=sum(day.get("duplicates", 0) for day in etl),
         non_message_updates=sum(day.get("skipped", 0) for day in etl),
         parquet_rows=sum(day.get("rows_written", 0) for day in etl),
@@ -176,8 +180,8 @@ def run_demo(
 def with_redeliveries(updates: Sequence[SyntheticUpdate], rng: random.Random) -> list[SyntheticUpdate]:
     """Every update once, plus a few delivered again `REDELIVERY_DELAY` later, in arrival order.
 
-    A redelivery of an update that arrived just before midnight lands in the next day's partition: the
-    ETL, not the ingest, collapses that one.
+    Each redelivery is one more line in the raw zone (in the next day's partition when the first copy arrived
+    just before midnight); the ETL keeps the first arrival.
     """
     again = rng.sample(list(updates), max(1, round(len(updates) * REDELIVERY_SHARE)))
     repeats = [replace(item, arrival=item.arrival + REDELIVERY_DELAY) for item in again]
@@ -258,10 +262,13 @@ def _records(answers: Answers, name: str) -> list[dict[str, Any]]:
     return [dict(zip(columns, row)) for row in rows]
 
 
-def _count_objects(stack: LocalStack, bucket: str, prefix: str) -> int:
-    """The objects under `prefix` (the raw bucket also holds the ingest's own state, outside `telegram/`)."""
-    pages = stack.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return sum(page.get("KeyCount", 0) for page in pages)
+def raw_objects_per_day(stack: LocalStack) -> dict[date, int]:
+    """The raw zone's objects (Firehose's batches) per day folder; the raw bucket also holds the ingest's own
+    state, outside `telegram/`."""
+    pages = stack.client("s3").get_paginator("list_objects_v2").paginate(Bucket=stack.raw_bucket, Prefix=PREFIX)
+    folders = [item["Key"].removeprefix(f"{PREFIX}{PARTITION_KEY}=").split("/", 1)[0]
+               for page in pages for item in page.get("Contents", [])]
+    return {date.fromisoformat(day): folders.count(day) for day in sorted(set(folders))}
 
 
 def _other_chat(allowed: Sequence[int]) -> int:
@@ -298,9 +305,10 @@ def _summary_table(summary: DemoSummary, log: Path, seconds: float) -> Any:
         ("updates generated", summary.updates),
         ("webhook deliveries", summary.deliveries),
         ("  not for the allowed chat (200, not stored)", summary.deliveries - summary.allowed_deliveries),
-        ("raw objects stored", summary.raw_objects),
-        ("  redeliveries collapsed by the ingest", summary.allowed_deliveries - summary.raw_objects),
-        ("  redeliveries across midnight, dropped by the ETL", summary.duplicates_dropped_by_etl),
+        ("  stored: a line each, in Firehose's batches", summary.allowed_deliveries),
+        ("raw objects (gzip batches)", sum(summary.raw_objects_per_day.values())),
+        ("  per day", per_day(summary.raw_objects_per_day)),
+        ("  redeliveries dropped by the ETL", summary.duplicates_dropped_by_etl),
         ("  non-message updates skipped by the ETL", summary.non_message_updates),
         ("Parquet rows", f"{summary.parquet_rows} in {summary.parquet_files} daily files"),
         ("saved queries run on DuckDB", summary.queries),
@@ -311,6 +319,17 @@ def _summary_table(summary: DemoSummary, log: Path, seconds: float) -> Any:
     ):
         table.add_row(label, str(value))
     return table
+
+
+def per_day(counts: dict[date, int]) -> str:
+    """A count per day, short for a long run: each day's up to a week, else the least, the mean and the most."""
+    if not counts:
+        return "none"
+    days = f"{min(counts):%m-%d} to {max(counts):%m-%d}"
+    values = list(counts.values())
+    if len(values) <= 7:
+        return f"{' '.join(map(str, values))} ({days})"
+    return f"{min(values)} to {max(values)}, {sum(values) / len(values):.0f} on average ({days})"
 
 
 @contextmanager

@@ -1,18 +1,22 @@
 """The local stack: the ingestion path of the AWS stacks on 127.0.0.1, with no AWS account and no Docker.
 
-    AWS                                        local
-    S3 (raw, enriched) + Secrets Manager   ->  moto's ThreadedMotoServer (AWS_ENDPOINT_URL)
-    API Gateway REST proxy (POST /webhook) ->  a ThreadingHTTPServer building the same proxy event
-    ingest Lambda                          ->  the same handler code, one request at a time (one container)
+    AWS                                          local
+    S3 (raw, enriched) + Secrets Manager     ->  moto's ThreadedMotoServer (AWS_ENDPOINT_URL)
+    Firehose raw delivery stream             ->  tools/local/firehose.py (AWS_ENDPOINT_URL_FIREHOSE), batching
+                                                 into moto's S3 as the stage's stream does
+    API Gateway HTTP API (POST /webhook),    ->  a ThreadingHTTPServer building the same payload 2.0 event, and
+      its authorizer on the secret header        answering 401 itself to a request without the header
+    ingest Lambda                            ->  the same handler code, one request at a time (one container)
 
-`LocalStack` is a context manager: it starts both servers on free ports, creates the buckets and a fresh
-webhook secret, points the handlers' environment at them, and on exit restores the environment and closes
-everything it started. `python -m tools local up` keeps one running (and `--poll` feeds it a real bot's
-updates through `getUpdates`); the demo and the end-to-end tests use it in-process.
+`LocalStack` is a context manager: it starts the servers on free ports, creates the buckets and a fresh
+webhook secret, points the handlers' environment at them, and on exit writes what the local Firehose still
+buffers, restores the environment and closes everything it started. `python -m tools local up` keeps one
+running (and `--poll` feeds it a real bot's updates through `getUpdates`); the demo and the end-to-end tests
+use it in-process.
 
 One local-only addition: a request may carry `X-Local-Request-Time-Epoch` (milliseconds), which becomes
-the event's `requestContext.requestTimeEpoch` instead of the real clock. The demo uses it to deliver a
-synthetic week "as it arrived"; the header is not forwarded to the handler.
+the event's `requestContext.timeEpoch` instead of the real clock. The demo uses it to deliver a synthetic
+week "as it arrived"; the header is not forwarded to the handler.
 """
 
 from __future__ import annotations
@@ -35,23 +39,25 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from analytics import requested_updates, stage_queries
-from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, WEBHOOK_PATH
-from stacks.config import StageConfig
-from tools.cli import CommandError, add_stage_argument, plain, stage_config
+from lambdas.ingest.webhook import EPOCH, SECRET_TOKEN_HEADER, WEBHOOK_PATH, epoch_milliseconds
+from stacks.config import MAX_RAW_BATCH_SECONDS, StageConfig
+from tools.cli import CommandError, add_stage_argument, count_argument, plain, stage_config
+from tools.local.firehose import LocalFirehose
 from tools.telegram import BotApi, TelegramError, add_api_base_argument, bot_api_from_env
 
 HOST = "127.0.0.1"
 ARRIVAL_HEADER = "X-Local-Request-Time-Epoch"
 DEFAULT_REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
-# What API Gateway answers for a method or path the API does not define, and when the Lambda raises.
-MISSING_ROUTE = (403, {"message": "Missing Authentication Token"})
-LAMBDA_FAILED = (502, {"message": "Internal server error"})
+# What the HTTP API answers for a method or path it does not route, when its authorizer finds no secret-token header
+# (without invoking anything), and when the Lambda raises.
+MISSING_ROUTE = (404, {"message": "Not Found"})
+UNAUTHORIZED = (401, {"message": "Unauthorized"})
+LAMBDA_FAILED = (500, {"message": "Internal Server Error"})
 LONG_POLL_SECONDS = 30
 MAX_BACKOFF_SECONDS = 60.0
 # How long the webhook waits for a client that stopped sending mid-request (it then answers 408), so a
@@ -59,8 +65,7 @@ MAX_BACKOFF_SECONDS = 60.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 REQUEST_TIMEOUT = (408, {"message": "Request Timeout"})
 # The latest arrival the header may set: a day before datetime's end, so its date exists in every zone.
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_LAST_ARRIVAL_MS = (datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1) - _EPOCH) // timedelta(milliseconds=1)
+_LAST_ARRIVAL_MS = epoch_milliseconds(datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1))
 # moto's state, the environment and the ingest handler's caches are all process-wide: one stack at a time.
 _ONE_STACK = threading.Lock()
 # A UTF-16 surrogate on its own: a code point JSON can carry escaped but UTF-8 cannot encode.
@@ -70,11 +75,16 @@ _LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class LocalStack:
-    """moto S3 + Secrets Manager and the webhook endpoint on 127.0.0.1, wired to the real ingest handler.
+    """moto S3 + Secrets Manager, the local Firehose and the webhook endpoint on 127.0.0.1, wired to the real ingest
+    handler.
 
     The allowlist and time zone come from the stage's configuration unless overridden (an allowlist, like
-    the stage's, names at least one chat). Attributes are valid inside the `with` block: `endpoint_url`,
-    `webhook_url`, `secret`, `secret_arn`, `raw_bucket`, `enriched_bucket`.
+    the stage's, names at least one chat). The local Firehose batches every `batch_interval` (the stage's
+    `raw_batch_seconds` unless given) of the records' own arrivals, and with `batch_by_wall_clock` of real time too
+    (`local up`).
+    Attributes are valid inside the `with` block: `endpoint_url`, `firehose` (its `flush()` writes every
+    buffered batch now), `webhook_url`, `secret`, `secret_arn`, `raw_bucket`, `enriched_bucket`,
+    `delivery_stream`.
     """
 
     def __init__(
@@ -83,6 +93,8 @@ class LocalStack:
         *,
         allowed_chat_ids: Sequence[int] | None = None,
         timezone: str | None = None,
+        batch_interval: timedelta | None = None,
+        batch_by_wall_clock: bool = False,
     ):
         if allowed_chat_ids is not None and not allowed_chat_ids:
             raise ValueError("allowed_chat_ids must name at least one chat (None keeps the stage's allowlist)")
@@ -92,10 +104,15 @@ class LocalStack:
         self.region = config.region or DEFAULT_REGION
         self.raw_bucket = f"telegram-lake-{config.stage}-raw"
         self.enriched_bucket = f"telegram-lake-{config.stage}-enriched"
+        self.delivery_stream = config.stack_name("Raw")  # as stacks/ingestion.py's raw_stream_name names it
+        self.batch_interval = timedelta(seconds=config.raw_batch_seconds) if batch_interval is None else batch_interval
+        self.batch_by_wall_clock = batch_by_wall_clock
+        self.firehose: LocalFirehose | None = None
         # Telegram's secret_token alphabet is A-Z a-z 0-9 _ -: exactly URL-safe base64. 32 bytes -> 43 characters.
         self.secret = secrets.token_urlsafe(32)
         self.secret_arn = ""
         self.endpoint_url = ""
+        self.firehose_url = ""
         self.webhook_url = ""
         self._resources = ExitStack()
         self._clients: list[Any] = []
@@ -131,8 +148,10 @@ class LocalStack:
         return {
             **DUMMY_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ENDPOINT_URL_FIREHOSE": self.firehose_url,
             "AWS_DEFAULT_REGION": self.region,
             "RAW_BUCKET": self.raw_bucket,
+            "DELIVERY_STREAM": self.delivery_stream,
             "ENRICHED_BUCKET": self.enriched_bucket,
             "WEBHOOK_SECRET_ARN": self.secret_arn,
             "ALLOWED_CHAT_IDS": ",".join(str(chat_id) for chat_id in self.allowed_chat_ids),
@@ -160,13 +179,19 @@ class LocalStack:
         resources.callback(self._close_clients)
 
         self._create_resources()
+        # Stopped before moto (the exit stack unwinds in reverse): its last batches go to S3 while S3 is up.
+        self.firehose = resources.enter_context(LocalFirehose(
+            self.client("s3"), {self.delivery_stream: self.raw_bucket}, interval=self.batch_interval,
+            wall_clock=self.batch_by_wall_clock,
+        ))
+        self.firehose_url = self.firehose.endpoint_url
         resources.enter_context(_environment({**self.environment, "AWS_PROFILE": None}))
         # The handler caches settings, clients and the secret per container: this stack is a new container,
         # and nothing cached may outlive it (its endpoint is about to disappear).
         ingest.reset_container()
         resources.callback(ingest.reset_container)
 
-        webhook = _WebhookServer(_IngestContainer(ingest), stage=self.config.stage, timeout=REQUEST_TIMEOUT_SECONDS)
+        webhook = _WebhookServer(_IngestContainer(ingest), timeout=REQUEST_TIMEOUT_SECONDS)
         webhook.start()
         resources.callback(webhook.stop)
         self.webhook_url = f"http://{HOST}:{webhook.port}{WEBHOOK_PATH}"
@@ -201,8 +226,7 @@ def _moto_server() -> Any:
 class _IngestContainer:
     """One warm ingest Lambda container: requests run one at a time, as Lambda gives a container one event.
 
-    The handler takes the arrival instant from the event's `requestTimeEpoch`, as on AWS: it decides the
-    update's day.
+    The handler takes the arrival instant from the event's `timeEpoch`, as on AWS: it decides the update's day.
     """
 
     def __init__(self, ingest: Any):
@@ -214,7 +238,7 @@ class _IngestContainer:
             return self._ingest.handler(event, None)
 
 
-def proxy_event(
+def http_api_event(
     *,
     method: str,
     path: str,
@@ -222,51 +246,56 @@ def proxy_event(
     body: bytes,
     received_at: datetime,
     source_ip: str,
-    stage: str,
 ) -> dict[str, Any]:
-    """The API Gateway REST (v1) Lambda proxy event for one request, as the deployed API builds it.
+    """The API Gateway HTTP API event (payload format 2.0) for one request, as the deployed API builds it.
 
-    `headers` keeps the last value per name, `multiValueHeaders` every value; a body that is not UTF-8
-    text is passed base64-encoded, as API Gateway does for binary payloads.
+    Header names are lower-cased, and the values of a header sent more than once are joined by commas; a body
+    that is not UTF-8 text is passed base64-encoded, as API Gateway does for binary payloads, and an empty one
+    not at all.
     """
-    single: dict[str, str] = {}
-    multi: dict[str, list[str]] = {}
+    joined: dict[str, str] = {}
     for name, value in headers:
-        single[name] = value
-        multi.setdefault(name, []).append(value)
-    try:
-        text, encoded = body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, encoded = base64.b64encode(body).decode("ascii"), True
+        key = name.lower()
+        joined[key] = f"{joined[key]},{value}" if key in joined else value
     epoch_ms = epoch_milliseconds(received_at)
-    return {
-        "resource": WEBHOOK_PATH,
-        "path": path,
-        "httpMethod": method,
-        "headers": single or None,
-        "multiValueHeaders": multi or None,
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
+    route = f"{method} {WEBHOOK_PATH}"
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": joined,
         "requestContext": {
-            "resourcePath": WEBHOOK_PATH,
-            "httpMethod": method,
-            "path": f"/{stage}{path}",
-            "stage": stage,
-            "protocol": "HTTP/1.1",
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": joined.get("host", HOST),
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
+                     "userAgent": joined.get("user-agent", "")},
             "requestId": str(uuid.uuid4()),
-            "requestTime": formatdate(epoch_ms / 1000, usegmt=True),
-            "requestTimeEpoch": epoch_ms,
-            "identity": {"sourceIp": source_ip, "userAgent": single.get("User-Agent")},
+            "routeKey": route,
+            "stage": "$default",
+            "time": f"{received_at.astimezone(timezone.utc):%d/%b/%Y:%H:%M:%S} +0000",
+            "timeEpoch": epoch_ms,
         },
-        "body": text or None,
-        "isBase64Encoded": encoded,
+        "isBase64Encoded": False,
     }
+    if body:
+        try:
+            event["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode("ascii"), True
+    return event
+
+
+def has_identity(headers: Mapping[str, str]) -> bool:
+    """Whether the authorizer's identity source, the secret-token header, is there and not empty: API Gateway answers
+    401 itself to a request without it, invoking neither the authorizer nor the function."""
+    return bool(headers.get(SECRET_TOKEN_HEADER.lower()))
 
 
 class _WebhookServer(ThreadingHTTPServer):
-    """The REST API's one route, POST /webhook, as a Lambda proxy integration in front of the container.
+    """The HTTP API's one route, POST /webhook, with its authorizer's 401 and the Lambda integration in front of
+    the container.
 
     Handler threads are joined on close (`daemon_threads = False`), so stopping leaves no thread behind;
     each connection's reads time out after `timeout` seconds, so that join cannot wait on a stalled client.
@@ -274,10 +303,9 @@ class _WebhookServer(ThreadingHTTPServer):
 
     daemon_threads = False
 
-    def __init__(self, container: _IngestContainer, stage: str, timeout: float):
+    def __init__(self, container: _IngestContainer, timeout: float):
         super().__init__((HOST, 0), _WebhookRequestHandler)
         self.container = container
-        self.stage = stage
         self.request_timeout = timeout
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="local-webhook")
 
@@ -322,18 +350,20 @@ class _WebhookRequestHandler(BaseHTTPRequestHandler):
         except ValueError as error:
             self._answer(400, {"message": str(error)})
             return
-        event = proxy_event(
+        event = http_api_event(
             method="POST",
             path=self.path.split("?", 1)[0],
             headers=[(name, value) for name, value in self.headers.items() if name.lower() != ARRIVAL_HEADER.lower()],
             body=body,
             received_at=received_at,
             source_ip=self.client_address[0],
-            stage=self.server.stage,
         )
+        if not has_identity(event["headers"]):
+            self._answer(*UNAUTHORIZED)
+            return
         try:
             response = self.server.container.invoke(event)
-        except Exception:  # as Lambda + API Gateway do: the traceback goes to the log, the caller gets a 502
+        except Exception:  # as Lambda + API Gateway do: the traceback goes to the log, the caller gets a 500
             traceback.print_exc(file=sys.stderr)
             self._answer(*LAMBDA_FAILED)
             return
@@ -348,7 +378,7 @@ class _WebhookRequestHandler(BaseHTTPRequestHandler):
         self._send({"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(message)})
 
     def _send(self, response: Mapping[str, Any]) -> None:
-        """Write a Lambda proxy response (`statusCode`, `headers`, `body`, `isBase64Encoded`) as HTTP."""
+        """Write a Lambda response (payload 2.0: `statusCode`, `headers`, `body`, `isBase64Encoded`) as HTTP."""
         body = response.get("body") or ""
         payload = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode("utf-8")
         self.send_response(response["statusCode"])
@@ -362,11 +392,6 @@ class _WebhookRequestHandler(BaseHTTPRequestHandler):
         """Quiet: the ingest handler already writes one log line per request."""
 
 
-def epoch_milliseconds(instant: datetime) -> int:
-    """An aware instant as API Gateway's `requestTimeEpoch`: whole Unix milliseconds, exact (no float rounding)."""
-    return int(instant.timestamp()) * 1000 + instant.microsecond // 1000
-
-
 def _arrival(header: str | None) -> datetime:
     """The arrival instant a request asks for; exact to the millisecond (no float on the way)."""
     if header is None:
@@ -374,7 +399,7 @@ def _arrival(header: str | None) -> datetime:
     digits = header.isascii() and header.isdigit() and len(header) <= len(str(_LAST_ARRIVAL_MS))
     if not (digits and int(header) <= _LAST_ARRIVAL_MS):
         raise ValueError(f"{ARRIVAL_HEADER} must be Unix epoch milliseconds, 0 to {_LAST_ARRIVAL_MS}, got {header!r}")
-    return _EPOCH + timedelta(milliseconds=int(header))
+    return EPOCH + timedelta(milliseconds=int(header))
 
 
 # ---- clients of the local webhook
@@ -521,10 +546,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up = commands.add_parser(
         "up",
         help="start the local stack and keep it running until Ctrl-C",
-        description="Start moto (S3, Secrets Manager) and the webhook endpoint on 127.0.0.1 and print how to "
-        "reach them. With --poll, long-poll the bot's getUpdates (TELEGRAM_BOT_TOKEN) into the webhook.",
+        description="Start moto (S3, Secrets Manager), the local Firehose and the webhook endpoint on 127.0.0.1 and "
+        "print how to reach them. With --poll, long-poll the bot's getUpdates (TELEGRAM_BOT_TOKEN) into the webhook.",
     )
     add_stage_argument(up)
+    up.add_argument(
+        "--batch-seconds", type=count_argument(MAX_RAW_BATCH_SECONDS, " (Firehose's longest interval)"),
+        help="how long the local Firehose buffers a day's updates before writing them as one batch (default: the "
+        f"stage's raw_batch_seconds; at most {MAX_RAW_BATCH_SECONDS})",
+    )
     up.add_argument(
         "--poll", action="store_true", help="feed the bot's updates through getUpdates (needs TELEGRAM_BOT_TOKEN)"
     )
@@ -544,7 +574,8 @@ def up_command(args: argparse.Namespace) -> int:
     # Never set: that KeyboardInterrupt is what stops the stack, whether it waits or is in a long poll.
     stop = threading.Event()
     try:
-        with LocalStack(config) as stack:
+        interval = None if args.batch_seconds is None else timedelta(seconds=args.batch_seconds)
+        with LocalStack(config, batch_interval=interval, batch_by_wall_clock=True) as stack:
             print(describe(stack), flush=True)
             if bot is None:
                 stop.wait()
@@ -560,11 +591,14 @@ def up_command(args: argparse.Namespace) -> int:
 def describe(stack: LocalStack) -> str:
     """What a developer needs to talk to the stack, and the environment other commands need to reach it."""
     exports = " ".join(f"{name}={value}" for name, value in stack.environment.items() if name != "WEBHOOK_SECRET_ARN")
+    batch_seconds = stack.batch_interval / timedelta(seconds=1)
     return "\n".join([
         f"local stack for stage {stack.config.stage} is up (Ctrl-C to stop)",
         f"  webhook URL      {stack.webhook_url}",
         f"  secret token     {stack.secret}   (header {SECRET_TOKEN_HEADER})",
         f"  S3 endpoint      {stack.endpoint_url}",
+        f"  Firehose         {stack.firehose_url}   (stream {stack.delivery_stream}: a gzip batch per day's folder "
+        f"every {batch_seconds:g} s, and at Ctrl-C)",
         f"  raw bucket       {stack.raw_bucket}",
         f"  enriched bucket  {stack.enriched_bucket}",
         f"  allowed chats    {', '.join(str(chat_id) for chat_id in stack.allowed_chat_ids)}",

@@ -5,6 +5,9 @@ under `ingest-state/chats-seen/` in the raw bucket, including the chats it skips
 finds the id of a group after the first deploy, when `getUpdates` no longer works because the webhook is
 set. "Allowlisted" is judged against the stage's cdk.json now, plus the group upgrades the ingest followed
 (`ingest-state/chat-links/`, shown as old -> new). `--local` reads the local stack's bucket instead.
+
+Which chats wrote, and the ingest's decision on each, are written at once; the counts at most once a minute per
+ingest container, so they may miss up to a minute of updates per container (its last minute, when it stops).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from lambdas.common.layout import CHAT_LINKS_PREFIX, CHATS_SEEN_RETENTION_DAYS, chats_seen_prefix, today
-from lambdas.ingest.chats import COUNTED_OUTCOMES, GROUP_TYPES, ChatDay, ChatLink, allowed_through, parse_link_key
+from lambdas.ingest.chats import (
+    COUNTED_OUTCOMES, GROUP_TYPES, RECORD_INTERVAL, ChatDay, ChatLink, allowed_through, parse_link_key,
+)
 from stacks import outputs
 from stacks.config import StageConfig
 from tools.cli import (
@@ -28,6 +33,11 @@ from tools.cli import (
 
 DEFAULT_DAYS = 7
 FORMATS = ("table", "json")
+_EVERY = f"{RECORD_INTERVAL // timedelta(seconds=1)} s"
+COUNTS_NOTE = (
+    f"counts may miss up to {_EVERY} of updates per ingest container (a container writes a chat's record at once for "
+    f"the chat's first update of the day or a change of its allowlisting, otherwise at most every {_EVERY})"
+)
 PIPED_WIDTH = 160  # piped or captured output gets a fixed width instead of rich's 80 columns
 
 
@@ -136,6 +146,7 @@ class ChatsReport:
             "links": [
                 {"old": item.link.old, "new": item.link.new, "learned": _utc(item.learned)} for item in self.links
             ],
+            "counts_note": COUNTS_NOTE,
             "warnings": [*self.allowlist_problems(), *filter(None, [self.nothing_seen()])],
         }
 
@@ -250,10 +261,12 @@ def _seen_chat(
     )
 
 
-def read_records(s3: Any, bucket: str, day: date) -> list[ChatDay]:
-    """Every container's record of every chat on one day; a bad object is a CommandError naming it."""
+def read_records(s3: Any, bucket: str, day: date, *, chat_id: int | None = None) -> list[ChatDay]:
+    """Every container's record of every chat (or of `chat_id`) on one day; a bad object is a CommandError naming
+    it."""
     records = []
-    for item in _listing(s3, bucket, chats_seen_prefix(day)):
+    prefix = chats_seen_prefix(day) if chat_id is None else f"{chats_seen_prefix(day)}{chat_id}/"
+    for item in _listing(s3, bucket, prefix):
         key = item["Key"]
         try:
             record = ChatDay.from_json(_read(s3, bucket, key))
@@ -303,7 +316,8 @@ def print_report(report: ChatsReport) -> None:
     from rich.text import Text
 
     console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
-    table = Table(title=f"Chats seen by stage {report.stage}, {report.first_day} to {report.last_day}")
+    table = Table(title=f"Chats seen by stage {report.stage}, {report.first_day} to {report.last_day}",
+                  caption=COUNTS_NOTE, caption_justify="left")
     for heading, justify in (("chat id", "right"), ("type", "left"), ("title", "left"), ("updates", "right"),
                              ("stored", "right"), ("skipped", "right"), ("update types", "left"),
                              ("last seen (UTC)", "left"), ("allowlisted", "left")):
@@ -311,7 +325,7 @@ def print_report(report: ChatsReport) -> None:
     for chat in report.chats:
         table.add_row(
             str(chat.chat_id), Text(plain(chat.chat_type or "-")), Text(plain(chat.name)), str(chat.updates),
-            str(chat.counts["stored"] + chat.counts["duplicate"]), str(chat.counts["skipped"]),
+            str(chat.counts["stored"]), str(chat.counts["skipped"]),
             Text(plain(", ".join(chat.update_types))), _utc(chat.last_seen, "seconds"),
             Text(chat.allowlisted_as, style="" if chat.allowlisted else "bold red"),
         )

@@ -9,8 +9,9 @@ the exit code 1. `make deploy` ends with it.
                  `tools report`'s queries: the Trino grammar check's list) passes Athena's own analysis: EXPLAIN
                  in the stage's workgroup plans a statement without running it, so no data is scanned
   webhook        a request without the secret token is refused (401 or 403); an update from a chat no stage can
-                 allowlist is answered 2xx with an empty body and nothing is stored (the ingest still records
-                 the chat: `tools chats` lists the private chat "telegram-lake doctor probe" as skipped)
+                 allowlist is answered 2xx with an empty body and nothing is stored: the ingest's record of the
+                 chat, written at once (no batch to wait for), says skipped, never stored (`tools chats` lists the
+                 private chat "telegram-lake doctor probe")
   telegram       with TELEGRAM_BOT_TOKEN set, getWebhookInfo shows this stage's URL and no error in 24 hours
   alarm topic    the alarms' topic has a confirmed subscription
   state machine  with `etl_engine: athena`, the deployed definition validates (ValidateStateMachineDefinition)
@@ -36,11 +37,12 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from lambdas.common.layout import day_prefix, local_day, raw_key
+from lambdas.common.layout import chats_seen_prefix, day_prefix, local_day
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, UPDATE_ID_MAX
 from stacks import outputs
 from stacks.config import MAX_CHAT_ID_MAGNITUDE, RAW_TABLE, TABLE, StageConfig
 from tools.cli import CommandError, add_stage_argument, aws_session, require_output, stack_outputs, stage_config
+from tools.operate.chats import read_records
 from tools.operate.query import DEFAULT_TIMEOUT_SECONDS, add_timeout_argument, format_bytes, wait_for_query
 from tools.operate.status import newest_day_file
 from tools.operate.webhook import deployed_webhook, describe_webhook_info
@@ -234,11 +236,7 @@ def webhook_probe(visit: Visit) -> list[Verdict]:
             f"answered {_answer(probed)} to an update from chat {PROBE_CHAT_ID}, outside the allowlist, not 2xx with "
             "an empty body (Telegram redelivers what is not 2xx, and executes a JSON body)"
         )
-    stored = stored_update_keys(deployed.session.client("s3"), deployed.raw_bucket, update_id, arrival_days)
-    if stored:
-        problems.append(
-            f"stored update {update_id} of chat {PROBE_CHAT_ID}, outside the allowlist: {', '.join(stored)}"
-        )
+    problems += probe_outcome(deployed.session.client("s3"), deployed.raw_bucket, update_id, arrival_days)
     return [Verdict(FAIL, problem) for problem in problems] or [
         Verdict(
             OK, f"refuses a request without the secret token ({anonymous.status}); answers {probed.status} and stores "
@@ -264,15 +262,24 @@ def post_update(url: str, body: bytes, *, secret_token: str | None) -> Answer:
         raise CommandError(f"the webhook {url} does not answer: {reason}") from None
 
 
-def stored_update_keys(s3: Any, raw_bucket: str, update_id: int, days: Sequence[date]) -> list[str]:
-    """The raw objects the deployed ingest wrote for `update_id` if it arrived on one of `days`: today's layout
-    is one object per update and day (`raw_key`). The one place to change when that layout changes."""
-    found = []
-    for day in days:
-        key = raw_key(day, update_id)
-        listing = s3.list_objects_v2(Bucket=raw_bucket, Prefix=key, MaxKeys=1)
-        found += [item["Key"] for item in listing.get("Contents", []) if item["Key"] == key]
-    return found
+def probe_outcome(s3: Any, raw_bucket: str, update_id: int, days: Sequence[date]) -> list[str]:
+    """What is wrong in the ingest's handling of the probe's update (which arrived on one of `days`), told by its
+    records of the probe's chat, without waiting for the raw zone's next batch: a container writes a chat's record
+    at once for the chat's first update of the day and whenever its allowlisting changes, so a record exists, and
+    one that says stored (or allowlisted) is there before the webhook's answer. The one place to change when the
+    ingest's records or the raw layout change."""
+    records = [record for day in days for record in read_records(s3, raw_bucket, day, chat_id=PROBE_CHAT_ID)]
+    if not records:
+        return [
+            f"no chats-seen record of chat {PROBE_CHAT_ID} for {' or '.join(map(str, days))} under "
+            f"s3://{raw_bucket}/{chats_seen_prefix(days[0])}: the ingest answered update {update_id} without "
+            "recording its chat (see its ChatRecordFailed metric), so nothing shows that it was not stored"
+        ]
+    return [
+        f"stored updates of chat {PROBE_CHAT_ID}, outside the allowlist: s3://{raw_bucket}/{record.key} counts "
+        f"{record.counts['stored']} stored{' and allowlists it' if record.allowlisted else ''}"
+        for record in records if record.counts["stored"] or record.allowlisted
+    ]
 
 
 def _answer(answer: Answer) -> str:
