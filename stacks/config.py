@@ -63,6 +63,9 @@ DEFAULT_RAW_BATCH_SECONDS, MIN_RAW_BATCH_SECONDS, MAX_RAW_BATCH_SECONDS = 60, 60
 DEFAULT_RAW_WINDOW_DAYS, MAX_RAW_WINDOW_DAYS = 3, 31
 # Telegram: a chat id "has at most 52 significant bits".
 MAX_CHAT_ID_MAGNITUDE = 2**52 - 1
+# The private chat `tools doctor` probes the webhook with: one past the largest id a stage may allowlist, so no
+# stage ever stores it (the deploy role may read its chats-seen records: stacks/github.py).
+DOCTOR_PROBE_CHAT_ID = MAX_CHAT_ID_MAGNITUDE + 1
 # How far ahead the schedule's local time must exist every day (from the start of this year, in UTC).
 SCHEDULE_YEARS_AHEAD = 20
 
@@ -124,6 +127,9 @@ class StageConfig:
     raw_window_days: int  # days back the up-to-the-minute relation reads raw days not compacted yet
     github_repository: str | None  # `owner/name` whose workflows may review and deploy the stage; None = none
     show_member_names: bool  # saved queries and the report name members; False = user ids only
+    # The bot's own backend keeps Telegram's webhook and forwards every update to the stage's URL (docs/operating.md,
+    # "Beside an existing bot"): the doctor then expects another webhook URL on the bot.
+    webhook_forwarded: bool
 
     @property
     def retain_data(self) -> bool:
@@ -132,6 +138,11 @@ class StageConfig:
     def stack_name(self, part: str) -> str:
         """`TelegramLake-dev-Ingestion`: the stage is part of every stack's name."""
         return f"{PROJECT}-{self.stage}-{part}"
+
+    @property
+    def raw_stream_name(self) -> str:
+        """`TelegramLake-dev-Raw`: the raw delivery stream (Firehose), by which its metrics are read."""
+        return self.stack_name("Raw")
 
     @property
     def glue_database(self) -> str:
@@ -477,6 +488,7 @@ class _Parser:
             ),
             github_repository=self.github_repository("github_repository"),
             show_member_names=self.boolean("show_member_names", True),
+            webhook_forwarded=self.boolean("webhook_forwarded", False),
         )
 
 

@@ -32,9 +32,7 @@ from stacks import outputs
 from stacks.alarms import alarm_name
 from stacks.athena_compaction import RUN_TIMEOUT, state_machine_name
 from stacks.config import PROJECT, StageConfig
-from stacks.ingestion import (
-    REFUSED_TOKENS, ingest_function_name, raw_freshness_limit, raw_stream_metric, raw_stream_name,
-)
+from stacks.ingestion import REFUSED_TOKENS, ingest_function_name, raw_freshness_limit, raw_stream_metric
 from stacks.metrics import lake_metric
 
 FULL_WIDTH = 24
@@ -198,7 +196,7 @@ class StageDashboard(Construct):
     def _raw_delivery(self) -> list[cloudwatch.IWidget]:
         """The raw delivery stream (Firehose): the records it took in and delivered, how old the oldest one not yet
         in S3 is (against the RawDeliveryLate alarm's limit), and whether its S3 writes succeed."""
-        stream = raw_stream_name(self.config)
+        stream = self.config.raw_stream_name
 
         def stream_metric(name: str, statistic: str, label: str) -> cloudwatch.Metric:
             return raw_stream_metric(stream, name, statistic, HOUR, label=label)

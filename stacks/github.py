@@ -26,12 +26,12 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from lambdas.common.layout import PREFIX
+from lambdas.common.layout import CHATS_SEEN_PREFIX, PREFIX
 from stacks import outputs
 from stacks.athena_access import RESULTS_BUCKET_ACTIONS
 from stacks.athena_compaction import GLUE_READ_ACTIONS, QUERY_ACTIONS, state_machine_name
 from stacks.compliance import acknowledge, nag_resource
-from stacks.config import RAW_TABLE, TABLE, StageConfig
+from stacks.config import DOCTOR_PROBE_CHAT_ID, RAW_TABLE, TABLE, StageConfig
 from stacks.daily_run import daily_schedule_name
 from stacks.github_access import (
     AUDIENCE, CREATE_PROVIDER_KEY, DEPLOY, OIDC_HOST, PART, PROVIDER_ARN_OUTPUT, PROVIDER_STACK_NAME, REVIEW,
@@ -169,14 +169,22 @@ class GitHubAccessStack(cdk.Stack):
 
         stack_arns = [self._stack_arn(part) for part in parts.values()]
         allow(["cloudformation:DescribeStacks"], *stack_arns)
-        # The webhook probe sends the secret token, then lists the key its update would have in the raw bucket; the
-        # last compacted day is the newest day's key in the enriched bucket (or a day without raw updates).
+        # The webhook probe sends the secret token, then reads the ingest's records of the probe's chat (a chat no
+        # stage can allowlist: never anyone's data); the last compacted day is the newest day's key in the enriched
+        # bucket (or a day without raw updates).
         secret = stack_output(self, producer=ingestion, output_id=outputs.WEBHOOK_SECRET_ARN)
         allow(["secretsmanager:GetSecretValue"], secret)
         raw = bucket_from_output(self, "RawBucket", producer=ingestion, output_id=outputs.RAW_BUCKET_NAME)
         enriched = bucket_from_output(self, "EnrichedBucket", producer=etl, output_id=outputs.ENRICHED_BUCKET_NAME)
         for bucket in (raw, enriched):
             grant_listing(bucket, role, PREFIX)
+        probe_records = f"{CHATS_SEEN_PREFIX}*/{DOCTOR_PROBE_CHAT_ID}/"
+        grant_listing(raw, role, probe_records)
+        grant_on_objects(raw, role, ["s3:GetObject"], f"{probe_records}*")
+        probe_wildcard = (
+            "The ingest's records of the doctor's probe chat, one per day and ingest container, named by both: a "
+            "chat no stage can allowlist, whose records hold only the probe's own counts."
+        )
         topic = stack_output(self, producer=ingestion, output_id=outputs.ALARM_TOPIC_ARN)
         allow(["sns:ListSubscriptionsByTopic"], topic)
         # EXPLAIN in the workgroup, which reads the tables' definitions as the caller (as does the doctor's GetTable).
@@ -201,6 +209,7 @@ class GitHubAccessStack(cdk.Stack):
             service="scheduler", resource="schedule", resource_name=schedule, arn_format=slash
         ))
         wildcards = {arn: STACK_ID_WILDCARD for arn in stack_arns}
+        wildcards[raw.arn_for_objects(f"{probe_records}*")] = probe_wildcard
         wildcards[results.arn_for_objects("*")] = (
             "Athena writes each EXPLAIN's plan under a key named by its query id; the bucket holds nothing but this "
             "workgroup's results, and none of them may be read."

@@ -24,7 +24,8 @@ from constructs import Construct
 
 from lambdas.common.envelope import CONTEXT_DATE
 from lambdas.common.layout import (
-    BATCH_EXTENSION, CHAT_LINKS_PREFIX, CHATS_SEEN_PREFIX, CHATS_SEEN_RETENTION_DAYS, PARTITION_KEY, PREFIX,
+    BATCH_EXTENSION, BATCH_MAX_MIB, CHAT_LINKS_PREFIX, CHATS_SEEN_PREFIX, CHATS_SEEN_RETENTION_DAYS, PARTITION_KEY,
+    PREFIX, RAW_ERRORS_PREFIX,
 )
 from lambdas.ingest import metrics
 from lambdas.ingest.budget import FUNCTION_TIMEOUT_SECONDS, WORST_CALL_SECONDS
@@ -81,15 +82,12 @@ ACCESS_LOG_FIELDS = {
 # header: API Gateway, or the ingest's own check) and 403 (the authorizer's denial, cached ones included).
 REFUSED_TOKENS = "RefusedTokens"
 
-# Firehose writes what it could not partition or deliver here: outside `telegram/` (which the ETL and the
-# tables read), by error type and UTC day, kept as long as the stage's logs.
-RAW_ERRORS_PREFIX = "firehose-errors/"
+# Firehose writes what it could not partition or deliver under RAW_ERRORS_PREFIX, by error type and UTC day,
+# kept as long as the stage's logs.
 RAW_ERROR_OBJECTS = f"{RAW_ERRORS_PREFIX}!{{firehose:error-output-type}}/!{{timestamp:yyyy-MM-dd}}/"
 # Each line lands in its own arrival day's folder, whichever batch carries it (lambdas/common/envelope.py).
 RAW_BATCH_OBJECTS = f"{PREFIX}{PARTITION_KEY}=!{{partitionKeyFromQuery:{PARTITION_KEY}}}/"
 PARTITION_QUERY = f"{{{PARTITION_KEY}: .{CONTEXT_DATE}}}"
-# Dynamic partitioning's smallest buffer: the interval (raw_batch_seconds) is what closes a batch.
-RAW_BATCH_MIB = 64
 # How long Firehose retries a failed S3 delivery before it puts the records under RAW_ERRORS_PREFIX: its
 # maximum, so that no S3 blip sends updates out of the raw zone.
 RAW_DELIVERY_RETRY = cdk.Duration.hours(2)
@@ -225,7 +223,7 @@ class RawDeliveryStream(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, bucket: s3.IBucket):
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        self.name = raw_stream_name(config)
+        self.name = config.raw_stream_name
         self.logs = log_group(self, "DeliveryLogs", config=config)
         log_stream = logs.LogStream(
             self, "DeliveryLogStream", log_group=self.logs, log_stream_name=RAW_DELIVERY_LOG_STREAM,
@@ -287,7 +285,7 @@ def _batches(
         compression_format="GZIP",
         file_extension=BATCH_EXTENSION,
         buffering_hints=stream.BufferingHintsProperty(
-            interval_in_seconds=config.raw_batch_seconds, size_in_m_bs=RAW_BATCH_MIB
+            interval_in_seconds=config.raw_batch_seconds, size_in_m_bs=BATCH_MAX_MIB
         ),
         dynamic_partitioning_configuration=stream.DynamicPartitioningConfigurationProperty(
             enabled=True,
@@ -534,11 +532,6 @@ def ingest_function_name(config: StageConfig) -> str:
 def webhook_api_name(config: StageConfig) -> str:
     """The HTTP API's name, as the console lists it (its metrics are dimensioned by its id: the WebhookApiId output)."""
     return config.stack_name("Webhook")
-
-
-def raw_stream_name(config: StageConfig) -> str:
-    """`TelegramLake-dev-Raw`: the raw delivery stream's name, by which its Firehose metrics are read."""
-    return config.stack_name("Raw")
 
 
 def raw_freshness_limit(config: StageConfig) -> cdk.Duration:

@@ -53,7 +53,7 @@ def test_only_the_chat_allowlist_is_required_everything_else_has_safe_defaults()
         webhook_max_connections=40, etl_schedule_local_time="01:00", etl_memory_mb=1024, etl_timeout_minutes=15,
         etl_read_concurrency=32, etl_engine="lambda", alarm_email=None, analytics_start_date="2026-01-01",
         athena_results_expiration_days=30, athena_bytes_scanned_cutoff=1_073_741_824, no_updates_alarm_hours=24,
-        raw_window_days=3, github_repository=None, show_member_names=True,
+        raw_window_days=3, github_repository=None, show_member_names=True, webhook_forwarded=False,
     )
     assert (config.etl_schedule_hour, config.etl_schedule_minute) == (1, 0)
     assert not config.etl_engine_is_athena
@@ -188,6 +188,7 @@ def test_an_unknown_stage_names_it_and_the_configured_ones():
         ("dev", {"show_member_names": "false"}, "show_member_names", "must be true or false, got 'false'"),
         ("dev", {"show_member_names": 0}, "show_member_names", "must be true or false, got 0"),
         ("dev", {"show_member_names": [True]}, "show_member_names", "must be true or false, got [True]"),
+        ("dev", {"webhook_forwarded": "yes"}, "webhook_forwarded", "must be true or false, got 'yes'"),
     ],
 )
 def test_an_invalid_setting_fails_naming_the_stage_and_the_key(stage, overrides, key, problem):

@@ -14,6 +14,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -178,7 +179,7 @@ def test_a_reason_is_one_line_whatever_athena_or_telegram_put_in_it():
     assert doctor.one_line("SYNTAX_ERROR: line 3:5:\n  mismatched input\r\n'x'\t ok") == (
         "SYNTAX_ERROR: line 3:5: mismatched input 'x' ok"
     )
-    assert doctor.one_line("bell\x07 and \x1b[31mred") == "bell\\x07 and \\x1b[31mred"
+    assert doctor.one_line("bell\x07 and \x1b[31mred") == "bell\\u0007 and \\u001b[31mred"
 
 
 def test_subscriptions_reach_someone_only_when_confirmed():
@@ -218,7 +219,7 @@ def test_webhook_info_fails_on_another_url_or_a_delivery_error_of_the_last_24_ho
     old = int((NOW - timedelta(hours=25)).timestamp())
 
     def problems(**info: Any) -> list[str]:
-        return doctor.webhook_info_problems({"url": url, **info}, url, "dev", NOW)
+        return doctor.webhook_info_problems({"url": url, **info}, url, DEV, NOW)
 
     assert problems(last_error_date=old, last_error_message="Connection timed out") == []
     assert problems(last_error_date="soon") == []
@@ -228,7 +229,20 @@ def test_webhook_info_fails_on_another_url_or_a_delivery_error_of_the_last_24_ho
     ]
     assert problems(url="") == [
         f"the bot's webhook is none (no webhook set: the bot can poll getUpdates), not this stage's {url}: run "
-        "`python -m tools webhook set --stage dev`"
+        "`python -m tools webhook set --stage dev`, or, when the bot's own backend forwards every update to this "
+        "stage, set `webhook_forwarded: true`"
+    ]
+
+
+def test_on_a_forwarded_stage_the_bots_webhook_is_its_backends_and_never_the_stages():
+    """Beside an existing bot (docs/operating.md): the backend keeps Telegram's webhook and forwards to the stage."""
+    url = "https://abc123.execute-api.us-east-1.amazonaws.com/dev/webhook"
+    forwarded = replace(DEV, webhook_forwarded=True)
+
+    assert doctor.webhook_info_problems({"url": "https://bot.example.org/telegram"}, url, forwarded, NOW) == []
+    assert doctor.webhook_info_problems({"url": url}, url, forwarded, NOW) == [
+        f"the bot's webhook is this stage's {url}, but the stage says its updates are forwarded by the bot's own "
+        "backend (webhook_forwarded): set it false, or point the webhook back at the backend"
     ]
 
 
@@ -582,7 +596,8 @@ class TestAgainstTheLocalStack:
         assert good == [{}]
         assert doctor_lines(output)["telegram"] == [(
             FAIL, f"the bot's webhook is https://elsewhere.example/webhook, not this stage's {stack.webhook_url}: run "
-            "`python -m tools webhook set --stage dev`",
+            "`python -m tools webhook set --stage dev`, or, when the bot's own backend forwards every update to this "
+            "stage, set `webhook_forwarded: true`",
         )]
         assert output.rstrip().endswith("1 of 8 checks failed")
         assert TOKEN not in output
@@ -594,7 +609,7 @@ class TestAgainstTheLocalStack:
             verdict = only(doctor.telegram_webhook(visit(None, deployed, api_base=telegram.base_url)))
 
         assert verdict == Verdict(
-            OK, f"getWebhookInfo: the bot delivers to {stack.webhook_url}, no delivery error in the last 24 hours"
+            OK, f"getWebhookInfo: the bot delivers to {stack.webhook_url}, no delivery error in 24 hours"
         )
 
 

@@ -12,7 +12,7 @@ from aws_cdk.assertions import Template
 from cfnlint.api import ManualArgs, lint
 
 import stacks.github
-from stacks.config import ConfigError
+from stacks.config import DOCTOR_PROBE_CHAT_ID, ConfigError
 from stacks.github_access import CREATE_PROVIDER_KEY
 from tests.cdk_support import PARTS, arn, build, normalized, policy_statements, resources, the_resource
 from tests.stage_settings import stages_with
@@ -112,6 +112,11 @@ def doctor_reads(stage: str, engine: str) -> list[dict]:
         {**allow("s3:ListBucket", [bucket(imported(stage, "Ingestion", "RawBucketName")),
                                    bucket(imported(stage, "Etl", "EnrichedBucketName"))]),
          "Condition": {"StringLike": {"s3:prefix": ["telegram/*"]}}},
+        # the webhook probe's own chat's records, and nothing else of the ingest's state
+        {**allow("s3:ListBucket", bucket(imported(stage, "Ingestion", "RawBucketName"))),
+         "Condition": {"StringLike": {"s3:prefix": [f"ingest-state/chats-seen/*/{DOCTOR_PROBE_CHAT_ID}/*"]}}},
+        allow("s3:GetObject",
+              bucket(imported(stage, "Ingestion", "RawBucketName"), f"/ingest-state/chats-seen/*/{DOCTOR_PROBE_CHAT_ID}/*")),
         allow("sns:ListSubscriptionsByTopic", imported(stage, "Ingestion", "AlarmTopicArn")),
         allow(["athena:GetQueryExecution", "athena:StartQueryExecution", "athena:StopQueryExecution"],
               in_region("athena", f"workgroup/telegram-lake-{stage}")),
@@ -283,8 +288,9 @@ def test_every_acknowledgment_of_the_github_stack_suppresses_a_real_finding(tmp_
     reported = findings(tmp_path)
 
     # One wildcard per stack the review role reads (the stack id CloudFormation adds), and of the deploy role's
-    # reads: one per stack whose outputs the doctor reads, the EXPLAIN plans' keys, ValidateStateMachineDefinition.
-    assert len(recorded) == 4 + 3 + 1 + 1
+    # reads: one per stack whose outputs the doctor reads, the probe chat's records, the EXPLAIN plans' keys,
+    # ValidateStateMachineDefinition.
+    assert len(recorded) == 4 + 3 + 1 + 1 + 1
     for rule, path, reason in recorded:
         assert any(found == rule and where.startswith(path + "/") for found, where in reported), (rule, path)
         assert len(reason) >= 40

@@ -18,13 +18,13 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from lambdas.common.envelope import envelope_line, update_bytes
-from lambdas.common.layout import day_prefix, raw_object_kind
+from lambdas.common.layout import RAW_ERRORS_PREFIX, day_prefix, raw_object_kind
 from lambdas.etl.day import object_lines
 from lambdas.ingest.webhook import epoch_milliseconds
 from stacks.config import DEFAULT_RAW_BATCH_SECONDS, load_from_cdk_json
 from tools.local.firehose import (
-    BATCH_MAX_RECORDS, BUFFER_INTERVAL, BUFFER_SIZE_BYTES, ERROR_OUTPUT_TYPE, ERROR_PREFIX, PARTITIONING_FAILED,
-    RECORD_MAX_BYTES, DeliveryFailed, DeliveryStreams, LocalFirehose,
+    BATCH_MAX_RECORDS, BUFFER_INTERVAL, BUFFER_SIZE_BYTES, ERROR_OUTPUT_TYPE, PARTITIONING_FAILED, RECORD_MAX_BYTES,
+    DeliveryFailed, DeliveryStreams, LocalFirehose,
 )
 from tools.local.stack import LocalStack
 
@@ -84,15 +84,14 @@ def put(target: DeliveryStreams, *lines: bytes) -> None:
 
 def test_the_emulation_is_the_stages_stream():
     """What the local Firehose and the local stack take from the stage's stream, which stacks/ingestion.py defines
-    (it imports the CDK, so the local path cannot import it: this test holds the two together)."""
+    from the same constants (it imports the CDK, which the local path does not)."""
     from stacks import ingestion
 
     config = load_from_cdk_json("dev")
-    assert LocalStack(config).delivery_stream == ingestion.raw_stream_name(config)
+    assert LocalStack(config).delivery_stream == config.raw_stream_name == "TelegramLake-dev-Raw"
     assert BUFFER_INTERVAL == timedelta(seconds=DEFAULT_RAW_BATCH_SECONDS)
-    assert BUFFER_SIZE_BYTES == ingestion.RAW_BATCH_MIB * 1024 * 1024
-    assert ERROR_PREFIX == ingestion.RAW_ERRORS_PREFIX
-    assert ingestion.RAW_ERROR_OBJECTS == f"{ERROR_PREFIX}!{{firehose:error-output-type}}/!{{timestamp:yyyy-MM-dd}}/"
+    assert BUFFER_SIZE_BYTES == 64 * 1024 * 1024
+    assert ingestion.RAW_ERROR_OBJECTS == f"{RAW_ERRORS_PREFIX}!{{firehose:error-output-type}}/!{{timestamp:yyyy-MM-dd}}/"
     assert ingestion.RAW_BATCH_OBJECTS == "telegram/context_date=!{partitionKeyFromQuery:context_date}/"
     assert ingestion.PARTITION_QUERY == "{context_date: .context_date}"  # what envelope_facts does
 
@@ -178,9 +177,9 @@ def test_a_record_that_yields_no_partition_goes_to_the_error_prefix_outside_the_
     put(target, data, line(1, NOON))
     target.flush()
 
-    errors = {key: body for key, body in bucket.objects.items() if key.startswith(ERROR_PREFIX)}
+    errors = {key: body for key, body in bucket.objects.items() if key.startswith(RAW_ERRORS_PREFIX)}
     ((key, body),) = errors.items()
-    assert key.startswith(f"{ERROR_PREFIX}{ERROR_OUTPUT_TYPE}/2026-12-07/{STREAM}-1-2026-12-07-09-00-00-")
+    assert key.startswith(f"{RAW_ERRORS_PREFIX}{ERROR_OUTPUT_TYPE}/2026-12-07/{STREAM}-1-2026-12-07-09-00-00-")
     (document,) = [json.loads(each) for each in body.splitlines()]
     assert document["errorCode"] == PARTITIONING_FAILED
     assert base64.b64decode(document["rawData"]) == data

@@ -41,6 +41,11 @@ def day_prefix(day: date) -> str:
 
 # What the raw delivery stream names its objects with: newline-delimited JSON, gzip.
 BATCH_EXTENSION = ".jsonl.gz"
+# A batch closes after the stage's `raw_batch_seconds`, or at dynamic partitioning's smallest buffer, 64 MiB.
+BATCH_MAX_MIB = 64
+# Where the raw delivery stream sets aside what it could not partition or deliver: in the raw bucket, outside
+# `telegram/` (which the ETL and the tables read), as `<prefix><error output type>/<UTC day>/`.
+RAW_ERRORS_PREFIX = "firehose-errors/"
 _BATCH_NAME = re.compile(r"[^/]+\.jsonl(\.gz)?")
 _SINGLE_NAME = re.compile(r"[0-9]{1,19}\.json")
 ObjectKind = Literal["batch", "single"]

@@ -7,7 +7,7 @@ through `AWS_ENDPOINT_URL_FIREHOSE` and the ingest's code is the same here and o
 Direct PUT stream does with each record:
 
 - partitions it by its `context_date`, as the stream's JQ query `{context_date: .context_date}` extracts it (a
-  record that is not a JSON object with a non-empty string there is written under ERROR_PREFIX, outside
+  record that is not a JSON object with a non-empty string there is written under RAW_ERRORS_PREFIX, outside
   `telegram/`, as an error document, as Firehose writes what fails partitioning to its error prefix);
 - buffers it per stream and partition, and writes each buffer as one gzip object of the records as sent (the
   ingest's lines end with their own line break), `telegram/context_date=D/<stream>-1-YYYY-MM-DD-HH-MM-SS-<id>
@@ -42,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from lambdas.common.envelope import CONTEXT_DATE, RECEIVED_AT
-from lambdas.common.layout import BATCH_EXTENSION, PARTITION_KEY, PREFIX
+from lambdas.common.layout import BATCH_EXTENSION, BATCH_MAX_MIB, PARTITION_KEY, PREFIX, RAW_ERRORS_PREFIX
 from lambdas.ingest.webhook import EPOCH, epoch_milliseconds
 from stacks.config import DEFAULT_RAW_BATCH_SECONDS
 
@@ -50,11 +50,10 @@ HOST = "127.0.0.1"
 TARGET_PREFIX = "Firehose_20150804."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 ACCOUNT = "123456789012"  # moto's account: the one named in "not found" answers
-# The stage's stream (stacks/ingestion.py, which imports the CDK: tests/test_local_firehose.py holds the two
-# together): a batch per day's folder every `raw_batch_seconds` (a minute by default), or at the smallest size
-# Firehose allows with dynamic partitioning, 64 MiB.
+# The stage's stream (stacks/ingestion.py): a batch per day's folder every `raw_batch_seconds` (a minute by
+# default), or at the smallest size Firehose allows with dynamic partitioning.
 BUFFER_INTERVAL = timedelta(seconds=DEFAULT_RAW_BATCH_SECONDS)
-BUFFER_SIZE_BYTES = 64 * 1024 * 1024
+BUFFER_SIZE_BYTES = BATCH_MAX_MIB * 1024 * 1024
 # Firehose's limits on what one call may carry (before base64).
 RECORD_MAX_BYTES = 1000 * 1024
 BATCH_MAX_RECORDS = 500
@@ -63,7 +62,6 @@ STREAM_VERSION = 1
 # Where records that fail partitioning go: outside `telegram/`, so no reader of the lake ever sees them, as
 # `<prefix><error output type>/<UTC day>/`. The type Firehose names a failed metadata extraction is assumed to be
 # that of a failed processor, `processing-failed` (not checked against AWS).
-ERROR_PREFIX = "firehose-errors/"
 ERROR_OUTPUT_TYPE = "processing-failed"
 PARTITIONING_FAILED = "DynamicPartitioning.MetadataExtractionFailed"
 TICK_SECONDS = 0.5  # how often the wall clock moves, with `wall_clock`
@@ -234,7 +232,7 @@ def _close(stream: str, partition: str | None, buffer: _Buffer) -> _Batch:
     body = b"".join(buffer.records)
     if partition is None:
         day = EPOCH + timedelta(milliseconds=buffer.opened_ms)
-        key = f"{ERROR_PREFIX}{ERROR_OUTPUT_TYPE}/{day:%Y-%m-%d}/{_object_name(stream, buffer.opened_ms)}"
+        key = f"{RAW_ERRORS_PREFIX}{ERROR_OUTPUT_TYPE}/{day:%Y-%m-%d}/{_object_name(stream, buffer.opened_ms)}"
         return _Batch(key, body, len(buffer.records))
     return _Batch(batch_key(partition, stream, buffer.opened_ms), gzip.compress(body), len(buffer.records))
 

@@ -104,7 +104,7 @@ class LocalStack:
         self.region = config.region or DEFAULT_REGION
         self.raw_bucket = f"telegram-lake-{config.stage}-raw"
         self.enriched_bucket = f"telegram-lake-{config.stage}-enriched"
-        self.delivery_stream = config.stack_name("Raw")  # as stacks/ingestion.py's raw_stream_name names it
+        self.delivery_stream = config.raw_stream_name
         self.batch_interval = timedelta(seconds=config.raw_batch_seconds) if batch_interval is None else batch_interval
         self.batch_by_wall_clock = batch_by_wall_clock
         self.firehose: LocalFirehose | None = None

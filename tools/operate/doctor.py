@@ -40,8 +40,10 @@ from zoneinfo import ZoneInfo
 from lambdas.common.layout import chats_seen_prefix, day_prefix, local_day
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, UPDATE_ID_MAX
 from stacks import outputs
-from stacks.config import MAX_CHAT_ID_MAGNITUDE, RAW_TABLE, TABLE, StageConfig
-from tools.cli import CommandError, add_stage_argument, aws_session, require_output, stack_outputs, stage_config
+from stacks.config import DOCTOR_PROBE_CHAT_ID, RAW_TABLE, TABLE, StageConfig
+from tools.cli import (
+    CommandError, add_stage_argument, aws_session, plain, require_output, stack_outputs, stage_config,
+)
 from tools.operate.chats import read_records
 from tools.operate.query import DEFAULT_TIMEOUT_SECONDS, add_timeout_argument, format_bytes, wait_for_query
 from tools.operate.status import newest_day_file
@@ -56,7 +58,7 @@ EXPLAIN_CONCURRENCY = 4
 # The synthetic update: a private chat one past the largest id cdk.json accepts in allowed_chat_ids, so no
 # stage can ever store it, named so an operator recognises it in `tools chats`; an update id from the top half
 # of Telegram's range, far beyond any real one.
-PROBE_CHAT_ID = MAX_CHAT_ID_MAGNITUDE + 1
+PROBE_CHAT_ID = DOCTOR_PROBE_CHAT_ID
 PROBE_NAME = "telegram-lake doctor probe"
 PROBE_UPDATE_IDS = range(2**62, UPDATE_ID_MAX + 1)
 PROBE_TIMEOUT_SECONDS = 30
@@ -297,20 +299,30 @@ def telegram_webhook(visit: Visit) -> list[Verdict]:
     url = visit.output("Ingestion", outputs.WEBHOOK_URL)
     if not isinstance(info, dict):
         return [Verdict(FAIL, f"getWebhookInfo answered {json.dumps(info)[:80]} instead of a WebhookInfo object")]
-    problems = webhook_info_problems(info, url, visit.config.stage, visit.now)
+    problems = webhook_info_problems(info, url, visit.config, visit.now)
+    delivered_to = plain(info.get("url")) if visit.config.webhook_forwarded else url
+    forwarded = ", which forwards to this stage" if visit.config.webhook_forwarded else ""
     return [Verdict(FAIL, problem) for problem in problems] or [
-        Verdict(OK, f"getWebhookInfo: the bot delivers to {url}, no delivery error in the last 24 hours")
+        Verdict(OK, f"getWebhookInfo: the bot delivers to {delivered_to}{forwarded}, no delivery error in 24 hours")
     ]
 
 
-def webhook_info_problems(info: Mapping[str, Any], url: str, stage: str, now: datetime) -> list[str]:
-    """What is wrong in a WebhookInfo for a stage whose webhook is `url`: another URL, or a recent delivery error."""
+def webhook_info_problems(info: Mapping[str, Any], url: str, config: StageConfig, now: datetime) -> list[str]:
+    """What is wrong in a WebhookInfo for a stage whose webhook is `url`: another URL (unless the stage's updates are
+    forwarded by the bot's own backend, whose URL it is then; but not this stage's, which would mean no backend
+    gets them), or a recent delivery error."""
     shown = dict(describe_webhook_info(dict(info)))
     problems = []
-    if info.get("url") != url:
+    if config.webhook_forwarded and info.get("url") == url:
+        problems.append(
+            f"the bot's webhook is this stage's {url}, but the stage says its updates are forwarded by the bot's own "
+            "backend (webhook_forwarded): set it false, or point the webhook back at the backend"
+        )
+    elif not config.webhook_forwarded and info.get("url") != url:
         problems.append(
             f"the bot's webhook is {shown['url']}, not this stage's {url}: run `python -m tools webhook set --stage "
-            f"{stage}`"
+            f"{config.stage}`, or, when the bot's own backend forwards every update to this stage, set "
+            "`webhook_forwarded: true`"
         )
     failed_at = info.get("last_error_date")
     if isinstance(failed_at, int) and not isinstance(failed_at, bool) and failed_at >= 0:
@@ -468,12 +480,8 @@ def counted(count: int, noun: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """A reason on one line: every run of whitespace (line breaks too) one space, other control characters escaped."""
-    collapsed = " ".join(text.split())
-    return "".join(
-        character if character.isprintable() else character.encode("unicode_escape").decode("ascii")
-        for character in collapsed
-    )
+    """A reason on one line: every run of whitespace (line breaks too) one space, what is left shown as plain text."""
+    return plain(" ".join(text.split()))
 
 
 CHECKS: tuple[tuple[str, Check], ...] = (
