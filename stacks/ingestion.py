@@ -53,7 +53,8 @@ REJECTED_TOKENS_BURST = 5
 UNLISTED_CHATS_PERIOD = cdk.Duration.hours(1)
 # The "nothing stored" alarm counts hours: CloudWatch evaluates an hourly alarm over at most 7 days.
 HOUR = cdk.Duration.hours(1)
-# What the ingest keeps under STATE_PREFIX is rewritten per update (chats seen): old versions go in a day.
+# What the ingest keeps under STATE_PREFIX is rewritten often (a chat's record at most once a minute per
+# container): old versions go in a day.
 STATE_NONCURRENT_DAYS = 1
 
 # The authorizer's verdict is cached per secret-token value: Telegram's deliveries cost one invocation per
