@@ -6,7 +6,8 @@ Arrow table, flattened when it carries a message, beside what decides which copy
 arrival instant (none for a single-update object), its object's place in key order, the digest of its line.
 Then column by column: the first copy of each update_id is the update and every other copy a duplicate, an
 update whose copy the day before already held is dropped (a redelivery after midnight belongs to the earlier
-day), and the rows are written in update_id order as zstd Parquet row groups. The SQL twin of these rules is
+day; of the day before, only what may hold a copy of the day's updates is decoded), and the rows are written in
+update_id order as zstd Parquet row groups, taken one row group at a time. The SQL twin of these rules is
 analytics/lake/raw_objects.sql; a re-run writes the same rows (with the same pyarrow, the same bytes).
 
 Memory holds the day's rows as Arrow columns (a few hundred bytes a row), never a Python object per update.
@@ -114,6 +115,12 @@ def _rebuild(
     summary.duplicates = copies.num_rows - len(kept)
     summary.skipped = len(kept) - len(with_message)
     rows = copies.select(arrow_schema().names)
+    del copies
+    # One chunk per column, one column at a time: a take from a chunked column first copies all of it, and the
+    # day's rows are taken a row group at a time. Memory holds one column twice at most, never the day twice.
+    for index, name in enumerate(rows.column_names):
+        rows = rows.set_column(index, name, rows.column(index).combine_chunks())
+    pa.default_memory_pool().release_unused()  # the chunks' pages, which Arrow's allocator would keep
     store_day(
         s3, enriched_bucket, day, summary, lambda parquet: write_batches(parquet, _taken(rows, with_message)), rejects
     )
@@ -185,7 +192,7 @@ class SortedIds:
     a sorted array, searched by bisection."""
 
     def __init__(self, ids: pa.ChunkedArray):
-        values = pc.unique(ids.drop_null()).sort()  # int64: its data buffer is the array's bytes
+        values = ids.drop_null().combine_chunks().sort()  # int64: its data buffer is the array's bytes
         data = values.buffers()[1] or b""
         self._sorted = array("q")
         self._sorted.frombytes(memoryview(data)[values.offset * 8 : (values.offset + len(values)) * 8])
@@ -216,9 +223,10 @@ def _shifted(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _taken(table: pa.Table, indices: pa.Array) -> Iterator[pa.RecordBatch]:
     """The table's rows at `indices`, in their order, as batches of BATCH_ROWS (a Parquet row group each): only one
-    batch beside the table in memory, never a second copy of the day."""
+    batch beside the table in memory, never a second copy of the day (with one chunk per column: see `_rebuild`)."""
     for start in range(0, len(indices), BATCH_ROWS):
         yield from table.take(indices.slice(start, BATCH_ROWS)).combine_chunks().to_batches()
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages: each batch's go back
 
 
 def store_day(
