@@ -4,11 +4,11 @@
     python -m bench.etl --engine lambda --sizes 1000 10000  # one engine, small sizes
     python -m bench.etl --sizes 1000 10000 --rtt-ms 20 --concurrency 32
 
-The raw zone is seeded as the stage's Firehose stream writes it (`firehose_days`): the day and the day before, a
-gzip batch of envelope lines per day folder and minute of arrivals, with Telegram's redeliveries (a few percent, a
-later copy, some across midnight into the day) and Firehose's own duplicates (a line again in the same batch or the
-next). Each run must keep each of the day's updates once: rows written plus skipped equal the day's distinct
-updates, duplicates equal the other copies in its folder.
+The raw zone is seeded as the stage's Firehose stream writes it (`firehose_days`, through the local Firehose): the
+day and the day before, a gzip batch of envelope lines per day folder and minute of arrivals, with Telegram's
+redeliveries (a few percent, a later copy, some across midnight into the day) and Firehose's own duplicates (a line
+again in its batch, a batch written twice). Each run must keep each of the day's updates once: rows written plus
+skipped equal the day's distinct updates, duplicates equal the other copies in its folder.
 
 The engines (stage setting `etl_engine`), on the same corpus (same seed and sizes), each run in a fresh process:
 - lambda: the ETL Lambda's `process` (lambdas/etl/handler.py).
@@ -51,13 +51,12 @@ import resource
 import tempfile
 import threading
 import time
-import uuid
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -87,6 +86,7 @@ from lambdas.etl import store as etl_store  # noqa: E402
 from lambdas.etl.handler import EtlSettings, process  # noqa: E402
 from tools.local import athena_engine as local_athena  # noqa: E402
 from tools.local.sql import LocalLake  # noqa: E402
+from tools.local.firehose import DeliveryStreams  # noqa: E402
 from tools.local.stack import telegram_json  # noqa: E402
 from tools.local.synthetic import synthetic_chat  # noqa: E402
 
@@ -95,17 +95,13 @@ ZONE = "America/Sao_Paulo"
 CHAT_ID, OTHER_CHAT_ID = -1001234567890, -1009876543210
 RAW_BUCKET, ENRICHED_BUCKET = "bench-raw", "bench-enriched"
 DATABASE = "telegram_lake_bench"  # the Glue database the Athena engine's statements name
-# How the stage's Firehose stream writes the raw zone (stacks/ingestion.py): a batch per day folder and
-# `raw_batch_seconds` (the stage default), closed early at 64 MiB before compression; its name's stream part.
-BATCH_SECONDS = 60
-BATCH_BYTES = 64 * 2**20
-GZIP_LEVEL = 6  # zlib's default
 STREAM = "TelegramLake-bench-Raw"
 # How often an update comes twice: Telegram resends one whose answer it lost (a later request, usually in a later
-# batch), Firehose delivers a record at least once (the same line again). A few percent, and rarer.
+# batch), Firehose delivers at least once (a line again in its batch, or a whole batch again). A few percent, and rarer.
 REDELIVERED_SHARE = 0.03
 REDELIVERY_SECONDS = (5.0, 120.0)
-FIREHOSE_DUPLICATE_SHARE = 0.005
+RECORD_AGAIN_SHARE = 0.005
+BATCH_AGAIN_SHARE = 0.01
 MIDNIGHT_REDELIVERIES = 5
 PAGE = os.sysconf("SC_PAGE_SIZE")  # /proc/self/statm counts pages
 # The Athena engine's parts, in the order they run; "download" is the rest of its time.
@@ -398,8 +394,11 @@ def firehose_days(size: int) -> Corpus:
 
     Every update arrives once; REDELIVERED_SHARE of them again REDELIVERY_SECONDS later (Telegram resends an
     update whose answer it lost), and the day before's last MIDNIGHT_REDELIVERIES after midnight, in the day's
-    folder (the day before keeps them). Each copy is an envelope line (lambdas/common/envelope.py) in its
-    arrival day's folder, batched as the stream batches (`_Firehose`), gzip. The same size gives the same corpus.
+    folder (the day before keeps them). Each copy is an envelope line (lambdas/common/envelope.py), batched in its
+    arrival day's folder by the local Firehose (tools/local/firehose.py, as the stage's stream batches). Firehose
+    delivers at least once: RECORD_AGAIN_SHARE of the records are put twice (the ingest retrying a PutRecord whose
+    answer it lost: the same batch) and BATCH_AGAIN_SHARE of the batches are written twice (a delivery retried).
+    The same size gives the same lines.
     """
     rng = random.Random(size)
     chat = synthetic_chat(DAY - timedelta(days=1), 2, size, chat_id=CHAT_ID, other_chat_id=OTHER_CHAT_ID, zone=ZONE)
@@ -413,19 +412,22 @@ def firehose_days(size: int) -> Corpus:
     day_before = [item for item in chat if item.arrival < midnight]
     for item in day_before[-MIDNIGHT_REDELIVERIES:]:
         deliveries.append((midnight + timedelta(seconds=rng.uniform(*REDELIVERY_SECONDS)), telegram_json(item.update)))
-    stream = _Firehose()
+    objects: list[tuple[str, bytes]] = []
+
+    def write(_: str, key: str, body: bytes) -> None:
+        objects.append((key, body))
+        if rng.random() < BATCH_AGAIN_SHARE:  # a delivery Firehose retried: the batch again, under another name
+            objects.append((key.removesuffix(BATCH_EXTENSION) + "-again" + BATCH_EXTENSION, body))
+
+    stream = DeliveryStreams({STREAM: RAW_BUCKET}, write)
     for arrival, body in sorted(deliveries, key=lambda delivery: delivery[0]):
         day = local_day(arrival, ZONE)
-        arrived_ms = int(arrival.timestamp() * 1000)
         if day <= DAY:  # a copy that arrives the day after goes to its folder, which no run of the day reads
-            stream.put(day, arrived_ms, envelope_line(day, arrived_ms, body), rng)
-    batches = stream.flush()
-    objects = [
-        (batch_key(batch.day, batch.opened_ms, rng), gzip.compress(b"".join(batch.lines), GZIP_LEVEL, mtime=0))
-        for batch in batches
-    ]
-    day_lines = [line for batch in batches if batch.day == DAY for line in batch.lines]
+            line = envelope_line(day, int(arrival.timestamp() * 1000), body)
+            stream.put(STREAM, [line, line] if rng.random() < RECORD_AGAIN_SHARE else [line])
+    stream.flush()
     day_objects = [body for key, body in objects if key.startswith(day_prefix(DAY))]
+    day_lines = [line for body in day_objects for line in gzip.decompress(body).splitlines(keepends=True)]
     return Corpus(
         objects=objects,
         updates=len(chat) - len(day_before),
@@ -434,59 +436,6 @@ def firehose_days(size: int) -> Corpus:
         gzip_bytes=sum(map(len, day_objects)),
         line_bytes=sum(map(len, day_lines)),
     )
-
-
-@dataclass
-class _Batch:
-    day: date
-    opened_ms: int  # its oldest line's arrival
-    lines: list[bytes] = field(default_factory=list)
-    size: int = 0
-
-
-class _Firehose:
-    """The stage's stream, as far as the raw zone sees it: a buffer per day's folder, closed BATCH_SECONDS after its
-    oldest line arrived or at BATCH_BYTES before compression; FIREHOSE_DUPLICATE_SHARE of the lines delivered twice,
-    in the same batch or in the folder's next one."""
-
-    def __init__(self) -> None:
-        self.open: dict[date, _Batch] = {}
-        self.closed: list[_Batch] = []
-        self.again: defaultdict[date, list[bytes]] = defaultdict(list)  # lines the folder's next batch repeats
-
-    def put(self, day: date, arrived_ms: int, line: bytes, rng: random.Random) -> None:
-        batch = self.open.get(day)
-        if batch and (arrived_ms - batch.opened_ms >= BATCH_SECONDS * 1000 or batch.size + len(line) > BATCH_BYTES):
-            self.closed.append(self.open.pop(day))
-        if day not in self.open:
-            self.open[day] = _Batch(day, arrived_ms)
-            for repeated in self.again.pop(day, ()):
-                self._add(self.open[day], repeated)
-        self._add(self.open[day], line)
-        if rng.random() < FIREHOSE_DUPLICATE_SHARE:
-            if rng.random() < 0.5:
-                self._add(self.open[day], line)
-            else:
-                self.again[day].append(line)
-
-    @staticmethod
-    def _add(batch: _Batch, line: bytes) -> None:
-        batch.lines.append(line)
-        batch.size += len(line)
-
-    def flush(self) -> list[_Batch]:
-        """Every batch, the open ones closed (a repeat still waiting goes into its folder's last batch)."""
-        for day, lines in self.again.items():
-            for line in lines:
-                self._add(self.open[day], line)
-        return sorted([*self.closed, *self.open.values()], key=lambda batch: (batch.day, batch.opened_ms))
-
-
-def batch_key(day: date, opened_ms: int, rng: random.Random) -> str:
-    """A batch's key as Firehose names it: `<stream>-<version>-<its oldest line's arrival, UTC>-<id>.jsonl.gz`."""
-    opened = datetime.fromtimestamp(opened_ms / 1000, timezone.utc)
-    name = f"{STREAM}-1-{opened:%Y-%m-%d-%H-%M-%S}-{uuid.UUID(int=rng.getrandbits(128))}"
-    return f"{day_prefix(day)}{name}{BATCH_EXTENSION}"
 
 
 class _RoundTrips:

@@ -52,6 +52,7 @@ import argparse
 import math
 from dataclasses import dataclass, replace
 
+from lambdas.common.layout import BATCH_MAX_MIB
 from stacks.config import DEFAULT_RAW_BATCH_SECONDS
 from tools.local.synthetic import HOURLY_WEIGHTS
 
@@ -76,9 +77,9 @@ PRICE_PER_TRANSITION = 0.025 / 1_000
 TRANSITIONS_PER_RUN = 8
 PRICE_PER_GB_SECOND = 0.0000133334
 PUBLISH_MEMORY_MB = 2_048  # stacks/athena_compaction.py STEPS_MEMORY_MB
-# The raw delivery stream (stacks/ingestion.py): a batch per day folder every `raw_batch_seconds`, or at RAW_BATCH_MIB.
+# The raw delivery stream (stacks/ingestion.py): a batch per day folder every `raw_batch_seconds`, or at BATCH_MAX_MIB.
 BATCH_SECONDS = DEFAULT_RAW_BATCH_SECONDS
-BATCH_BYTES = 64 * 2**20  # stacks/ingestion.py RAW_BATCH_MIB (tests/test_cost_model.py holds them equal)
+BATCH_BYTES = BATCH_MAX_MIB * 2**20
 OBJECTS_TARGET = 1_500  # the bound on a day's raw objects
 # How many of a statement's splits Athena reads at once: an assumption (Athena publishes no figure; a statement over
 # two days of batches offers about 2,880). The "which engine" table takes it; the Athena table says what each day needs.

@@ -122,7 +122,6 @@ def test_the_engines_read_what_each_design_stores():
 def test_the_models_stage_figures_are_the_stacks():
     from stacks import ingestion
 
-    assert etl_model.BATCH_BYTES == ingestion.RAW_BATCH_MIB * 2**20
     assert cost.AUTHORIZER_MEMORY_MB == ingestion.AUTHORIZER_MEMORY_MB
     assert cost.AUTHORIZER_CACHE_SECONDS == ingestion.AUTHORIZER_CACHE.to_seconds()
     assert set(json.loads(cost.HTTP_API_ACCESS_LINE)) == set(ingestion.ACCESS_LOG_FIELDS)
