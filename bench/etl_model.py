@@ -108,21 +108,21 @@ class Measured:
     rtt_ms: float
 
 
-# bench.etl on this project's 2-core machine, 1k, 10k and 100k updates, 20 ms RTT, 2026-12-07 16:01 UTC, shared with
-# other engineers' test runs (load 1 to 4): `make bench` (docs/performance.md).
+# bench.etl on this project's 2-core machine, 1k, 10k and 100k updates, 20 ms RTT, 2026-12-07 16:17 UTC, shared with
+# other engineers' test runs (load about 4 on 2 cores): `make bench` (docs/performance.md).
 MEASURED = Measured(
-    lambda_cpu_ms_per_update=0.044,
-    lambda_cpu_ms_per_request=0.85,
+    lambda_cpu_ms_per_update=0.066,
+    lambda_cpu_ms_per_request=1.09,
     lambda_peak_mb=199,
     lambda_mb_per_1k_updates=0.43,
     at_updates=100_000,
-    lines_per_update=1.034,
-    line_bytes_per_update=526,
-    gzip_bytes_per_update=66,
+    lines_per_update=1.046,
+    line_bytes_per_update=533,
+    gzip_bytes_per_update=65,
     rows_per_update=0.913,
     parquet_bytes_per_row=16,
-    merge_rows_per_second=781_537,
-    athena_work_ms_per_update=0.113,
+    merge_rows_per_second=939_026,
+    athena_work_ms_per_update=0.137,
     rtt_ms=20,
 )
 # Before batching (bench.etl on single-update objects, 2026-11-28 and 2026-12-03): one object per update, its
