@@ -13,6 +13,10 @@ and the exact text Athena runs is the text the DuckDB tests run.
 
 A query that needs update types Telegram sends only on request says so in its header, in one line of a
 fixed form: `-- updates: chat_member, message`. `webhook set` asks Telegram for those types too.
+
+On a pseudonymized stage the analysts' saved queries (`analyst_queries`) read `telegram` as the pseudonymized
+table's compacted days (`lake/telegram_pseudonymized.sql`); a query that reads anything else (the raw zone's
+`telegram_updates`, a table of the database) is not one of theirs.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
 from lambdas.etl.day import DAY_PLACEHOLDER, KEY_REJECT_REASON
 from lambdas.etl.flatten import CONTENT_TYPES, SERVICE_FIELDS
 from lambdas.etl.schema import COLUMN_NAMES, PARTITION
-from stacks.config import DEFAULT_RAW_WINDOW_DAYS, StageConfig
+from stacks.config import DEFAULT_RAW_WINDOW_DAYS, PSEUDONYMIZED_TABLE, StageConfig
 from stacks.time_zones import is_accepted_zone, unknown_zone_message
 
 QUERY_DIR = Path(__file__).resolve().parent
@@ -42,6 +46,8 @@ RELATION_NOTES = {
     "telegram": "up to the minute: compacted days plus recent raw days (analytics/lake/telegram.sql)",
     "telegram_updates": f"every update of the last {UPDATES_WINDOW_DAYS} raw days (analytics/lake/raw_updates.sql)",
 }
+# What `telegram` is in the analysts' saved queries of a pseudonymized stage.
+PSEUDONYMIZED_NOTE = "the pseudonymized table's compacted days (analytics/lake/telegram_pseudonymized.sql)"
 _PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")
 _LEADING_WITH = re.compile(r"\AWITH\s+", re.IGNORECASE)
 _DATABASE_NAME = re.compile(r"[a-z0-9_]+")
@@ -63,16 +69,24 @@ class SavedQuery:
 
 
 def load_queries(
-    timezone: str, database: str, *, raw_window_days: int = DEFAULT_RAW_WINDOW_DAYS
+    timezone: str, database: str, *, raw_window_days: int = DEFAULT_RAW_WINDOW_DAYS, pseudonymized: bool = False
 ) -> list[SavedQuery]:
     """Every saved query, in file order, for a stage whose day and hours are in `timezone`, whose Glue database is
-    `database`, and whose up-to-the-minute relation reads the raw days of the last `raw_window_days` days."""
+    `database`, and whose up-to-the-minute relation reads the raw days of the last `raw_window_days` days. With
+    `pseudonymized`, the analysts' queries instead: those that read `telegram` alone, over the pseudonymized table."""
     _check_zone(timezone)
     _check_database(database)
-    relations = {
-        "telegram": up_to_the_minute(database, raw_window_days), "telegram_updates": recent_updates(database)
-    }
-    queries = [_load(path, timezone, database, relations) for path in sorted(QUERY_DIR.glob("*.sql"))]
+    if pseudonymized:
+        relations = {"telegram": pseudonymized_telegram(database)}
+        notes = {"telegram": PSEUDONYMIZED_NOTE}
+    else:
+        relations = {
+            "telegram": up_to_the_minute(database, raw_window_days), "telegram_updates": recent_updates(database)
+        }
+        notes = RELATION_NOTES
+    queries = [_load(path, timezone, database, relations, notes) for path in sorted(QUERY_DIR.glob("*.sql"))]
+    if pseudonymized:
+        queries = [query for query in queries if _reads_only_telegram(query, database)]
     names = [query.name for query in queries]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -83,6 +97,11 @@ def load_queries(
 def stage_queries(config: StageConfig) -> list[SavedQuery]:
     """The saved queries exactly as the stage's named queries hold them: its zone, database and raw window."""
     return load_queries(config.timezone, config.glue_database, raw_window_days=config.raw_window_days)
+
+
+def analyst_queries(config: StageConfig) -> list[SavedQuery]:
+    """The analysts' saved queries of a pseudonymized stage, as its analysts' workgroup holds them."""
+    return load_queries(config.timezone, config.glue_database, pseudonymized=True)
 
 
 def find_query(queries: Iterable[SavedQuery], name: str) -> SavedQuery:
@@ -155,6 +174,26 @@ def up_to_the_minute(database: str, raw_window_days: int = DEFAULT_RAW_WINDOW_DA
     )
 
 
+def pseudonymized_telegram(database: str) -> str:
+    """`lake/telegram_pseudonymized.sql`: `telegram` for analysts, the pseudonymized table's compacted days."""
+    return _statement(
+        LAKE_DIR / "telegram_pseudonymized.sql",
+        {
+            "database": database,
+            "table": PSEUDONYMIZED_TABLE,
+            "columns": ", ".join(f'"{name}"' for name in (*COLUMN_NAMES, PARTITION.name)),
+        },
+    )
+
+
+def _reads_only_telegram(query: SavedQuery, database: str) -> bool:
+    """Whether a query (as loaded) reads nothing but the relation `telegram` defined in front of it: no other
+    relation, no table of the database besides the pseudonymized one (which that relation reads)."""
+    body = "\n".join(query.sql.splitlines()[len(leading_comments(query.sql.splitlines())):])
+    tables = set(re.findall(rf"\b{re.escape(database)}\.(\w+)", body))
+    return tables <= {PSEUDONYMIZED_TABLE} and not _reads(body, "telegram_updates")
+
+
 def recent_updates(database: str) -> str:
     """Every update type of the last UPDATES_WINDOW_DAYS raw days, deduplicated: what the member and reaction
     questions read (the compacted zone keeps messages only)."""
@@ -212,7 +251,9 @@ def _check_database(database: str) -> None:
         )
 
 
-def _load(path: Path, timezone: str, database: str, relations: Mapping[str, str]) -> SavedQuery:
+def _load(
+    path: Path, timezone: str, database: str, relations: Mapping[str, str], notes: Mapping[str, str]
+) -> SavedQuery:
     text = _fill(path, {"timezone": timezone, "database": database})
     lines = text.splitlines()
     first_line = lines[0] if lines else ""
@@ -231,7 +272,8 @@ def _load(path: Path, timezone: str, database: str, relations: Mapping[str, str]
         )
     name = path.stem.split("_", 1)[1] if path.stem[:2].isdigit() else path.stem
     return SavedQuery(
-        name=name, question=question, sql="\n".join([*header, _with_relations(body, relations)]), database=database,
+        name=name, question=question, sql="\n".join([*header, _with_relations(body, relations, notes)]),
+        database=database,
         update_types=update_types,
     )
 
@@ -266,13 +308,13 @@ def leading_comments(lines: list[str]) -> list[str]:
     return header
 
 
-def _with_relations(body: str, relations: Mapping[str, str]) -> str:
+def _with_relations(body: str, relations: Mapping[str, str], notes: Mapping[str, str]) -> str:
     """`body` with the relations it reads defined in front of it, merged into its own WITH clause."""
     used = [name for name in relations if _reads(body, name)]
     if not used:
         return body
     definitions = ",\n".join(
-        f"{name} AS (\n    -- {RELATION_NOTES[name]}\n{_indented(relations[name])}\n)" for name in used
+        f"{name} AS (\n    -- {notes[name]}\n{_indented(relations[name])}\n)" for name in used
     )
     leading_with = _LEADING_WITH.match(body)
     if leading_with:

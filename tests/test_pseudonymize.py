@@ -5,6 +5,7 @@ dropped; written by both engines beside the full table, from the same rows, with
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -162,3 +163,51 @@ def test_a_day_left_without_rows_deletes_its_stale_pseudonymized_file_too():
 
         assert (summary.rows_written, summary.pseudonymized_key) == (0, None)
         assert s3.list_objects_v2(Bucket=enriched).get("KeyCount") == 0
+
+
+def lake_folder(s3, bucket: str, root) -> Any:
+    """The enriched bucket as a local lake folder (`enriched/telegram/...`, `enriched/telegram_pseudonymized/...`)."""
+    for item in s3.list_objects_v2(Bucket=bucket)["Contents"]:
+        if item["Key"].endswith(".parquet"):
+            path = root / "enriched" / item["Key"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+    return root
+
+
+def as_analysts_see_it(columns: list[str], rows: list[tuple]) -> list[tuple]:
+    """A full-table answer with each user id as its pseudonym and each name dropped: what analysts must get."""
+    mapped = {"user_id": lambda value: None if value is None else pseudonym(KEY, value),
+              "user_first_name": lambda value: None}
+    return sorted((tuple(mapped.get(column, lambda value: value)(value) for column, value in zip(columns, row))
+                   for row in rows), key=repr)
+
+
+def test_the_analysts_saved_queries_answer_what_the_full_ones_do_with_pseudonyms_for_ids_and_no_names(
+    both_engines, tmp_path
+):
+    """Every saved query that reads `telegram` alone runs on the pseudonymized table (compacted days) and answers
+    the full table's answer, each user id its pseudonym and no name; the raw-zone questions are not analysts'."""
+    from analytics import analyst_queries, stage_queries
+    from stacks.config import load_from_cdk_json
+    from tools.local.sql import LakeFolders, LocalLake
+
+    s3, _ = both_engines
+    config = replace(load_from_cdk_json("dev"), timezone=ZONE, analyst_access="pseudonymized")
+    root = lake_folder(s3, BY_ATHENA, tmp_path)
+    analysts = {query.name: query for query in analyst_queries(config)}
+    full = {query.name: query for query in stage_queries(config)}
+    lake = LocalLake(LakeFolders.find(root))
+    try:
+        answered = 0
+        for name, query in analysts.items():
+            assert "telegram_pseudonymized" in query.sql and "telegram_raw" not in query.sql
+            columns, rows = lake.run(query)
+            expected_columns, expected = lake.run(full[name])
+            assert columns == expected_columns
+            assert sorted(rows, key=repr) == as_analysts_see_it(columns, expected), name
+            answered += bool(rows)
+    finally:
+        lake.close()
+    assert answered >= 7
+    assert set(full) - set(analysts) == {"member_changes_per_day", "reactions_per_day", "most_reacted_messages"}

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from lambdas.common.layout import PARTITION_KEY
+from lambdas.etl import schema
 from lambdas.etl.day import OUTPUT_NAME
 
 if TYPE_CHECKING:
@@ -102,6 +103,18 @@ class Pseudonymizer:
 
         for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_rows):
             yield self.batch(batch)
+
+
+def glue_columns(keep_text: bool) -> list[dict[str, str]]:
+    """The pseudonymized table's Glue columns: the enriched table's (lambdas/etl/schema.py), each one this module
+    changes saying how."""
+    changed = {
+        "user_id": "the sender's pseudonym: a keyed hash (HMAC-SHA256, 63 bits) of their user id, the same on every day",
+        "chat_id": "chat the message was sent in; a private chat's (its user's id) as that user's pseudonym",
+        **{name: "always null: names are dropped" for name in NAME_COLUMNS},
+        **({} if keep_text else {name: "always null: the stage drops text" for name in TEXT_COLUMNS}),
+    }
+    return [{**column, "comment": changed.get(column["name"], column["comment"])} for column in schema.glue_columns()]
 
 
 def read_key(secrets: Any, secret_arn: str) -> bytes:
