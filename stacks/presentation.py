@@ -119,12 +119,11 @@ class PresentationStack(cdk.Stack):
                 name=config.glue_database, description=f"Telegram data lake, stage {config.stage}"
             ),
         )
-        glue.CfnTable(
+        _glue_table(
             self,
             "Table",
-            catalog_id=self.account,
-            database_name=database.ref,
-            table_input=_table_input(
+            database,
+            _table_input(
                 config,
                 name=TABLE,
                 description="Telegram messages, one row per message-like update, one Parquet file per day",
@@ -133,12 +132,11 @@ class PresentationStack(cdk.Stack):
                 storage=PARQUET,
             ),
         )
-        glue.CfnTable(
+        _glue_table(
             self,
             "RawTable",
-            catalog_id=self.account,
-            database_name=database.ref,
-            table_input=_table_input(
+            database,
+            _table_input(
                 config,
                 name=RAW_TABLE,
                 description=(
@@ -165,12 +163,11 @@ class PresentationStack(cdk.Stack):
         )
 
         if config.pseudonymized:
-            glue.CfnTable(
+            _glue_table(
                 self,
                 "PseudonymizedTable",
-                catalog_id=self.account,
-                database_name=database.ref,
-                table_input=_table_input(
+                database,
+                _table_input(
                     config,
                     name=PSEUDONYMIZED_TABLE,
                     description=(
@@ -336,6 +333,14 @@ class PresentationStack(cdk.Stack):
         for resource, reason in wildcards.items():
             acknowledge(policy, f"AwsSolutions-IAM5[Resource::{nag_resource(self, resource)}]", reason)
         return policy
+
+
+def _glue_table(
+    scope: Construct, construct_id: str, database: glue.CfnDatabase, table_input: glue.CfnTable.TableInputProperty
+) -> glue.CfnTable:
+    return glue.CfnTable(
+        scope, construct_id, catalog_id=cdk.Stack.of(scope).account, database_name=database.ref, table_input=table_input
+    )
 
 
 def _workgroup(

@@ -19,6 +19,13 @@ from stacks import outputs
 from tests.cdk_support import arn, normalized, ref, resources, stage_fixture, the_resource
 
 ARROW_TO_GLUE = {"int64": "bigint", "bool": "boolean", "string": "string"}
+# What the analysts may do in their workgroup and read of the catalog, whichever their access.
+ANALYST_ATHENA_ACTIONS = [
+    "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution",
+    "athena:GetWorkGroup", "athena:ListNamedQueries", "athena:GetNamedQuery", "athena:BatchGetNamedQuery",
+    "athena:ListQueryExecutions", "athena:BatchGetQueryExecution",
+]
+ANALYST_GLUE_ACTIONS = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions"]
 
 dev = stage_fixture("dev")
 prod = stage_fixture("prod")
@@ -70,6 +77,19 @@ def bucket_arn(bucket: dict, *key_pattern: str) -> dict:
 def allow(actions: list[str], resources: list, condition: dict | None = None) -> dict:
     statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
     return {**statement, "Condition": condition} if condition else statement
+
+
+def analysts_catalog(database: dict, tables: str) -> dict:
+    """Reading the definitions of the database's `tables` (a name, or `*`): Glue authorizes catalog, database and
+    tables alike."""
+    return allow(
+        ANALYST_GLUE_ACTIONS,
+        [
+            account_arn("glue", "catalog"),
+            account_arn("glue", "database/", database),
+            account_arn("glue", "table/", database, f"/{tables}"),
+        ],
+    )
 
 
 def test_database_is_the_stages(dev, template):
@@ -263,23 +283,8 @@ def test_analyst_policy_is_exactly_what_a_query_in_the_workgroup_needs(dev, temp
     results = arn(dev.logical_id("Presentation", "ResultsBucket"))
     workgroup = account_arn("athena", "workgroup/", ref(dev.logical_id("Presentation", "Workgroup")))
     expected = [
-        allow(
-            [
-                "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults",
-                "athena:StopQueryExecution", "athena:GetWorkGroup", "athena:ListNamedQueries",
-                "athena:GetNamedQuery", "athena:BatchGetNamedQuery", "athena:ListQueryExecutions",
-                "athena:BatchGetQueryExecution",
-            ],
-            workgroup,
-        ),
-        allow(
-            ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions"],
-            [
-                account_arn("glue", "catalog"),
-                account_arn("glue", "database/", database),
-                account_arn("glue", "table/", database, "/*"),
-            ],
-        ),
+        allow(ANALYST_ATHENA_ACTIONS, workgroup),
+        analysts_catalog(database, "*"),
         allow(["s3:GetBucketLocation"], [bucket_arn(raw), bucket_arn(enriched)]),
         allow(
             ["s3:ListBucket"], [bucket_arn(raw), bucket_arn(enriched)], {"StringLike": {"s3:prefix": ["telegram/*"]}}
@@ -417,23 +422,8 @@ def test_on_a_pseudonymized_stage_the_analyst_policy_grants_the_pseudonymized_ta
     results = arn(pseudonymized.logical_id("Presentation", "ResultsBucket"))
     workgroup = account_arn("athena", "workgroup/", ref(pseudonymized.logical_id("Presentation", "AnalystWorkgroup")))
     expected = [
-        allow(
-            [
-                "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults",
-                "athena:StopQueryExecution", "athena:GetWorkGroup", "athena:ListNamedQueries",
-                "athena:GetNamedQuery", "athena:BatchGetNamedQuery", "athena:ListQueryExecutions",
-                "athena:BatchGetQueryExecution",
-            ],
-            workgroup,
-        ),
-        allow(
-            ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions"],
-            [
-                account_arn("glue", "catalog"),
-                account_arn("glue", "database/", database),
-                account_arn("glue", "table/", database, "/telegram_pseudonymized"),
-            ],
-        ),
+        allow(ANALYST_ATHENA_ACTIONS, workgroup),
+        analysts_catalog(database, "telegram_pseudonymized"),
         allow(["s3:GetBucketLocation"], [bucket_arn(enriched), results]),
         allow(["s3:ListBucket"], bucket_arn(enriched), {"StringLike": {"s3:prefix": ["telegram_pseudonymized/*"]}}),
         allow(["s3:GetObject"], bucket_arn(enriched, "/telegram_pseudonymized/*")),
