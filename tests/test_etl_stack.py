@@ -17,10 +17,11 @@ from tests.cdk_support import arn, normalized, policy_statements, ref, resources
 dev = stage_fixture("dev", etl_engine="lambda")
 # cdk.json's dev as it is, on the Athena engine: the Presentation stack's state machine is the daily run.
 dev_on_athena = stage_fixture("dev", name="dev_on_athena")
-# cdk.json's dev on the Lambda engine, pseudonymized for analysts without text, its compacted days kept 400 days.
+# cdk.json's dev on the Lambda engine, pseudonymized for analysts without text, its compacted days kept 400 days
+# and older versions 3.
 pseudonymized = stage_fixture(
     "dev", name="pseudonymized", etl_engine="lambda", analyst_access="pseudonymized", pseudonymized_text="drop",
-    enriched_expiration_days=400,
+    enriched_expiration_days=400, noncurrent_version_days=3,
 )
 # A stage on x86_64 whose ETL runs at 23:45 Berlin time.
 berlin_x86 = stage_fixture(
@@ -484,7 +485,7 @@ def test_on_a_pseudonymized_stage_the_etl_reads_the_key_and_replaces_the_pseudon
     ])
 
 
-def test_compacted_days_of_both_tables_expire_as_configured_and_are_kept_by_default(dev, pseudonymized):
+def test_compacted_days_of_both_tables_expire_and_old_versions_go_as_configured(dev, pseudonymized):
     kept = dev.template("Etl")["Resources"][dev.logical_id("Etl", "EnrichedBucket")]["Properties"]
     expiring = pseudonymized.template("Etl")["Resources"][pseudonymized.logical_id("Etl", "EnrichedBucket")]["Properties"]
     rules = {rule["Id"]: rule for rule in expiring["LifecycleConfiguration"]["Rules"]}
@@ -497,6 +498,7 @@ def test_compacted_days_of_both_tables_expire_as_configured_and_are_kept_by_defa
         "Id": "ExpirePseudonymizedDays", "Status": "Enabled", "Prefix": "telegram_pseudonymized/",
         "ExpirationInDays": 400,
     }
-    assert rules["ExpireOldVersions"]["NoncurrentVersionExpiration"] == {
-        "NoncurrentDays": pseudonymized.config.noncurrent_version_days
-    }
+    assert rules["ExpireOldVersions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 3}
+    raw = pseudonymized.template("Ingestion")["Resources"][pseudonymized.logical_id("Ingestion", "RawBucket")]
+    raw_rules = {rule["Id"]: rule for rule in raw["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert raw_rules["ExpireOldVersions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 3}
