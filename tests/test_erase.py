@@ -543,10 +543,13 @@ def test_a_local_lake_without_a_pseudonymized_table_gets_a_key_of_its_own(tmp_pa
     path.parent.mkdir(parents=True)
     path.write_bytes(batched([envelope_line(DAYS[0], arrival(DAYS[0], 1), compact_json(message(FIRST_ID, ZEFIRO, "hi")))]))
 
+    assert erase_cli(capsys, "--user", str(X), "--local", str(lake))[0] == 0
+    key_file = lake / "pseudonym.key"
+    assert path.exists() and not key_file.exists()  # a run that only looks writes nothing
+
     code, _, _ = erase_cli(capsys, "--user", str(X), "--local", str(lake), "--yes")
 
     assert code == 0 and not path.exists()
-    key_file = lake / "pseudonym.key"
     assert oct(key_file.stat().st_mode & 0o777) == "0o600" and len(key_file.read_bytes().strip()) >= 32
 
 

@@ -38,6 +38,7 @@ import secrets
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -56,6 +57,8 @@ from tools.operate.traces import Subject, Traces, compact_json
 
 # Where the audit records go, in the enriched bucket: outside every table's prefix, readable by no analyst.
 ERASURES_PREFIX = "erasures/"
+# Objects read at once while searching (S3 round trips, not CPU, bound a scan), and the S3 connections for them.
+SCAN_CONCURRENCY = 16
 # The zone whose objects are Athena's answers: each result that holds them goes with its metadata.
 QUERY_RESULTS = "query results"
 # The key of a local lake's pseudonyms and audit records (a local lake has no Secrets Manager).
@@ -141,7 +144,8 @@ class FolderStore:
         self.name = str(root)
 
     def versions(self, prefix: str) -> Iterator[Version]:
-        for path in sorted(self.root.rglob("*")):
+        folder = self.root / prefix.rpartition("/")[0]  # only the folder the prefix is in is walked
+        for path in sorted(folder.rglob("*")):
             key = path.relative_to(self.root).as_posix()
             if path.is_file() and key.startswith(prefix):
                 yield Version(key, None)
@@ -418,12 +422,15 @@ def forced(zone: Zone, key: str, versions: Sequence[Version]) -> Finding:
 
 
 def scan(zone: Zone) -> Iterator[Finding]:
-    """Every object of the zone that holds them (and the `.metadata` of each query result that does)."""
+    """Every object of the zone that holds them (and the `.metadata` of each query result that does), read
+    SCAN_CONCURRENCY objects at a time: a stage's every object is read once."""
     by_key: dict[str, list[Version]] = defaultdict(list)
     for version in zone.store.versions(zone.prefix):
         by_key[version.key].append(version)
-    for key, versions in sorted(by_key.items()):
-        finding = judge_key(zone, key, versions)
+    keys = sorted(by_key)
+    with ThreadPoolExecutor(max_workers=SCAN_CONCURRENCY, thread_name_prefix="erase-scan") as pool:
+        judged = list(pool.map(lambda key: judge_key(zone, key, by_key[key]), keys))
+    for key, finding in zip(keys, judged):
         if finding is None:
             continue
         yield finding
@@ -627,7 +634,7 @@ def erase_command(args: argparse.Namespace) -> int:
     subject = Subject("user", args.user) if args.user is not None else Subject("chat", args.chat)
     if args.key_file is not None and args.local is None:
         raise CommandError("--key-file applies only with --local (a stage's key is its Secrets Manager secret)")
-    lake = local_lake(config, args.local, args.key_file) if args.local else stage_lake(config)
+    lake = local_lake(config, args.local, args.key_file, keep_key=args.yes) if args.local else stage_lake(config)
     started = datetime.now(timezone.utc)
     erasure = Erasure(lake, subject)
     found = erasure.scan()
@@ -667,7 +674,9 @@ def stage_lake(config: StageConfig) -> Lake:
     enriched = require_output(etl, outputs.ENRICHED_BUCKET_NAME, config.stack_name("Etl"))
     key_arn = require_output(etl, outputs.PSEUDONYM_KEY_ARN, config.stack_name("Etl"))
     results = require_output(presentation, outputs.RESULTS_BUCKET_NAME, config.stack_name("Presentation"))
-    s3 = session.client("s3")
+    from botocore.config import Config
+
+    s3 = session.client("s3", config=Config(max_pool_connections=SCAN_CONCURRENCY, retries={"mode": "standard"}))
     return Lake(
         stage=config.stage,
         raw=S3Store(s3, raw),
@@ -678,12 +687,12 @@ def stage_lake(config: StageConfig) -> Lake:
     )
 
 
-def local_lake(config: StageConfig, folder: Path, key_file: Path | None) -> Lake:
+def local_lake(config: StageConfig, folder: Path, key_file: Path | None, *, keep_key: bool) -> Lake:
     """A local lake's two zones as folders, and its key from a file (see `local_key`)."""
     raw, enriched = folder / RAW_FOLDER, folder / ENRICHED_FOLDER
     if not (raw.is_dir() or enriched.is_dir()):
         raise CommandError(f"{folder} is no local lake: it has neither {RAW_FOLDER}/ nor {ENRICHED_FOLDER}/")
-    key = local_key(folder, key_file, has_pseudonymized=(enriched / PSEUDONYMIZED_PREFIX).is_dir())
+    key = local_key(folder, key_file, has_pseudonymized=(enriched / PSEUDONYMIZED_PREFIX).is_dir(), keep=keep_key)
     return Lake(
         stage=config.stage, raw=FolderStore(raw), enriched=FolderStore(enriched), results=None,
         pseudonymizer=Pseudonymizer(key), who=f"{_local_user()} (local)",
@@ -698,9 +707,10 @@ def _local_user() -> str:
         return "an unnamed user"
 
 
-def local_key(folder: Path, key_file: Path | None, *, has_pseudonymized: bool) -> bytes:
-    """The local lake's pseudonym key: `key_file`, else DIR/pseudonym.key; made there (for the audit record's keyed
-    hash) only when no pseudonymized table needs the key that wrote it."""
+def local_key(folder: Path, key_file: Path | None, *, has_pseudonymized: bool, keep: bool) -> bytes:
+    """The local lake's pseudonym key: `key_file`, else DIR/pseudonym.key; made (for the audit record's keyed hash)
+    when no pseudonymized table needs the key that wrote it, and kept there when the run erases (`keep`: a run
+    that only looks writes nothing)."""
     path = key_file or folder / LOCAL_KEY_FILE
     if path.is_file():
         key = path.read_bytes().strip()
@@ -713,6 +723,8 @@ def local_key(folder: Path, key_file: Path | None, *, has_pseudonymized: bool) -
             "wrote it (--key-file)"
         )
     key = secrets.token_urlsafe(48).encode("ascii")
+    if not keep:
+        return key
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as file:
         file.write(key + b"\n")
