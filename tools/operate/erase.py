@@ -335,14 +335,14 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def results_judge(subject: Subject, needles: Callable[[], Sequence[str]]) -> Judge:
+def results_judge(subject: Subject, needles: Sequence[str]) -> Judge:
     """A query result (or anything else in the results bucket) holding their id, pseudonym, a name or a text of
-    theirs goes; its `.metadata` goes with it (see `Erasure.scan`)."""
+    theirs (`needles`, normalized) goes; its `.metadata` goes with it (see `scan`)."""
 
     def judge(key: str, body: bytes) -> Verdict:
         if key.endswith(METADATA_SUFFIX):
             return Verdict.nothing()
-        return _opaque(subject, body.decode("utf-8", "replace"), needles())
+        return _opaque(subject, body.decode("utf-8", "replace"), needles)
 
     return judge
 
@@ -385,6 +385,7 @@ class Finding:
     counts: Counter[str]
     traces: Traces
     forced: bool = False
+    body: bytes | None = None  # what the current version is written again as (judged right before erasing only)
 
     @property
     def day(self) -> str:
@@ -392,9 +393,9 @@ class Finding:
         return found.isoformat() if found else "-"
 
 
-def judge_key(zone: Zone, key: str, versions: Sequence[Version]) -> Finding | None:
+def judge_key(zone: Zone, key: str, versions: Sequence[Version], *, keep_body: bool = False) -> Finding | None:
     """What to do with one object: every version is judged (a noncurrent one, kept by versioning, holds them as
-    much as the current one)."""
+    much as the current one). `keep_body`: with what to write again (a scan keeps no bodies in memory)."""
     data = [version for version in versions if not version.marker]
     holding: list[tuple[Version, Verdict]] = []
     for version in data:
@@ -411,7 +412,8 @@ def judge_key(zone: Zone, key: str, versions: Sequence[Version]) -> Finding | No
     everything = len(holding) == len(data) and not rewrite
     markers = [version for version in versions if version.marker] if everything else []
     counts = (latest or holding[0][1]).counts.copy()
-    return Finding(zone, key, rewrite, [version for version, _ in holding], markers, counts, traces)
+    body = latest.body if rewrite and keep_body and latest is not None else None
+    return Finding(zone, key, rewrite, [version for version, _ in holding], markers, counts, traces, body=body)
 
 
 def forced(zone: Zone, key: str, versions: Sequence[Version]) -> Finding:
@@ -446,15 +448,15 @@ def erase_finding(finding: Finding) -> Counter[str]:
     version, and the next run deletes the rest."""
     zone, store = finding.zone, finding.zone.store
     versions = [version for version in store.versions(finding.key) if version.key == finding.key]
-    now = forced(zone, finding.key, versions) if finding.forced else judge_key(zone, finding.key, versions)
+    now = (
+        forced(zone, finding.key, versions) if finding.forced
+        else judge_key(zone, finding.key, versions, keep_body=True)
+    )
     done: Counter[str] = Counter()
     if now is None or not (now.versions or now.markers):
         return done
-    if now.rewrite:
-        latest = next(version for version in now.versions if version.latest)
-        body = zone.judge(finding.key, store.read(latest)).body
-        assert body is not None  # a rewrite is judged from a verdict with a body
-        store.put(finding.key, body)
+    if now.body is not None:
+        store.put(finding.key, now.body)
         done["objects rewritten"] += 1
     elif now.versions:
         done["objects deleted"] += 1
@@ -505,9 +507,10 @@ class Erasure:
         ]
 
     def results_zone(self) -> Zone | None:
+        """The query results, searched with what the other zones were found to hold of them."""
         if self.lake.results is None:
             return None
-        return Zone(QUERY_RESULTS, self.lake.results, "", results_judge(self.subject, self.needles))
+        return Zone(QUERY_RESULTS, self.lake.results, "", results_judge(self.subject, self.needles()))
 
     def needles(self) -> list[str]:
         """What a query result of theirs may hold besides their id: their pseudonym, names and texts as found."""
