@@ -47,7 +47,7 @@ def test_raw_bucket_is_versioned_logged_and_ages_as_configured(dev, template):
         "Transitions": [{"StorageClass": "GLACIER_IR", "TransitionInDays": dev.config.raw_transition_days}],
         "ExpirationInDays": dev.config.raw_expiration_days,
     }
-    assert rules["ExpireOldVersions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert rules["ExpireOldVersions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 7}
     assert rules["ExpireOldVersions"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
 
 
