@@ -450,8 +450,12 @@ def test_glue_tables_resolve_or_each_missing_one_fails(aws):
     deploy(aws.client)
 
     assert only(doctor.glue_tables(visit(aws))) == Verdict(
-        OK, "the tables telegram_lake_dev.telegram and telegram_lake_dev.telegram_raw resolve"
+        OK, "the tables telegram_lake_dev.telegram, telegram_lake_dev.telegram_raw resolve"
     )
+    pseudonymized = replace(DEV, analyst_access="pseudonymized")
+    missing = only(doctor.glue_tables(visit(aws, config=pseudonymized)))  # the analysts' table is not there
+    assert missing.status == FAIL
+    assert missing.reason.startswith("the table telegram_lake_dev.telegram_pseudonymized does not resolve")
     aws.client("glue").delete_table(DatabaseName=DEV.glue_database, Name=RAW_TABLE)
     missing = only(doctor.glue_tables(visit(aws)))
     assert missing.status == FAIL

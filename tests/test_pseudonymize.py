@@ -176,9 +176,10 @@ def lake_folder(s3, bucket: str, root) -> Any:
 
 
 def as_analysts_see_it(columns: list[str], rows: list[tuple]) -> list[tuple]:
-    """A full-table answer with each user id as its pseudonym and each name dropped: what analysts must get."""
+    """A full-table answer with each user id as its pseudonym and each name dropped: what analysts must get (their
+    saved queries name nobody: `top_members` shows pseudonyms only, as `show_member_names: false` does)."""
     mapped = {"user_id": lambda value: None if value is None else pseudonym(KEY, value),
-              "user_first_name": lambda value: None}
+              **dict.fromkeys(("user_first_name", "member_name", "username"), lambda value: None)}
     return sorted((tuple(mapped.get(column, lambda value: value)(value) for column, value in zip(columns, row))
                    for row in rows), key=repr)
 

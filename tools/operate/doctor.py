@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 from lambdas.common.layout import chats_seen_prefix, day_prefix, local_day
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, UPDATE_ID_MAX
 from stacks import outputs
-from stacks.config import DOCTOR_PROBE_CHAT_ID, RAW_TABLE, TABLE, StageConfig
+from stacks.config import DOCTOR_PROBE_CHAT_ID, PSEUDONYMIZED_TABLE, RAW_TABLE, TABLE, StageConfig
 from tools.cli import (
     CommandError, add_stage_argument, aws_session, plain, require_output, stack_outputs, stage_config,
 )
@@ -425,15 +425,18 @@ def schedule(visit: Visit) -> list[Verdict]:
 
 
 def glue_tables(visit: Visit) -> list[Verdict]:
+    """The stage's tables: the compacted and the raw zone's, and on a pseudonymized stage the analysts' too."""
     glue = visit.client("glue")
     database = visit.config.glue_database
+    tables = (TABLE, RAW_TABLE, *((PSEUDONYMIZED_TABLE,) if visit.config.pseudonymized else ()))
     missing = []
-    for table in (TABLE, RAW_TABLE):
+    for table in tables:
         try:
             glue.get_table(DatabaseName=database, Name=table)
         except glue.exceptions.EntityNotFoundException as error:
             missing.append(Verdict(FAIL, f"the table {database}.{table} does not resolve: {error}"))
-    return missing or [Verdict(OK, f"the tables {database}.{TABLE} and {database}.{RAW_TABLE} resolve")]
+    named = ", ".join(f"{database}.{table}" for table in tables)
+    return missing or [Verdict(OK, f"the tables {named} resolve")]
 
 
 # ---- compaction
