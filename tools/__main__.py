@@ -18,7 +18,8 @@ from tools.cli import CommandError, aws_configuration_problem, plain
 # `func(args)` returns the process exit code. In the order `--help` lists them.
 COMMAND_MODULES = (
     "tools.operate.webhook", "tools.operate.chats", "tools.operate.target", "tools.operate.etl_runs",
-    "tools.operate.query", "tools.operate.report", "tools.operate.status", "tools.operate.doctor",
+    "tools.operate.import_history", "tools.operate.query", "tools.operate.report", "tools.operate.status",
+    "tools.operate.doctor",
     "tools.local.stack", "tools.local.demo",
     "tools.ci.layers",
 )
