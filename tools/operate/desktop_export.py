@@ -162,6 +162,8 @@ class _Source:
         try:
             text = self._decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as error:
+            if not chunk:  # the file ends inside a character
+                raise ExportError("truncated: the file ends inside a character") from None
             raise ExportError(f"not UTF-8 text: {error.reason} near byte {self._bytes + error.start}") from None
         self._bytes += len(chunk)
         self._progress(len(chunk))
@@ -184,13 +186,15 @@ class _Source:
     def take(self, expected: str, where: str) -> None:
         found = self.peek()
         if found != expected:
-            self.fail(f"expected {expected!r}", where, found)
+            self.fail(repr(expected), where, found)
         self._pos += 1
 
-    def fail(self, problem: str, where: str, found: str) -> None:
+    def fail(self, expected: str, where: str, found: str) -> None:
         if not found:
             raise ExportError(f"truncated: the file ends inside {where}")
-        raise ExportError(f"not JSON: {problem} in {where}, found {found!r} at character {self._before + self._pos}")
+        raise ExportError(
+            f"not JSON: expected {expected} in {where}, found {found!r} at character {self._before + self._pos}"
+        )
 
     def value(self, where: str) -> Any:
         """The next whole value (read in more pieces while it is incomplete)."""
@@ -207,7 +211,7 @@ class _Source:
                 # A failure at the same place after reading on is the document's own (an unterminated string moves
                 # on only when read to its end).
                 if (last_problem == problem and not error.msg.startswith("Unterminated string")) or not self._grow(where):
-                    if self._eof and (error.pos >= len(self._text) - 1 or error.msg.startswith("Unterminated string")):
+                    if self._eof and self._ends_inside(error):
                         raise ExportError(f"truncated: the file ends inside {where}") from None
                     raise ExportError(
                         f"not JSON: {error.msg} in {where}, at character {self._before + error.pos}"
@@ -218,6 +222,14 @@ class _Source:
                 continue  # a number or word at the end of the piece may go on in the next one
             self._pos = end
             return value
+
+    def _ends_inside(self, error: json.JSONDecodeError) -> bool:
+        """Whether a value fails only because the file ends: in a string, or where more was due (a word or a
+        number begun, a delimiter, a value, a key)."""
+        rest = self._text[error.pos:].rstrip()
+        return error.msg.startswith("Unterminated string") or not rest or any(
+            word.startswith(rest) for word in ("true", "false", "null", "-")
+        )
 
     def _grow(self, where: str) -> bool:
         if len(self._text) - self._pos > MAX_VALUE_CHARACTERS:

@@ -249,15 +249,13 @@ def deployed_lake(config: StageConfig) -> Lake:
 
 
 def local_lake(folder: Path, config: StageConfig) -> Lake:
-    """A local lake: `DIR/raw` and `DIR/enriched` (created when DIR is new or empty); its days are compacted by the
-    stage's engine in this process, against the local stack's S3."""
+    """A local lake: `DIR/raw` and `DIR/enriched` (written into a new or empty DIR too); its days are compacted by
+    the stage's engine in this process, against the local stack's S3."""
     raw, enriched = folder / RAW_FOLDER, folder / ENRICHED_FOLDER
     if folder.exists() and not folder.is_dir():
         raise CommandError(f"--local {folder} is not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not (raw.is_dir() or enriched.is_dir()):
         raise CommandError(f"--local {folder} holds neither raw/ nor enriched/: a local lake is laid out as demo-output/lake")
-    raw.mkdir(parents=True, exist_ok=True)
-    enriched.mkdir(parents=True, exist_ok=True)
     return Lake(FolderZone(raw), FolderZone(enriched), lambda days, console: compact_folder_days(config, raw, enriched, days, console))
 
 
