@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from tools.operate.desktop_export import FILE_FIELDS, ENTITY_TYPES, MEDIA_TYPES, SUPERGROUP_PREFIX
 
 FIRST_UPDATE_ID = 873_400_000
+CHAT_TITLE = "Telegram Lake Community"
 BOT = {"id": 7_012_345_678, "is_bot": True, "first_name": "Price Bot", "username": "SomeBot"}
 
 # Relative traffic by local hour (0-23) and by weekday (Monday first).
@@ -136,7 +137,7 @@ def synthetic_chat(
         raise ValueError(f"need days >= 1 and updates_per_day >= 0, got {days} and {updates_per_day}")
     rng = random.Random(seed)
     arrivals = _arrival_times(rng, start, days, updates_per_day, ZoneInfo(zone))
-    chat = _Chat(chat_id, "supergroup", "Telegram Lake Community", _users(rng, 48), forum=True)
+    chat = _Chat(chat_id, "supergroup", CHAT_TITLE, _users(rng, 48), forum=True)
     other = _Chat(other_chat_id, "group", "Off-topic", _users(rng, 12), forum=False) if other_chat_id else None
     writer = _UpdateWriter(rng)
     updates = []
