@@ -1,8 +1,8 @@
 """`python -m tools ...`: the project's own commands.
 
 Laid out by what they are for: tools/operate/ operates a deployed stage (webhook, chats, target, etl run,
-query, report, status, doctor; most also run `--local`), tools/local/ emulates AWS on this machine (local up,
-demo), tools/ci/ checks the build (check-layers; the browser check and the workflow linters run from make).
+import-history, query, report, status, doctor; most also run `--local`), tools/local/ emulates AWS on this machine
+(local up, demo), tools/ci/ checks the build (check-layers; the browser check and the workflow linters run from make).
 """
 
 from __future__ import annotations

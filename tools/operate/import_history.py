@@ -25,9 +25,10 @@ and compacts the days it touched with the stage's engine, so every saved query a
    compacted files out of.
 
 No reader-side rule: imported update ids are negative (Telegram's never are), so an imported update and a webhook
-one never collide. A webhook copy that reaches the raw zone after the import read it would count twice, so the
-import leaves out the messages of the last minutes, which the raw stream may still buffer (`in_flight_seconds`):
-import again later to take them.
+one never collide, and every reader keeps both; the import alone decides which message is whose. A webhook copy
+that reached the raw zone after the import read it would count twice, so the import leaves out the messages of the
+last minutes, which the raw stream may still buffer (the stage's `raw_batch_seconds` and IN_FLIGHT_MARGIN_SECONDS):
+import again later to take them. Webhook copies never arrive for older messages: Telegram delivers new ones.
 """
 
 from __future__ import annotations
