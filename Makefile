@@ -126,9 +126,11 @@ check-report: $(VENV)/.installed ## A fresh demo's report in headless Chromium (
 	$(OFFLINE_AWS) $(BIN)/python -m tools demo --out $(CHECK_REPORT_OUT) --days 7 --per-day 80
 	$(BIN)/python -m tools.ci.browser check $(CHECK_REPORT_OUT)/report.html --require $(REPORT_SECTIONS)
 
-bench: $(VENV)/.installed ## Benchmarks (not part of `make test`)
+bench: $(VENV)/.installed ## Benchmarks and the cost model (not part of `make test`; about 2-3 minutes)
 	$(OFFLINE_AWS) $(BIN)/python -m bench.ingest
 	$(OFFLINE_AWS) $(BIN)/python -m bench.etl
+	$(OFFLINE_AWS) $(BIN)/python -m bench.etl_model
+	$(OFFLINE_AWS) $(BIN)/python -m bench.cost
 
 clean: ## Remove build output
 	rm -rf cdk.out demo-output .pytest_cache

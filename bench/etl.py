@@ -1,8 +1,14 @@
-"""ETL benchmark: one day of N realistic updates in in-process moto, compacted by each engine's real code.
+"""ETL benchmark: a day of N realistic updates as Firehose writes them, in in-process moto, compacted by each engine.
 
     python -m bench.etl                                   # both engines, N = 1k, 10k, 100k, 20 ms per S3 request
-    python -m bench.etl --engine athena --sizes 10000     # one engine
+    python -m bench.etl --engine lambda --sizes 1000 10000  # one engine, small sizes
     python -m bench.etl --sizes 1000 10000 --rtt-ms 20 --concurrency 32
+
+The raw zone is seeded as the stage's Firehose stream writes it (`firehose_days`, through the local Firehose): the
+day and the day before, a gzip batch of envelope lines per day folder and minute of arrivals, with Telegram's
+redeliveries (a few percent, a later copy, some across midnight into the day) and Firehose's own duplicates (a line
+again in its batch, a batch written twice). Each run must keep each of the day's updates once: rows written plus
+skipped equal the day's distinct updates, duplicates equal the other copies in its folder.
 
 The engines (stage setting `etl_engine`), on the same corpus (same seed and sizes), each run in a fresh process:
 - lambda: the ETL Lambda's `process` (lambdas/etl/handler.py).
@@ -19,26 +25,28 @@ On AWS the ETL waits on S3 round trips, which in-process moto does not have: eve
 sleeps `--rtt-ms` first (a botocore `before-send` hook on the client each builds for itself), so the thread
 pool's concurrency is measured as it matters on AWS. Seeding the raw bucket bypasses the delay. moto runs in
 this process, so its CPU time (emulating S3: shown as "moto CPU s") competes with the ETL for the same
-interpreter lock; the ETL's own CPU is "CPU s" minus that ("ETL CPU s"; DuckDB's threads count in it). Costs of
-the simulator that S3 does not have are removed during the run, none changing a response (see
-`_s3_simulator_shortcuts`). moto in a separate server process was slower here: its server closes the connection
-after every response, so each request adds a TCP connect.
+interpreter lock; the ETL's own CPU is "CPU s" minus that ("ETL CPU s", and per update "ETL ms/upd"; DuckDB's
+threads count in it). Costs of the simulator that S3 does not have are removed during the run, none changing a
+response (see `_s3_simulator_shortcuts`). moto in a separate server process was slower here: its server closes
+the connection after every response, so each request adds a TCP connect.
 
-"rows/s" is Parquet rows written per second of the run (skipped updates, e.g. from other chats, are read but
-not counted). "peak RSS MB" is the whole process, moto's in-memory copy of the raw and enriched buckets
-included (more than the Lambda needs); "ETL +MB" is its resident set sampled during the run minus the one just
-before: what the engine itself needed (for the Lambda engine, the function's memory use on top of the runtime
-and its imports); "ETL peak MB" adds that growth to the process's size before any object was stored (every
-module imported, moto's included): the peak the ETL would reach without the simulator's copy of the data, the
-figure to hold against the 512 MB target. The figures the README's model of 1M and 10M updates a day takes
-(bench/etl_model.py) are printed last, and the model with them.
+"updates" are the day's distinct updates, "copies" the lines of its folder, "objects" its batches, "B/upd" and
+"gz B/upd" the folder's bytes per update gunzipped and as stored. "rows/s" is Parquet rows written per second of
+the run (skipped updates, e.g. from other chats, are read but not counted). "peak RSS MB" is the whole process,
+moto's in-memory copy of the raw and enriched buckets included (more than the Lambda needs); "ETL +MB" is its
+resident set sampled during the run minus the one just before: what the engine itself needed (for the Lambda
+engine, the function's memory use on top of the runtime and its imports); "ETL peak MB" adds that growth to the
+process's size before any object was stored (every module imported, moto's included): the peak the ETL would
+reach without the simulator's copy of the data, the figure to hold against the function's memory. The inputs of
+bench/etl_model.py are printed last, and the model with them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import gzip
 import os
+import random
 import resource
 import tempfile
 import threading
@@ -47,12 +55,13 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 from unittest.mock import patch
+from zoneinfo import ZoneInfo
 
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # one summary line per size, not the handler's logs
 # moto only: dummy credentials, so nothing here can reach real AWS.
@@ -67,7 +76,8 @@ from moto.core.models import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.s3.models import S3Backend, s3_backends  # noqa: E402
 
 from bench.etl_model import Measured, render  # noqa: E402
-from lambdas.common.layout import local_day, raw_key  # noqa: E402
+from lambdas.common.envelope import envelope_line  # noqa: E402
+from lambdas.common.layout import BATCH_EXTENSION, day_prefix, local_day  # noqa: E402
 from lambdas.etl.athena_engine import staged_batches  # noqa: E402
 from lambdas.etl.compact import write_batches  # noqa: E402
 from lambdas.etl.day import enriched_key  # noqa: E402
@@ -76,6 +86,8 @@ from lambdas.etl import store as etl_store  # noqa: E402
 from lambdas.etl.handler import EtlSettings, process  # noqa: E402
 from tools.local import athena_engine as local_athena  # noqa: E402
 from tools.local.sql import LocalLake  # noqa: E402
+from tools.local.firehose import DeliveryStreams  # noqa: E402
+from tools.local.stack import telegram_json  # noqa: E402
 from tools.local.synthetic import synthetic_chat  # noqa: E402
 
 DAY = date(2026, 11, 24)  # a Tuesday
@@ -83,6 +95,14 @@ ZONE = "America/Sao_Paulo"
 CHAT_ID, OTHER_CHAT_ID = -1001234567890, -1009876543210
 RAW_BUCKET, ENRICHED_BUCKET = "bench-raw", "bench-enriched"
 DATABASE = "telegram_lake_bench"  # the Glue database the Athena engine's statements name
+STREAM = "TelegramLake-bench-Raw"
+# How often an update comes twice: Telegram resends one whose answer it lost (a later request, usually in a later
+# batch), Firehose delivers at least once (a line again in its batch, or a whole batch again). A few percent, and rarer.
+REDELIVERED_SHARE = 0.03
+REDELIVERY_SECONDS = (5.0, 120.0)
+RECORD_AGAIN_SHARE = 0.005
+BATCH_AGAIN_SHARE = 0.01
+MIDNIGHT_REDELIVERIES = 5
 PAGE = os.sysconf("SC_PAGE_SIZE")  # /proc/self/statm counts pages
 # The Athena engine's parts, in the order they run; "download" is the rest of its time.
 ATHENA_PHASES = ("download", "lines", "SQL", "publish")
@@ -91,14 +111,18 @@ ATHENA_PHASES = ("download", "lines", "SQL", "publish")
 @dataclass
 class Result:
     engine: str
-    updates: int
+    updates: int  # the day's distinct updates (each kept once)
+    copies: int  # the lines of the day's folder
+    objects: int  # the day's batches
+    objects_read: int  # as the engine counted them
     seed_seconds: float
     seconds: float
     cpu_seconds: float
     moto_cpu_seconds: float
     requests: int
     rows: int
-    raw_bytes: int
+    gzip_bytes: int  # the day's batches as stored
+    line_bytes: int  # the day's lines, gunzipped
     parquet_bytes: int
     rss_base_mb: float
     rss_before_mb: float
@@ -112,6 +136,10 @@ class Result:
         return self.cpu_seconds - self.moto_cpu_seconds
 
     @property
+    def etl_cpu_ms_per_update(self) -> float:
+        return self.etl_cpu_seconds / self.updates * 1000
+
+    @property
     def etl_growth_mb(self) -> float:
         return self.rss_peak_mb - self.rss_before_mb
 
@@ -121,18 +149,19 @@ class Result:
         return self.rss_base_mb + self.etl_growth_mb
 
     HEADER = (
-        f"{'engine':<7} {'updates':>8} {'rows':>8} {'seconds':>8} {'rows/s':>7} {'CPU s':>7} {'ETL CPU s':>9} "
-        f"{'moto CPU s':>10} {'requests':>9} {'peak RSS MB':>11} {'ETL +MB':>8} {'ETL peak MB':>11} {'raw MB':>7} "
-        f"{'parquet MB':>10} {'ratio':>6} {'seeding s':>9}"
+        f"{'engine':<7} {'updates':>8} {'copies':>8} {'objects':>7} {'rows':>8} {'seconds':>8} {'rows/s':>7} "
+        f"{'CPU s':>7} {'ETL CPU s':>9} {'ETL ms/upd':>10} {'moto CPU s':>10} {'requests':>8} {'peak RSS MB':>11} "
+        f"{'ETL +MB':>8} {'ETL peak MB':>11} {'B/upd':>6} {'gz B/upd':>8} {'parquet MB':>10} {'seeding s':>9}"
     )
 
     def line(self) -> str:
         return (
-            f"{self.engine:<7} {self.updates:>8,} {self.rows:>8,} {self.seconds:>8.1f} {self.rows / self.seconds:>7,.0f} "
-            f"{self.cpu_seconds:>7.1f} {self.etl_cpu_seconds:>9.1f} {self.moto_cpu_seconds:>10.1f} {self.requests:>9,} "
-            f"{self.process_peak_mb:>11.0f} {self.etl_growth_mb:>8.0f} {self.etl_peak_mb:>11.0f} "
-            f"{self.raw_bytes / 1e6:>7.2f} {self.parquet_bytes / 1e6:>10.2f} "
-            f"{self.raw_bytes / self.parquet_bytes:>5.1f}x {self.seed_seconds:>9.0f}"
+            f"{self.engine:<7} {self.updates:>8,} {self.copies:>8,} {self.objects:>7,} {self.rows:>8,} "
+            f"{self.seconds:>8.1f} {self.rows / self.seconds:>7,.0f} {self.cpu_seconds:>7.1f} "
+            f"{self.etl_cpu_seconds:>9.2f} {self.etl_cpu_ms_per_update:>10.3f} {self.moto_cpu_seconds:>10.2f} "
+            f"{self.requests:>8,} {self.process_peak_mb:>11.0f} {self.etl_growth_mb:>8.0f} {self.etl_peak_mb:>11.0f} "
+            f"{self.line_bytes / self.updates:>6.0f} {self.gzip_bytes / self.updates:>8.0f} "
+            f"{self.parquet_bytes / 1e6:>10.2f} {self.seed_seconds:>9.0f}"
         )
 
     PHASES_HEADER = (
@@ -189,8 +218,9 @@ def check_same_rows(results: list[Result]) -> None:
 
 
 def measured(results: list[Result], rtt_ms: float) -> Measured:
-    """The model's inputs from the largest runs: the Lambda engine's CPU and memory (growth per update between its
-    two largest sizes), the corpus's bytes and rows per update, the Athena engine's merge rate."""
+    """The model's inputs: the Lambda engine's CPU per update and per S3 request (`cpu_fit`), its memory (growth per
+    update between its two largest sizes), the corpus's lines, bytes and rows per update at the largest size, the
+    Athena engine's work and merge rate there."""
     lambda_runs = sorted((result for result in results if result.engine == "lambda"), key=lambda result: result.updates)
     largest = lambda_runs[-1]
     athena = max((result for result in results if result.engine == "athena"), key=lambda result: result.updates)
@@ -198,27 +228,58 @@ def measured(results: list[Result], rtt_ms: float) -> Measured:
     growth = (
         (largest.etl_growth_mb - smaller.etl_growth_mb) / (largest.updates - smaller.updates) * 1000 if smaller else 0.0
     )
+    per_request, per_update = cpu_fit(lambda_runs)
     return Measured(
-        lambda_cpu_ms_per_update=largest.etl_cpu_seconds / largest.updates * 1000,
+        lambda_cpu_ms_per_update=per_update,
+        lambda_cpu_ms_per_request=per_request,
         lambda_peak_mb=largest.etl_peak_mb,
         lambda_mb_per_1k_updates=growth,
         at_updates=largest.updates,
-        raw_bytes_per_update=largest.raw_bytes / largest.updates,
+        lines_per_update=largest.copies / largest.updates,
+        line_bytes_per_update=largest.line_bytes / largest.updates,
+        gzip_bytes_per_update=largest.gzip_bytes / largest.updates,
         rows_per_update=largest.rows / largest.updates,
         parquet_bytes_per_row=largest.parquet_bytes / largest.rows,
         merge_rows_per_second=athena.rows / athena.merge_seconds,
+        athena_work_ms_per_update=(athena.phases["lines"] + athena.phases["SQL"]) / athena.updates * 1000,
         rtt_ms=rtt_ms,
     )
 
 
+def cpu_fit(runs: list[Result]) -> tuple[float, float]:
+    """(ms per S3 request, ms per update) of the Lambda engine's own CPU, least squares over its runs: each request
+    costs botocore's handling whatever the object holds, each update its decoding. Without two sizes to tell them
+    apart (or should noise make either negative), all of it per update at the largest size."""
+    requests = [run.requests for run in runs]
+    updates = [run.updates for run in runs]
+    cpu_ms = [run.etl_cpu_seconds * 1000 for run in runs]
+    rr, uu, ru = _dot(requests, requests), _dot(updates, updates), _dot(requests, updates)
+    determinant = rr * uu - ru * ru
+    if len(runs) > 1 and determinant:
+        per_request = (_dot(requests, cpu_ms) * uu - _dot(updates, cpu_ms) * ru) / determinant
+        per_update = (_dot(updates, cpu_ms) * rr - _dot(requests, cpu_ms) * ru) / determinant
+        if per_request >= 0 and per_update >= 0:
+            return per_request, per_update
+    return 0.0, runs[-1].etl_cpu_ms_per_update
+
+
+def _dot(left: list[float], right: list[float]) -> float:
+    return sum(a * b for a, b in zip(left, right, strict=True))
+
+
 def run(engine: str, size: int, rtt: float, concurrency: int) -> Result:
     base_mb = _rss_mb()  # every module imported, no object stored yet
+    started = time.monotonic()
+    # Built in a child process, so its hundreds of thousands of small objects never live here: the memory the
+    # ETL run then gains is the ETL's, not reused garbage of the corpus.
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as child:
+        corpus = child.submit(firehose_days, size).result()
     with mock_aws():
         seeder = boto3.session.Session().client("s3")  # its own session: no modeled latency while seeding
         for bucket in (RAW_BUCKET, ENRICHED_BUCKET):
             seeder.create_bucket(Bucket=bucket)
-        started = time.monotonic()
-        raw_bytes = seed(seeder, size)
+        seed(seeder, corpus)
+        corpus = replace(corpus, objects=[])  # moto holds the bodies now
         seed_seconds = time.monotonic() - started
 
         requests = _RoundTrips(rtt)
@@ -229,8 +290,9 @@ def run(engine: str, size: int, rtt: float, concurrency: int) -> Result:
             started, cpu_started = time.monotonic(), time.process_time()
             summary = ENGINES[engine](settings, phases)
             seconds, cpu_seconds = time.monotonic() - started, time.process_time() - cpu_started
-        if (summary["rows_written"] + summary["skipped"], summary["rejected"]) != (size, 0):
-            raise SystemExit(f"the {engine} engine lost updates: {summary}")
+        expected = (corpus.updates, corpus.copies - corpus.updates, 0)
+        if (summary["rows_written"] + summary["skipped"], summary["duplicates"], summary["rejected"]) != expected:
+            raise SystemExit(f"the {engine} engine did not keep each of the {corpus.updates:,} updates once: {summary}")
         if phases.seconds:
             phases.seconds["download"] = seconds - sum(phases.seconds.values())
         process_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -240,9 +302,10 @@ def run(engine: str, size: int, rtt: float, concurrency: int) -> Result:
             parquet_bytes = day_file.stat().st_size
             merge_seconds = _merge_seconds(day_file, Path(workdir) / "merged.parquet") if engine == "athena" else 0.0
         return Result(
-            engine, size, seed_seconds, seconds, cpu_seconds, moto_cpu.seconds, requests.count,
-            summary["rows_written"], raw_bytes, parquet_bytes, base_mb, rss.before_mb,
-            rss.peak_mb, process_peak_mb, dict(phases.seconds), merge_seconds,
+            engine, corpus.updates, corpus.copies, corpus.day_objects, summary["objects_read"], seed_seconds,
+            seconds, cpu_seconds, moto_cpu.seconds, requests.count, summary["rows_written"], corpus.gzip_bytes,
+            corpus.line_bytes, parquet_bytes, base_mb, rss.before_mb, rss.peak_mb, process_peak_mb,
+            dict(phases.seconds), merge_seconds,
         )
 
 
@@ -308,31 +371,71 @@ def _modeled_round_trips(requests: "_RoundTrips") -> Iterator[None]:
         yield
 
 
-def seed(s3: Any, size: int) -> int:
-    """Store a realistic day exactly as the ingest does (one object per update, the body as received).
+def seed(s3: Any, corpus: "Corpus") -> None:
+    """Store both days' batches in the raw bucket (no modeled latency: seeding is not the ETL's time)."""
+    for key, body in corpus.objects:
+        s3.put_object(Bucket=RAW_BUCKET, Key=key, Body=body)
 
-    The chat is generated in a child process and streamed in from a file, so its millions of small
-    objects never live here: the memory the ETL run then gains is the ETL's, not reused seeding garbage.
+
+@dataclass(frozen=True)
+class Corpus:
+    """The raw zone of the day and the day before, as the stage's Firehose stream writes it, and what the day holds."""
+
+    objects: list[tuple[str, bytes]]  # (key, gzip batch) of both days
+    updates: int  # the day's distinct updates whose first copy is in its folder: what a compaction keeps
+    copies: int  # the lines in the day's folder: every copy, redeliveries and duplicates included
+    day_objects: int  # the batches in the day's folder
+    gzip_bytes: int  # of the day's batches, as stored (and as Athena scans them)
+    line_bytes: int  # of the day's lines, gunzipped
+
+
+def firehose_days(size: int) -> Corpus:
+    """A realistic day of `size` updates and the day before, delivered as the webhook and Firehose deliver them.
+
+    Every update arrives once; REDELIVERED_SHARE of them again REDELIVERY_SECONDS later (Telegram resends an
+    update whose answer it lost), and the day before's last MIDNIGHT_REDELIVERIES after midnight, in the day's
+    folder (the day before keeps them). Each copy is an envelope line (lambdas/common/envelope.py), batched in its
+    arrival day's folder by the local Firehose (tools/local/firehose.py, as the stage's stream batches). Firehose
+    delivers at least once: RECORD_AGAIN_SHARE of the records are put twice (the ingest retrying a PutRecord whose
+    answer it lost: the same batch) and BATCH_AGAIN_SHARE of the batches are written twice (a delivery retried).
+    The same size gives the same lines.
     """
-    with tempfile.TemporaryDirectory(prefix="bench-etl-") as workdir:
-        lines = Path(workdir) / "updates.tsv"
-        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as child:
-            child.submit(write_chat, lines, size).result()
-        raw_bytes = 0
-        with lines.open("rb") as stream:
-            for line in stream:
-                key, body = line.rstrip(b"\n").split(b"\t", 1)
-                s3.put_object(Bucket=RAW_BUCKET, Key=key.decode(), Body=body)
-                raw_bytes += len(body)
-    return raw_bytes
+    rng = random.Random(size)
+    chat = synthetic_chat(DAY - timedelta(days=1), 2, size, chat_id=CHAT_ID, other_chat_id=OTHER_CHAT_ID, zone=ZONE)
+    deliveries = []  # (arrival, webhook body): every request the ingest hands to Firehose
+    for item in chat:
+        body = telegram_json(item.update)
+        deliveries.append((item.arrival, body))
+        if rng.random() < REDELIVERED_SHARE:
+            deliveries.append((item.arrival + timedelta(seconds=rng.uniform(*REDELIVERY_SECONDS)), body))
+    midnight = datetime.combine(DAY, datetime.min.time(), tzinfo=ZoneInfo(ZONE))
+    day_before = [item for item in chat if item.arrival < midnight]
+    for item in day_before[-MIDNIGHT_REDELIVERIES:]:
+        deliveries.append((midnight + timedelta(seconds=rng.uniform(*REDELIVERY_SECONDS)), telegram_json(item.update)))
+    objects: list[tuple[str, bytes]] = []
 
+    def write(_: str, key: str, body: bytes) -> None:
+        objects.append((key, body))
+        if rng.random() < BATCH_AGAIN_SHARE:  # a delivery Firehose retried: the batch again, under another name
+            objects.append((key.removesuffix(BATCH_EXTENSION) + "-again" + BATCH_EXTENSION, body))
 
-def write_chat(path: Path, size: int) -> None:
-    """One `key<TAB>body` line per update of the synthetic day (JSON never contains a raw newline or tab)."""
-    with path.open("wb") as out:
-        for item in synthetic_chat(DAY, 1, size, chat_id=CHAT_ID, other_chat_id=OTHER_CHAT_ID, zone=ZONE):
-            key = raw_key(local_day(item.arrival, ZONE), item.update["update_id"])
-            out.write(key.encode() + b"\t" + json.dumps(item.update).encode() + b"\n")
+    stream = DeliveryStreams({STREAM: RAW_BUCKET}, write)
+    for arrival, body in sorted(deliveries, key=lambda delivery: delivery[0]):
+        day = local_day(arrival, ZONE)
+        if day <= DAY:  # a copy that arrives the day after goes to its folder, which no run of the day reads
+            line = envelope_line(day, int(arrival.timestamp() * 1000), body)
+            stream.put(STREAM, [line, line] if rng.random() < RECORD_AGAIN_SHARE else [line])
+    stream.flush()
+    day_objects = [body for key, body in objects if key.startswith(day_prefix(DAY))]
+    day_lines = [line for body in day_objects for line in gzip.decompress(body).splitlines(keepends=True)]
+    return Corpus(
+        objects=objects,
+        updates=len(chat) - len(day_before),
+        copies=len(day_lines),
+        day_objects=len(day_objects),
+        gzip_bytes=sum(map(len, day_objects)),
+        line_bytes=sum(map(len, day_lines)),
+    )
 
 
 class _RoundTrips:

@@ -11,7 +11,10 @@ import pytest
 
 from lambdas.common.envelope import envelope_line, update_bytes
 from lambdas.common.layout import day_prefix, raw_key, raw_object_kind
-from lambdas.etl.day import Copy, Reject, UnreadableObject, copies_of, object_lines, single_update_id
+import lambdas.etl.day as day_module
+from lambdas.etl.day import (
+    Copy, Reject, UnreadableObject, claims_of, copies_of, may_claim, object_lines, single_update_id,
+)
 from lambdas.etl.schema import BIGINT_MAX
 
 DAY = date(2026, 11, 24)
@@ -117,6 +120,55 @@ def test_a_repeated_key_keeps_its_last_value_and_lone_surrogates_in_keys_are_wri
     }
     # two keys Athena writes alike: the last wins
     assert only(b'{"update_id":1,"\\ud800":' + MESSAGE + b',"\\udc00":2}') == {"update_id": 1, "?": 2}
+
+
+def line(update_id: int, rest: bytes = b',"message":' + MESSAGE, day: date = DAY) -> bytes:
+    """A batch line as the ingest writes it, with an update whose JSON goes on with `rest`."""
+    envelope = b'{"context_date":"%s","received_at":1,"update":{"update_id":%d%s}}\n'
+    return envelope % (day.isoformat().encode(), update_id, rest)
+
+
+CLAIM_LINES = [
+    envelope_line(DAY, 1, update(1)),
+    envelope_line(DAY, 2, update(2)),
+    line(3, b',"message":' + MESSAGE + b',"update_id":4'),  # the last update_id wins: a copy of 4
+    line(5, b',"message":' + MESSAGE + b',"upd\\u0061te_id":6'),  # an escaped key spells it too: a copy of 6
+    line(7, b',"message":' + MESSAGE + b'},"update":{"update_id":8,"message":' + MESSAGE),  # a later update: 8
+    line(9, b',"message":'),  # not JSON: a copy of nothing
+    line(10, day=date(2026, 11, 23)),  # another day's envelope: a copy of nothing
+    line(11, b',"message":"text"'),  # no Telegram Update: a copy of nothing
+    line(12, b',"message":{"text":"update"}'),  # "update" in a text
+    b'{"context_date": "2026-11-24", "received_at": 1, "update": {"update_id": 13, "message": %s}}\n' % MESSAGE,
+    line(-14),
+]
+
+
+@pytest.mark.parametrize("ids", [set(), {1}, {2, 3, 5, 7}, {4, 6, 8}, {9, 10, 11}, {12, 13, -14}, set(range(-20, 20))])
+def test_the_claims_on_a_day_are_the_copies_of_its_objects_among_the_ids_asked_for(ids):
+    body = gzip.compress(b"".join(CLAIM_LINES))
+    copies = [item.update_id for item in copies_of("k.jsonl.gz", "batch", body, DAY) if isinstance(item, Copy)]
+
+    assert copies == [1, 2, 4, 6, 8, 12, 13, -14]
+    assert list(claims_of("k.jsonl.gz", "batch", body, DAY, ids)) == [i for i in copies if i in ids]
+
+
+def test_a_line_as_the_ingest_writes_it_is_decoded_for_claims_only_when_its_update_id_is_asked_for(monkeypatch):
+    decoded = []
+    decode = day_module._batch_copy
+    monkeypatch.setattr(day_module, "_batch_copy", lambda line, day: decoded.append(line) or decode(line, day))
+    body = b"".join(envelope_line(DAY, 1, update(update_id)) for update_id in range(100))
+
+    assert list(claims_of("k.jsonl", "batch", body, DAY, {7, 100})) == [7]
+    assert decoded == [envelope_line(DAY, 1, update(7)).rstrip(b"\n")]
+
+
+def test_a_single_update_object_claims_only_its_keys_update_and_is_read_only_when_that_is_asked_for():
+    key = raw_key(DAY, 7)
+
+    assert not may_claim(key, "single", DAY, {8}) and may_claim(key, "single", DAY, {7})
+    assert may_claim("k.jsonl.gz", "batch", DAY, set())
+    assert list(claims_of(key, "single", update(7), DAY, {7})) == [7]
+    assert list(claims_of(key, "single", update(8), DAY, {7, 8})) == []  # its update_id is not its key's
 
 
 def test_an_object_is_split_as_athenas_reader_splits_it():

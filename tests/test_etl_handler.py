@@ -189,6 +189,46 @@ def test_an_update_redelivered_after_midnight_belongs_to_the_earlier_day(s3):
     assert [row["update_id"] for row in rows(s3, before)] == [499, 500]
 
 
+def test_of_the_day_before_only_what_may_hold_a_copy_of_the_days_updates_is_read(s3, monkeypatch):
+    """The day before is read only for which of the day's updates it already holds: a single-update object of
+    another update is not even fetched."""
+    before = date(2026, 11, 23)
+    for update_id in range(400, 410):
+        put_raw(s3, before, message(update_id))
+    put_raw(s3, before, message(500))
+    lines = [envelope_line(before, 1, json.dumps(message(update_id)).encode()) for update_id in (501, 502)]
+    put_raw(s3, before, gzip.compress(b"".join(lines)), key=f"{day_prefix(before)}a.jsonl.gz")
+    put_raw(s3, DAY, message(500))  # redelivered after midnight, as a single object and as a line
+    lines = [envelope_line(DAY, 2, json.dumps(message(update_id)).encode()) for update_id in (501, 503)]
+    put_raw(s3, DAY, gzip.compress(b"".join(lines)), key=f"{day_prefix(DAY)}b.jsonl.gz")
+    read: list[str] = []
+
+    def recorded(client, bucket, keys, concurrency):
+        return store.read_in_order(client, bucket, (read.append(key) or key for key in keys), concurrency)
+
+    monkeypatch.setattr(compact, "read_in_order", recorded)
+    summary = run()
+
+    assert [row["update_id"] for row in rows(s3)] == [503]
+    assert summary["duplicates"] == 2
+    assert [key for key in read if key.startswith(day_prefix(before))] == [
+        raw_key(before, 500), f"{day_prefix(before)}a.jsonl.gz"
+    ]
+
+
+@pytest.mark.parametrize(
+    "chunks", [[[5, 3, 3], [9, 1, None]], [[]], [[BIGINT_MAX, -BIGINT_MAX - 1, 0]], [list(range(0, 1_000, 7))]]
+)
+def test_sorted_ids_hold_exactly_the_ids_they_are_given(chunks):
+    import pyarrow as pa
+
+    ids = compact.SortedIds(pa.chunked_array([pa.array([0, *chunk], pa.int64()).slice(1) for chunk in chunks]))
+    given = {value for chunk in chunks for value in chunk if value is not None}
+
+    for probe in (*given, -1, 2, 4, 1_000, BIGINT_MAX - 1, -BIGINT_MAX, "5", None):
+        assert (probe in ids) == (probe in given)
+
+
 def test_poison_objects_are_reported_and_the_rest_of_the_day_is_written(s3, caplog):
     prefix = day_prefix(DAY)
     poison = {

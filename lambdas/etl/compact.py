@@ -6,7 +6,8 @@ Arrow table, flattened when it carries a message, beside what decides which copy
 arrival instant (none for a single-update object), its object's place in key order, the digest of its line.
 Then column by column: the first copy of each update_id is the update and every other copy a duplicate, an
 update whose copy the day before already held is dropped (a redelivery after midnight belongs to the earlier
-day), and the rows are written in update_id order as zstd Parquet row groups. The SQL twin of these rules is
+day; of the day before, only what may hold a copy of the day's updates is decoded), and the rows are written in
+update_id order as zstd Parquet row groups, taken one row group at a time. The SQL twin of these rules is
 analytics/lake/raw_objects.sql; a re-run writes the same rows (with the same pyarrow, the same bytes).
 
 Memory holds the day's rows as Arrow columns (a few hundred bytes a row), never a Python object per update.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import tempfile
 import time
 from array import array
+from bisect import bisect_left
 from contextlib import closing, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
@@ -32,8 +34,8 @@ from aws_lambda_powertools import Logger
 from lambdas.common.layout import ObjectKind, day_prefix, raw_object_kind
 from lambdas.common.updates import carries_message
 from lambdas.etl.day import (
-    EMPTY_REASON, KEY_REJECT_REASON, OUTPUT_NAME, Copy, Reject, copies_of, enriched_key, rejects_key, rejects_report,
-    single_update_id,
+    EMPTY_REASON, KEY_REJECT_REASON, OUTPUT_NAME, Copy, Reject, claims_of, copies_of, enriched_key, may_claim,
+    rejects_key, rejects_report, single_update_id,
 )
 from lambdas.etl.flatten import flatten
 from lambdas.etl.schema import arrow_schema
@@ -107,13 +109,20 @@ def _rebuild(
     bodies = read_in_order(s3, raw_bucket, (key for key, _ in readable), concurrency)
     with closing(bodies):
         copies = day_copies(readable, bodies, day, rejects)
-    claimed = claimed_update_ids(s3, raw_bucket, day - timedelta(days=1), concurrency)
-    firsts = first_arrivals(copies, claimed)
-    summary.duplicates = copies.num_rows - firsts.num_rows
-    summary.skipped = firsts.num_rows - pc.sum(firsts[CARRIES_MESSAGE]).as_py() if firsts.num_rows else 0
-    rows = firsts.filter(firsts[CARRIES_MESSAGE]).select(arrow_schema().names)
+    claimed = claimed_update_ids(s3, raw_bucket, day - timedelta(days=1), copies["update_id"], concurrency)
+    kept = first_arrivals(copies, claimed)
+    with_message = kept.filter(copies[CARRIES_MESSAGE].take(kept))
+    summary.duplicates = copies.num_rows - len(kept)
+    summary.skipped = len(kept) - len(with_message)
+    rows = copies.select(arrow_schema().names)
+    del copies
+    # One chunk per column, one column at a time: a take from a chunked column first copies all of it, and the
+    # day's rows are taken a row group at a time. Memory holds one column twice at most, never the day twice.
+    for index, name in enumerate(rows.column_names):
+        rows = rows.set_column(index, name, rows.column(index).combine_chunks())
+    pa.default_memory_pool().release_unused()  # the chunks' pages, which Arrow's allocator would keep
     store_day(
-        s3, enriched_bucket, day, summary, lambda parquet: write_batches(parquet, rows.to_batches(BATCH_ROWS)), rejects
+        s3, enriched_bucket, day, summary, lambda parquet: write_batches(parquet, _taken(rows, with_message)), rejects
     )
     if not summary.rows_written:
         logger.info("day has no rows: nothing written, any previous output deleted", extra={"day": summary.day})
@@ -163,29 +172,61 @@ def _copy_row(copy: Copy, key_index: int) -> dict[str, Any]:
     return row
 
 
-def claimed_update_ids(s3: Any, raw_bucket: str, day: date, concurrency: int) -> pa.Array:
-    """The update_ids the day before holds a copy of (a valid one: an unreadable copy claims nothing)."""
-    readable = readable_objects(list_sizes(s3, raw_bucket, day_prefix(day)), day, [])
+def claimed_update_ids(s3: Any, raw_bucket: str, day: date, ids: pa.ChunkedArray, concurrency: int) -> pa.Array:
+    """Which of `ids` the day before holds a copy of (a valid one: an unreadable copy claims nothing). Only what may
+    hold one is read and decoded (lambdas/etl/day.py `claims_of`)."""
+    wanted = SortedIds(ids)
+    readable = [
+        (key, kind) for key, kind in readable_objects(list_sizes(s3, raw_bucket, day_prefix(day)), day, [])
+        if may_claim(key, kind, day, wanted)
+    ]
     claimed = array("q")
     with closing(read_in_order(s3, raw_bucket, (key for key, _ in readable), concurrency)) as bodies:
         for (key, kind), body in zip(readable, bodies, strict=True):
-            claimed.extend(item.update_id for item in copies_of(key, kind, body, day) if isinstance(item, Copy))
+            claimed.extend(claims_of(key, kind, body, day, wanted))
     return pa.array(claimed, pa.int64())
 
 
-def first_arrivals(copies: pa.Table, claimed: pa.Array) -> pa.Table:
-    """The first arrival of each update, in update_id order, unless the day before holds a copy of it."""
+class SortedIds:
+    """Update_ids to look up, in 8 bytes each (a Python set of them takes ten times that, beside the day's rows):
+    a sorted array, searched by bisection."""
+
+    def __init__(self, ids: pa.ChunkedArray):
+        values = ids.drop_null().combine_chunks().sort()  # int64: its data buffer is the array's bytes
+        data = values.buffers()[1] or b""
+        self._sorted = array("q")
+        self._sorted.frombytes(memoryview(data)[values.offset * 8 : (values.offset + len(values)) * 8])
+
+    def __contains__(self, update_id: object) -> bool:
+        if not isinstance(update_id, int):
+            return False
+        position = bisect_left(self._sorted, update_id)
+        return position < len(self._sorted) and self._sorted[position] == update_id
+
+
+def first_arrivals(copies: pa.Table, claimed: pa.Array) -> pa.Array:
+    """The row index of each update's first arrival, in update_id order, unless the day before holds a copy of it.
+
+    Only the arrival columns are sorted (their indices, not a sorted copy of the day's rows)."""
     if not copies.num_rows:
-        return copies
-    ordered = copies.sort_by(ARRIVAL_ORDER)
-    ids = ordered["update_id"]
+        return pa.array([], pa.uint64())
+    order = pc.sort_indices(copies.select([name for name, _, _ in ARRIVAL_ORDER]), sort_keys=ARRIVAL_ORDER)
+    ids = copies["update_id"].take(order)
     first = pc.invert(pc.fill_null(pc.equal(ids, _shifted(ids)), False))
-    return ordered.filter(pc.and_(first, pc.invert(pc.is_in(ids, value_set=claimed))))
+    return order.filter(pc.and_(first, pc.invert(pc.is_in(ids, value_set=claimed))))
 
 
 def _shifted(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """The column one row down: each row's predecessor (null before the first)."""
     return pa.chunked_array([pa.nulls(1, column.type), *column.slice(0, len(column) - 1).chunks], column.type)
+
+
+def _taken(table: pa.Table, indices: pa.Array) -> Iterator[pa.RecordBatch]:
+    """The table's rows at `indices`, in their order, as batches of BATCH_ROWS (a Parquet row group each): only one
+    batch beside the table in memory, never a second copy of the day (with one chunk per column: see `_rebuild`)."""
+    for start in range(0, len(indices), BATCH_ROWS):
+        yield from table.take(indices.slice(start, BATCH_ROWS)).combine_chunks().to_batches()
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages: each batch's go back
 
 
 def store_day(
