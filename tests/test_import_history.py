@@ -28,7 +28,6 @@ from rich.console import Console
 from lambdas.common.envelope import envelope_line, update_bytes
 from lambdas.common.layout import PREFIX, day_prefix, local_day
 from lambdas.etl.handler import EtlSettings
-from lambdas.ingest.chats import ChatLink
 from stacks.config import load_from_cdk_json
 from tools.__main__ import main as tools_main
 from tools.cli import CommandError
@@ -40,7 +39,7 @@ from tools.operate.desktop_export import (
 )
 from tools.operate.etl_runs import local_runner, run_days
 from tools.operate.import_history import (
-    BucketZone, FolderZone, ImportSummary, Lake, compact_folder_days, import_history, local_lake, summary_table,
+    BucketZone, ImportSummary, Lake, compact_folder_days, import_history, local_lake, summary_table,
 )
 
 # The Lambda engine: the quicker of the two locally (the Athena engine's SQL is proven equal to it elsewhere).
@@ -68,7 +67,8 @@ def message(message_id: int, offset: int, text: Any = "", entities: list | None 
     exported = {"id": message_id, "type": "message", **sent(offset), "from": author["first_name"],
                 "from_id": f"user{author['id']}", **fields}
     exported["text"] = text
-    exported["text_entities"] = entities if entities is not None else ([{"type": "plain", "text": text}] if text else [])
+    plain = [{"type": "plain", "text": text}] if text else []
+    exported["text_entities"] = entities if entities is not None else plain
     return exported
 
 
@@ -109,23 +109,27 @@ HANDMADE = [
     service(1, 0, "create_group", title="Community", members=["Alice Lima"]),
     service(2, 60, "join_group_by_link", actor=BOB, inviter="Alice Lima"),
     message(3, 120, EMOJI_TEXT, EMOJI_ENTITIES),
-    message(4, 180, "/Price@SomeBot btc", [{"type": "bot_command", "text": "/Price@SomeBot"}, {"type": "plain", "text": " btc"}],
+    message(4, 180, "/Price@SomeBot btc",
+            [{"type": "bot_command", "text": "/Price@SomeBot"}, {"type": "plain", "text": " btc"}],
             author=BOB, reply_to_message_id=3),
     message(5, 240, "typo fixed", edited="2026-11-02T12:05:00", edited_unixtime=str(NOON + 300)),
     message(6, 300, "look", forwarded_from="Someone Hidden"),
     message(7, 360, "a caption", photo=NOT_INCLUDED, photo_file_size=1234, width=1280, height=960),
     message(8, 420, file=NOT_INCLUDED, media_type="voice_message", mime_type="audio/ogg", duration_seconds=7),
     message(9, 480, file=NOT_INCLUDED, media_type="sticker", sticker_emoji="😂", width=512, height=512,
-            reactions=[{"type": "emoji", "count": 3, "emoji": "👍", "recent": [{"from": "Bob", "from_id": "user222", "date": "x"}]},
+            reactions=[{"type": "emoji", "count": 3, "emoji": "👍",
+                        "recent": [{"from": "Bob", "from_id": "user222", "date": "x"}]},
                        {"type": "custom_emoji", "count": 1, "document_id": "5377305978079288312"},
                        {"type": "paid", "count": 2}]),
     message(10, 540, file=NOT_INCLUDED, media_type="animation", mime_type="video/mp4", width=320, height=240),
     message(11, 600, file=NOT_INCLUDED, file_name="report.pdf", mime_type="application/pdf", file_size=52000),
-    message(12, 660, location_information={"latitude": -23.5, "longitude": -46.6}, place_name="Office", address="Rua 1"),
+    message(12, 660, location_information={"latitude": -23.5, "longitude": -46.6}, place_name="Office",
+            address="Rua 1"),
     message(13, 720, poll={"question": "When?", "closed": False, "total_voters": 3,
                            "answers": [{"text": "Friday", "voters": 2, "chosen": False},
                                        {"text": "Monday", "voters": 1, "chosen": True}]}),
-    message(14, 780, "as the group", author={"id": EXPORT_ID, "first_name": "Community"}) | {"from_id": f"channel{EXPORT_ID}"},
+    message(14, 780, "as the group", author={"id": EXPORT_ID, "first_name": "Community"})
+    | {"from_id": f"channel{EXPORT_ID}"},
     message(15, 840, "from a channel", author={"id": 777, "first_name": "News"}) | {"from_id": "channel777"},
     service(16, 900, "invite_members", members=["Carol", "Alice Lima"]),
     service(17, 960, "remove_members", actor=BOB, members=["Bob"]),
@@ -176,29 +180,36 @@ def test_reading_yields_each_chat_then_its_messages_in_both_layouts(tmp_path):
     }
     with write(tmp_path, everything).open("rb") as stream:
         items = list(read_export(stream))
-    assert items == [ExportedChat(5, "personal_chat", "Friend"), HANDMADE[0], ExportedChat(EXPORT_ID, "private_supergroup", "Community"),
-                     HANDMADE[2], ExportedChat(9, "private_channel", "Old")]
+    assert items == [
+        ExportedChat(5, "personal_chat", "Friend"), HANDMADE[0],
+        ExportedChat(EXPORT_ID, "private_supergroup", "Community"), HANDMADE[2],
+        ExportedChat(9, "private_channel", "Old"),
+    ]
 
 
 def test_reading_reads_telegram_desktops_control_character_escapes_and_pieces_of_any_size(tmp_path, monkeypatch):
     from tools.operate import desktop_export
 
     monkeypatch.setattr(desktop_export, "_CHUNK", 7)  # every value, number and escape cut across pieces
-    body = json.dumps(chat_export([message(1, 0, "tab\tbell\u0007 \\x07 done é🇧🇷")]), ensure_ascii=False, indent=1)
+    text = "tab\tbell\u0007 \\x07 done é🇧🇷"
+    body = json.dumps(chat_export([message(1, 0, text)]), ensure_ascii=False, indent=1)
     body = body.replace("\\u0007", "\\x07")  # what Telegram Desktop writes for U+0007; `\\x07` stays text
     with write(tmp_path, body).open("rb") as stream:
         items = list(read_export(stream))
-    assert items[1]["text"] == "tab\tbell\u0007 \\x07 done é🇧🇷"
+    assert items[1]["text"] == text
 
 
 @pytest.mark.parametrize(("body", "error"), [
     (b"", "not an export: the file is empty"),
     (b"[1, 2]", "not an export: a Telegram Desktop export is a JSON object"),
-    (b'{"id": 1, "type": "private_group", "messages": [}', "not JSON: Expecting value in message 1 of the export's messages"),
+    (b'{"id": 1, "type": "private_group", "messages": [}',
+     "not JSON: Expecting value in message 1 of the export's messages"),
     (b'{"about": "nothing"}', "not an export: no `messages` and no `chats.list`"),
     (b'{"messages": []}', "not an export: the export has no integer `id` and `type` before its messages"),
-    (b'{"id": 1, "type": "private_group", "messages": [{"id": 1}, 7]}', "not an export: message 2 of the export's messages is a int"),
-    (b'{"id": 1, "type": "private_group", "messages": []} trailing', "not JSON: expected the end of the file in the export"),
+    (b'{"id": 1, "type": "private_group", "messages": [{"id": 1}, 7]}',
+     "not an export: message 2 of the export's messages is a int"),
+    (b'{"id": 1, "type": "private_group", "messages": []} trailing',
+     "not JSON: expected the end of the file in the export"),
     (b'{"id": 1, "type": "private_group", "messages": [] "x": 1}', "not JSON: expected ',' or '}' in the export"),
     (b'{"id": 1, "type": "private_group", "messages": [{"id": 1, "text": "caf\xe9"}]}', "not UTF-8 text"),
 ])
@@ -233,14 +244,16 @@ def test_text_and_entities_are_rebuilt_with_utf16_offsets():
         {"offset": 54, "length": 2, "type": "custom_emoji", "custom_emoji_id": "5368324170671202286"},
     ]  # a bank card is no Bot API entity: plain text
     units = message3["text"].encode("utf-16-le")
-    assert [units[2 * e["offset"]:2 * (e["offset"] + e["length"])].decode("utf-16-le") for e in message3["entities"]] == [
+    marked = [units[2 * each["offset"]:2 * (each["offset"] + each["length"])] for each in message3["entities"]]
+    assert [piece.decode("utf-16-le") for piece in marked] == [
         "🇧🇷 café", "https://example.org", "docs", "Bob", "🔥"]
 
 
 def test_a_message_is_the_bot_api_message_with_the_chat_sender_date_reply_and_command():
     [update] = converted(4)
     assert update == {"update_id": imported_update_id(CHAT, 4, 0), "message": {
-        "message_id": 4, "from": BOB, "chat": {"id": CHAT, "type": "supergroup", "title": "Community"}, "date": NOON + 180,
+        "message_id": 4, "from": BOB, "chat": {"id": CHAT, "type": "supergroup", "title": "Community"},
+        "date": NOON + 180,
         "reply_to_message": {"message_id": 3, "chat": {"id": CHAT, "type": "supergroup", "title": "Community"}},
         "text": "/Price@SomeBot btc", "entities": [{"offset": 0, "length": 14, "type": "bot_command"}],
     }}
@@ -248,14 +261,17 @@ def test_a_message_is_the_bot_api_message_with_the_chat_sender_date_reply_and_co
 
 def test_edits_forwards_and_media_without_their_files():
     assert payload(5)["edit_date"] == NOON + 300 and payload(5)["text"] == "typo fixed"
-    assert payload(6)["forward_origin"] == {"type": "hidden_user", "sender_user_name": "Someone Hidden", "date": NOON + 300}
+    assert payload(6)["forward_origin"] == {
+        "type": "hidden_user", "sender_user_name": "Someone Hidden", "date": NOON + 300}
     assert payload(7)["photo"] == [{"width": 1280, "height": 960, "file_size": 1234}]
     assert payload(7)["caption"] == "a caption" and "text" not in payload(7)  # a photo's text is its caption
     assert payload(8)["voice"] == {"duration": 7, "mime_type": "audio/ogg"}
     assert payload(9)["sticker"] == {"width": 512, "height": 512, "emoji": "😂"}
-    assert payload(10)["animation"] == payload(10)["document"] == {"mime_type": "video/mp4", "width": 320, "height": 240}
+    gif = {"mime_type": "video/mp4", "width": 320, "height": 240}
+    assert payload(10)["animation"] == payload(10)["document"] == gif
     assert payload(11)["document"] == {"file_name": "report.pdf", "mime_type": "application/pdf", "file_size": 52000}
-    assert payload(12)["venue"] == {"location": {"latitude": -23.5, "longitude": -46.6}, "title": "Office", "address": "Rua 1"}
+    assert payload(12)["venue"] == {
+        "location": {"latitude": -23.5, "longitude": -46.6}, "title": "Office", "address": "Rua 1"}
     assert payload(13)["poll"] == {"question": "When?", "options": [{"text": "Friday", "voter_count": 2},
                                                                    {"text": "Monday", "voter_count": 1}],
                                    "total_voter_count": 3, "is_closed": False}
@@ -323,7 +339,9 @@ def test_update_ids_are_negative_deterministic_and_ordered_within_a_chat():
 # ---- the import into a lake
 
 
-def run_import(tmp_path: Path, export: Path, *, config=CONFIG, chat_id: int | None = None, lake: str = "lake") -> ImportSummary:
+def run_import(
+    tmp_path: Path, export: Path, *, config=CONFIG, chat_id: int | None = None, lake: str = "lake"
+) -> ImportSummary:
     return import_history(export, config, local_lake(tmp_path / lake, config), quiet(), chat_id=chat_id, now=NOW)
 
 
@@ -345,7 +363,8 @@ def lake_rows(folder: Path) -> list[dict[str, Any]]:
 
 
 def raw_files(folder: Path) -> dict[str, bytes]:
-    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in files}
 
 
 def webhook_batches(folder: Path, deliveries: list[tuple[datetime, dict]]) -> None:
@@ -387,7 +406,8 @@ def test_the_imported_rows_equal_what_the_webhook_path_stores_for_the_same_messa
     for row in webhook_rows:
         if row["update_type"] == "message" and row["message_type"] != "dice":  # Telegram Desktop exports no dice
             edit = edits.get(row["message_id"], {})
-            expected[row["message_id"]] = {**row, **{name: edit[name] for name in ("text", "caption", "edit_date") if edit}}
+            last = {name: edit[name] for name in ("text", "caption", "edit_date") if edit}
+            expected[row["message_id"]] = {**row, **last}
     imported = {row["message_id"]: row for row in imported_rows}
     assert imported.keys() == expected.keys() and len(imported_rows) == len(imported)
     for message_id, row in imported.items():
@@ -421,7 +441,8 @@ def test_the_imported_reaction_counts_are_each_messages_final_reactions(syntheti
         if message_id not in imported:  # a dice: Telegram Desktop exports it as unsupported, reactions and all
             continue
         expected = Counter(json.dumps(reaction, sort_keys=True) for listed in actors.values() for reaction in listed)
-        got = Counter({json.dumps(each["type"], sort_keys=True): each["total_count"] for each in counts.get(message_id, [])})
+        listed = counts.get(message_id, [])
+        got = Counter({json.dumps(each["type"], sort_keys=True): each["total_count"] for each in listed})
         assert got == +expected
     assert summary.kinds["reaction counts"] == len(counts) > 0
 
@@ -475,7 +496,8 @@ def test_the_webhooks_copy_wins_and_is_counted_once(tmp_path):
     summary = run_import(tmp_path, write(tmp_path, export))
     assert summary.duplicates == 2
     rows = sorted(lake_rows(lake), key=lambda row: row["message_id"])
-    assert [(row["message_id"], row["update_id"] >= 0) for row in rows] == [(1, False), (2, True), (3, True), (4, False)]
+    from_webhook = [(row["message_id"], row["update_id"] >= 0) for row in rows]
+    assert from_webhook == [(1, False), (2, True), (3, True), (4, False)]
     assert rows[1]["text"] == "two, as the webhook got it"
     assert "duplicates 2 messages a webhook copy already holds" in printed(summary)
 
@@ -497,7 +519,8 @@ def test_a_day_not_ended_is_written_and_left_to_tonights_run(tmp_path):
     exported = message(1, 0, "today") | {"date_unixtime": str(recent)}
     summary = run_import(tmp_path, write(tmp_path, chat_export([exported, message(2, 0, "earlier")])))
     assert summary.not_ended == {today} and [outcome.day for outcome in summary.compacted] == [DAY]
-    assert (tmp_path / "lake" / "raw" / day_prefix(today)).is_dir() and not (tmp_path / "lake" / "enriched" / day_prefix(today)).exists()
+    assert (tmp_path / "lake" / "raw" / day_prefix(today)).is_dir()
+    assert not (tmp_path / "lake" / "enriched" / day_prefix(today)).exists()
 
 
 # ---- which chats, under which id
@@ -552,14 +575,16 @@ def test_a_migrated_group_imports_under_the_supergroup_the_stage_follows(tmp_pat
     webhook_batches(lake, [(datetime.fromtimestamp(NOON + 61, timezone.utc), {"update_id": 5, "message": webhook})])
     supergroup_export = chat_export(
         [message(1 + MIGRATED_ID_SHIFT, 0, "in the group"), message(2 + MIGRATED_ID_SHIFT, 60, "seen live", author=BOB),
-         service(3 + MIGRATED_ID_SHIFT, 90, "migrate_to_supergroup"), service(1, 120, "migrate_from_group", title="Old"),
+         service(3 + MIGRATED_ID_SHIFT, 90, "migrate_to_supergroup"),
+         service(1, 120, "migrate_from_group", title="Old"),
          message(2, 180, "in the supergroup")],
         export_id=9999999999, name="New")
     summary = run_import(tmp_path, write(tmp_path, supergroup_export), config=config)
     assert summary.duplicates == 1 and summary.skipped["service action the Bot API does not send"] == 2
     rows = sorted(lake_rows(lake), key=lambda row: row["update_id"])
     assert [(row["chat_id"], row["message_id"], row["text"]) for row in rows] == [
-        (supergroup, 1 + MIGRATED_ID_SHIFT, "in the group"), (supergroup, 2, "in the supergroup"), (group, 2, "seen live")]
+        (supergroup, 1 + MIGRATED_ID_SHIFT, "in the group"), (supergroup, 2, "in the supergroup"),
+        (group, 2, "seen live")]
 
     group_export = chat_export([message(1, 0, "in the group"), message(2, 60, "seen live", author=BOB)],
                                export_id=4321, kind="private_group", name="New")
@@ -571,8 +596,10 @@ def test_a_migrated_group_imports_under_the_supergroup_the_stage_follows(tmp_pat
             (other / path.relative_to(lake)).write_bytes(path.read_bytes())
     before = run_import(tmp_path, write(tmp_path, group_export), config=config, lake="other")
     assert before.duplicates == 1
-    assert [(row["chat_id"], row["message_id"], row["update_id"]) for row in lake_rows(other)] == [
-        (row["chat_id"], row["message_id"], row["update_id"]) for row in rows if row["message_id"] != 2 or row["chat_id"] == group]
+    def identities(found: list[dict]) -> list[tuple[int, int, int]]:
+        return [(row["chat_id"], row["message_id"], row["update_id"]) for row in found]
+
+    assert identities(lake_rows(other)) == identities([row for row in rows if row["text"] != "in the supergroup"])
 
 
 # ---- bad input writes nothing
@@ -612,8 +639,8 @@ def test_a_large_export_streams_in_bounded_memory(tmp_path):
         with path.open("w", encoding="utf-8") as out:
             out.write('{"name": "Big", "type": "private_supergroup", "id": 1234567890, "messages": [')
             for number in range(1, count + 1):
-                out.write(("," if number > 1 else "") + json.dumps(message(number, number, f"message {number} é🇧🇷 " * 8),
-                                                                   ensure_ascii=False, indent=1))
+                exported = message(number, number, f"message {number} é🇧🇷 " * 8)
+                out.write(("," if number > 1 else "") + json.dumps(exported, ensure_ascii=False, indent=1))
             out.write("]}")
         target = handmade_target()
         tracemalloc.start()
@@ -653,7 +680,8 @@ def test_a_deployed_stage_gets_the_same_objects_through_its_buckets(tmp_path):
         summary = import_history(export, CONFIG, lake, quiet(), now=NOW)
         assert ran == [DAY, DAY + timedelta(days=1)] and summary.written == local.written == 2
         keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket="raw", Prefix=PREFIX)["Contents"])
-        assert keys == sorted(key.removeprefix("raw/") for key in raw_files(tmp_path / "lake") if key.startswith("raw/"))
+        local_keys = [key.removeprefix("raw/") for key in raw_files(tmp_path / "lake") if key.startswith("raw/")]
+        assert keys == sorted(local_keys)
         for key in keys:
             assert s3.get_object(Bucket="raw", Key=key)["Body"].read() == (tmp_path / "lake" / "raw" / key).read_bytes()
         parquet = s3.get_object(Bucket="enriched", Key=f"{day_prefix(DAY)}telegram.parquet")["Body"].read()

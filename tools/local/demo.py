@@ -209,7 +209,9 @@ def import_demo_history(
     console.print(import_table(summary, config))
     failed = [outcome for outcome in summary.compacted if not outcome.ok]
     if failed:
-        raise CommandError(f"the history's compaction failed for {len(failed)} day(s), first {failed[0].day}: {failed[0].error}")
+        raise CommandError(
+            f"the history's compaction failed for {len(failed)} day(s), first {failed[0].day}: {failed[0].error}"
+        )
     return summary
 
 

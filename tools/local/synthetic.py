@@ -573,7 +573,9 @@ _EXPORTED_ENTITY_TYPES = {bot_api: exported for exported, bot_api in ENTITY_TYPE
 _EXPORTED_FILE_FIELDS = {bot_api: exported for exported, bot_api in FILE_FIELDS.items()}
 
 
-def desktop_export(updates: Iterable[SyntheticUpdate | Mapping[str, Any]], chat_id: int, *, name: str) -> dict[str, Any]:
+def desktop_export(
+    updates: Iterable[SyntheticUpdate | Mapping[str, Any]], chat_id: int, *, name: str
+) -> dict[str, Any]:
     """What Telegram Desktop's "Export chat history" (machine-readable JSON) writes for the chat whose Bot API
     updates these are: each message as last edited, with its reactions' final counts, the joins and leaves as
     service messages, in message id order. What an export holds that the updates never told (or the reverse) is
@@ -581,13 +583,18 @@ def desktop_export(updates: Iterable[SyntheticUpdate | Mapping[str, Any]], chat_
     status changes are no messages."""
     updates = [item.update if isinstance(item, SyntheticUpdate) else item for item in updates]
     mine = [update for update in updates if _payload_chat_id(update) == chat_id]
-    edits = {update["edited_message"]["message_id"]: update["edited_message"] for update in mine if "edited_message" in update}
+    edited = [update["edited_message"] for update in mine if "edited_message" in update]
+    edits = {edit["message_id"]: edit for edit in edited}  # the latest edit of each message
     messages = [
         _exported_message(update["message"], edits.get(update["message"]["message_id"]), _final_reactions(mine))
         for update in mine if "message" in update
     ]
-    export_id, chat_type = (SUPERGROUP_PREFIX - chat_id, "private_supergroup") if chat_id <= SUPERGROUP_PREFIX else (-chat_id, "private_group")
-    return {"name": name, "type": chat_type, "id": export_id, "messages": sorted(messages, key=lambda message: message["id"])}
+    if chat_id <= SUPERGROUP_PREFIX:
+        export_id, chat_type = SUPERGROUP_PREFIX - chat_id, "private_supergroup"
+    else:
+        export_id, chat_type = -chat_id, "private_group"
+    messages.sort(key=lambda message: message["id"])
+    return {"name": name, "type": chat_type, "id": export_id, "messages": messages}
 
 
 def write_desktop_export(export: Mapping[str, Any], path: Path) -> Path:
@@ -609,7 +616,9 @@ def _exported_message(
     if "dice" in message:
         return {"id": message["message_id"], "type": "unsupported"}
     current = edited or message
-    exported: dict[str, Any] = {"id": message["message_id"], "type": "message", **_exported_date("date", message["date"])}
+    exported: dict[str, Any] = {
+        "id": message["message_id"], "type": "message", **_exported_date("date", message["date"]),
+    }
     if edited is not None:
         exported.update(_exported_date("edited", edited["edit_date"]))
     sender = message["from"]
@@ -631,7 +640,8 @@ def _exported_message(
     text_field, entities_field = ("caption", "caption_entities") if "caption" in current else ("text", "entities")
     parts = exported_text(current.get(text_field, ""), current.get(entities_field, []))
     plain = len(parts) == 1 and parts[0]["type"] == "plain"
-    exported["text"] = parts[0]["text"] if plain else [part["text"] if part["type"] == "plain" else part for part in parts]
+    mixed = [part["text"] if part["type"] == "plain" else part for part in parts]
+    exported["text"] = parts[0]["text"] if plain else mixed
     exported["text_entities"] = parts
     if message["message_id"] in reactions:
         exported["reactions"] = reactions[message["message_id"]]
@@ -663,7 +673,9 @@ def exported_text(text: str, entities: Iterable[Mapping[str, Any]]) -> list[dict
         if entity["offset"] > offset:
             parts.append({"type": "plain", "text": piece(offset, entity["offset"])})
         end = entity["offset"] + entity["length"]
-        part: dict[str, Any] = {"type": _EXPORTED_ENTITY_TYPES.get(entity["type"], "unknown"), "text": piece(entity["offset"], end)}
+        part: dict[str, Any] = {
+            "type": _EXPORTED_ENTITY_TYPES.get(entity["type"], "unknown"), "text": piece(entity["offset"], end),
+        }
         if "url" in entity:
             part["href"] = entity["url"]
         if "user" in entity:
@@ -687,7 +699,9 @@ def _exported_media(message: Mapping[str, Any]) -> dict[str, Any]:
         if field_name in message:
             media = message[field_name]
             exported: dict[str, Any] = {"file": FILE_NOT_INCLUDED}
-            exported.update({_EXPORTED_FILE_FIELDS[name]: value for name, value in media.items() if name in _EXPORTED_FILE_FIELDS})
+            exported.update({
+                _EXPORTED_FILE_FIELDS[name]: value for name, value in media.items() if name in _EXPORTED_FILE_FIELDS
+            })
             if field_name in _EXPORTED_MEDIA_TYPES:
                 exported["media_type"] = _EXPORTED_MEDIA_TYPES[field_name]
             if field_name == "sticker":
@@ -697,7 +711,9 @@ def _exported_media(message: Mapping[str, Any]) -> dict[str, Any]:
         return {"location_information": dict(message["location"])}
     if "poll" in message:
         poll = message["poll"]
-        answers = [{"text": option["text"], "voters": option["voter_count"], "chosen": False} for option in poll["options"]]
+        answers = [
+            {"text": option["text"], "voters": option["voter_count"], "chosen": False} for option in poll["options"]
+        ]
         return {"poll": {"question": poll["question"], "closed": poll["is_closed"],
                          "total_voters": poll["total_voter_count"], "answers": answers}}
     return {}

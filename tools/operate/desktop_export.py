@@ -117,8 +117,10 @@ def bot_api_chat(exported: ExportedChat) -> tuple[int, str] | None:
     """The Bot API's id and type of an exported chat (supergroups and channels -100..., basic groups -id, a
     private chat the person's id); None for a kind of chat no bot is in (saved messages, replies, ...)."""
     for types, bot_api_id in (
-        (SUPERGROUP_TYPES, SUPERGROUP_PREFIX - exported.export_id), (CHANNEL_TYPES, SUPERGROUP_PREFIX - exported.export_id),
-        (GROUP_TYPES, -exported.export_id), (PRIVATE_TYPES, exported.export_id),
+        (SUPERGROUP_TYPES, SUPERGROUP_PREFIX - exported.export_id),
+        (CHANNEL_TYPES, SUPERGROUP_PREFIX - exported.export_id),
+        (GROUP_TYPES, -exported.export_id),
+        (PRIVATE_TYPES, exported.export_id),
     ):
         if exported.type in types:
             return bot_api_id, types[exported.type]
@@ -210,7 +212,8 @@ class _Source:
                 problem = (error.msg, error.pos)
                 # A failure at the same place after reading on is the document's own (an unterminated string moves
                 # on only when read to its end).
-                if (last_problem == problem and not error.msg.startswith("Unterminated string")) or not self._grow(where):
+                genuine = last_problem == problem and not error.msg.startswith("Unterminated string")
+                if genuine or not self._grow(where):
                     if self._eof and self._ends_inside(error):
                         raise ExportError(f"truncated: the file ends inside {where}") from None
                     raise ExportError(
@@ -233,7 +236,9 @@ class _Source:
 
     def _grow(self, where: str) -> bool:
         if len(self._text) - self._pos > MAX_VALUE_CHARACTERS:
-            raise ExportError(f"not an export: a value larger than {MAX_VALUE_CHARACTERS >> 20} Mi characters in {where}")
+            raise ExportError(
+                f"not an export: a value larger than {MAX_VALUE_CHARACTERS >> 20} Mi characters in {where}"
+            )
         return self._more()
 
     def _repair_escapes(self) -> bool:
@@ -286,7 +291,9 @@ class _Source:
             self.fail("the end of the file", "the export", found)
 
 
-def read_export(stream: BinaryIO, progress: Callable[[int], None] = lambda read: None) -> Iterator[ExportedChat | dict[str, Any]]:
+def read_export(
+    stream: BinaryIO, progress: Callable[[int], None] = lambda read: None
+) -> Iterator[ExportedChat | dict[str, Any]]:
     """Each chat's header, then its messages, in file order; `progress` gets the bytes read as they are read."""
     source = _Source(stream, progress)
     if source.peek() != "{":
@@ -380,7 +387,9 @@ def message_updates(chat: TargetChat, message: Mapping[str, Any], *, earliest: i
         raise ExportError(f"not an export: message id {exported_id} of chat {chat.id} is no Telegram message id")
     where = f"message {exported_id} of chat {chat.id}"
     sent = _unix_time(message.get("date_unixtime"), f"date_unixtime of {where}", earliest, latest)
-    payload: dict[str, Any] = {"message_id": message_id, **_sender(chat, message, kind), "chat": chat.chat, "date": sent}
+    payload: dict[str, Any] = {
+        "message_id": message_id, **_sender(chat, message, kind), "chat": chat.chat, "date": sent,
+    }
     if kind == "service":
         fields = _service_fields(chat, message, payload.get("from"))
         if fields is None:
@@ -485,7 +494,8 @@ def _forward_origin(message: Mapping[str, Any], sent: int) -> dict[str, Any]:
 def _media(message: Mapping[str, Any]) -> dict[str, Any]:
     """The Bot API's media field of the message, without the file: only what the export says about it."""
     if "photo" in message:
-        return {"photo": [_described(message, ("width", "height")) | _renamed(message, {"photo_file_size": "file_size"})]}
+        size = _described(message, ("width", "height")) | _renamed(message, {"photo_file_size": "file_size"})
+        return {"photo": [size]}
     if "file" in message:
         media_type = message.get("media_type")
         if media_type == "sticker":
@@ -502,7 +512,8 @@ def _media(message: Mapping[str, Any]) -> dict[str, Any]:
             return {"animation": described, "document": dict(described)}
         return {field: described}
     if isinstance(message.get("contact_information"), Mapping):
-        return {"contact": _renamed(message["contact_information"], {n: n for n in ("first_name", "last_name", "phone_number")})}
+        names = ("first_name", "last_name", "phone_number")
+        return {"contact": _renamed(message["contact_information"], {name: name for name in names})}
     location = message.get("location_information")
     if isinstance(location, Mapping):
         place = _renamed(location, {"latitude": "latitude", "longitude": "longitude"})
@@ -515,7 +526,8 @@ def _media(message: Mapping[str, Any]) -> dict[str, Any]:
     poll = message.get("poll")
     if isinstance(poll, Mapping):
         answers = poll.get("answers") if isinstance(poll.get("answers"), list) else []
-        options = [_renamed(answer, {"text": "text", "voters": "voter_count"}) for answer in answers if isinstance(answer, Mapping)]
+        names = {"text": "text", "voters": "voter_count"}
+        options = [_renamed(answer, names) for answer in answers if isinstance(answer, Mapping)]
         return {"poll": {"question": poll.get("question"), "options": options,
                          "total_voter_count": poll.get("total_voters"), "is_closed": poll.get("closed")}}
     return {}

@@ -46,9 +46,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, TextIO
 
 from lambdas.common.envelope import envelope_line
-from lambdas.common.layout import CHAT_LINKS_PREFIX, PREFIX, day_prefix, local_day, previous_day, raw_object_kind
+from lambdas.common.layout import (
+    CHAT_LINKS_PREFIX, PARTITION_KEY, PREFIX, day_prefix, local_day, previous_day, raw_object_kind,
+)
 from lambdas.common.updates import update_payload, update_type
-from lambdas.etl.day import Copy, UnreadableObject, copies_of
+from lambdas.etl.day import OUTPUT_NAME, Copy, UnreadableObject, copies_of
 from lambdas.etl.flatten import message_type
 from lambdas.ingest.chats import ChatLink, allowed_through, parse_link_key
 from stacks import outputs
@@ -57,7 +59,7 @@ from tools.cli import CommandError, add_stage_argument, aws_session, plain, requ
 from tools.local.sql import ENRICHED_FOLDER, RAW_FOLDER
 from tools.local.stack import telegram_json
 from tools.operate.desktop_export import (
-    MESSAGE_KIND, MIGRATED_ID_SHIFT, Converted, ExportedChat, ExportError, TargetChat, bot_api_chat, chat_hash,
+    MIGRATED_ID_SHIFT, Converted, ExportedChat, ExportError, TargetChat, bot_api_chat, chat_hash,
     message_updates, read_export,
 )
 
@@ -256,8 +258,14 @@ def local_lake(folder: Path, config: StageConfig) -> Lake:
     if folder.exists() and not folder.is_dir():
         raise CommandError(f"--local {folder} is not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not (raw.is_dir() or enriched.is_dir()):
-        raise CommandError(f"--local {folder} holds neither raw/ nor enriched/: a local lake is laid out as demo-output/lake")
-    return Lake(FolderZone(raw), FolderZone(enriched), lambda days, console: compact_folder_days(config, raw, enriched, days, console))
+        raise CommandError(
+            f"--local {folder} holds neither raw/ nor enriched/: a local lake is laid out as demo-output/lake"
+        )
+
+    def compact(days: Sequence[date], console: Console) -> list[DayOutcome]:
+        return compact_folder_days(config, raw, enriched, days, console)
+
+    return Lake(FolderZone(raw), FolderZone(enriched), compact)
 
 
 def compact_folder_days(
@@ -287,7 +295,8 @@ def compact_folder_days(
             if not outcome.ok:
                 continue
             prefix = day_prefix(outcome.day)
-            compacted = {item["Key"] for item in s3.list_objects_v2(Bucket=stack.enriched_bucket, Prefix=prefix).get("Contents", ())}
+            listed = s3.list_objects_v2(Bucket=stack.enriched_bucket, Prefix=prefix).get("Contents", ())
+            compacted = {item["Key"] for item in listed}
             for stored in enriched_zone.listing(prefix):
                 if stored.key not in compacted:
                     enriched_zone.delete(stored.key)
@@ -402,8 +411,10 @@ def read_chats(
     start = date.fromisoformat(config.analytics_start_date)
     latest = int(now.timestamp()) + FUTURE_SLACK_SECONDS
     recent = now.timestamp() - config.raw_batch_seconds - IN_FLIGHT_MARGIN_SECONDS
-    hashes: dict[int, int] = {chat_hash(allowed): allowed for allowed in allowed_through(config.allowed_chat_ids, links)}
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    hashes = {chat_hash(allowed): allowed for allowed in allowed_through(config.allowed_chat_ids, links)}
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()
+    )
     chat: ChatImport | None = None
     target: TargetChat | str | None = None
     with Progress(*columns, console=console) as progress, path.open("rb") as stream:
@@ -412,11 +423,8 @@ def read_chats(
             for item in read_export(stream, lambda read: progress.advance(task, read)):
                 if isinstance(item, ExportedChat):
                     target = target_chat(item, config, links, chat_id)
-                    mapped = bot_api_chat(item)
-                    chat = ChatImport(
-                        target.id if isinstance(target, TargetChat) else chat_id or (mapped[0] if mapped else item.export_id),
-                        item.name, refused=target if isinstance(target, str) else None,
-                    )
+                    chat = ChatImport(_shown_id(item, target, chat_id), item.name,
+                                      refused=target if isinstance(target, str) else None)
                     summary.chats.append(chat)
                     if isinstance(target, TargetChat):
                         _check_hash(target.id, hashes)
@@ -440,6 +448,14 @@ def read_chats(
             raise CommandError(f"{path}: {error}") from None
         finally:
             spool.close()
+
+
+def _shown_id(exported: ExportedChat, target: TargetChat | str, chat_id: int | None) -> int:
+    """The id a chat is named by in the summary: where it imports, or the id to allowlist."""
+    if isinstance(target, TargetChat):
+        return target.id
+    mapped = bot_api_chat(exported)
+    return chat_id or (mapped[0] if mapped else exported.export_id)
 
 
 def _check_hash(chat_id: int, hashes: dict[int, int]) -> None:
@@ -491,14 +507,16 @@ class Spool:
             self._open = None
 
 
-def write_days(lake: Lake, spool: Spool, links: Sequence[ChatLink], summary: ImportSummary, console: Console) -> set[date]:
+def write_days(
+    lake: Lake, spool: Spool, links: Sequence[ChatLink], summary: ImportSummary, console: Console
+) -> set[date]:
     """Step 2: each chat's day as one batch in the raw zone (see the module's docstring); the days that changed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     predecessors: dict[int, set[int]] = {}
     for link in links:
         predecessors.setdefault(link.new, set()).add(link.old)
-    compacted = {_day_of(stored.key): stored for stored in lake.enriched.listing(PREFIX) if stored.key.endswith(_OUTPUT)}
+    compacted = compacted_days(lake.enriched)
     webhook = WebhookCopies(lake.raw)
     changed: set[date] = set()
     chat_days = sorted(spool.chat_days, key=lambda item: (item[1], item[0]))
@@ -561,12 +579,15 @@ def import_object(chat_id: int, day: date, updates: Iterable[dict[str, Any]]) ->
     return f"{day_prefix(day)}{IMPORT_NAME}{chat_id}-{digest}.jsonl.gz", gzip.compress(lines, compresslevel=9, mtime=0)
 
 
-def _webhook_holds(held: set[tuple[int, int]], chat_id: int, message_id: int, predecessors: Mapping[int, set[int]]) -> bool:
+def _webhook_holds(
+    held: set[tuple[int, int]], chat_id: int, message_id: int, predecessors: Mapping[int, set[int]]
+) -> bool:
     """Whether a webhook copy of the message is stored: in the chat, or (a basic group's message, whose id the
     supergroup's export shifted) in a group the chat continues, under its own id."""
     if (chat_id, message_id) in held:
         return True
-    return message_id < 0 and any((old, message_id - MIGRATED_ID_SHIFT) in held for old in predecessors.get(chat_id, ()))
+    groups = predecessors.get(chat_id, ())
+    return message_id < 0 and any((old, message_id - MIGRATED_ID_SHIFT) in held for old in groups)
 
 
 def _kind(update: Mapping[str, Any]) -> str:
@@ -615,16 +636,18 @@ class WebhookCopies:
                 if isinstance(copy, Copy) and update_type(copy.update) in ("message", "channel_post"):
                     payload = update_payload(copy.update)
                     chat = payload.get("chat") if isinstance(payload, Mapping) else None
-                    if isinstance(chat, Mapping) and isinstance(chat.get("id"), int) and isinstance(payload.get("message_id"), int):
-                        held.add((chat["id"], payload["message_id"]))
+                    chat_id = chat.get("id") if isinstance(chat, Mapping) else None
+                    if isinstance(chat_id, int) and isinstance(payload.get("message_id"), int):
+                        held.add((chat_id, payload["message_id"]))
         return held
 
 
-_OUTPUT = "/telegram.parquet"
-
-
-def _day_of(key: str) -> date:
-    return date.fromisoformat(key.removeprefix(f"{PREFIX}context_date=")[:10])
+def compacted_days(enriched: Zone) -> dict[date, Stored]:
+    """Each compacted day's Parquet file in the enriched zone."""
+    return {
+        date.fromisoformat(stored.key.removeprefix(f"{PREFIX}{PARTITION_KEY}=")[:10]): stored
+        for stored in enriched.listing(PREFIX) if _name(stored.key) == OUTPUT_NAME
+    }
 
 
 def _name(key: str) -> str:
@@ -645,11 +668,13 @@ def _expired_webhook_rows(enriched: Zone, compacted: Stored, listed: Sequence[St
     return len(ids) > 0 and pc.max(ids).as_py() >= 0
 
 
-def days_to_compact(lake: Lake, summary: ImportSummary, changed: set[date], config: StageConfig, now: datetime) -> list[date]:
+def days_to_compact(
+    lake: Lake, summary: ImportSummary, changed: set[date], config: StageConfig, now: datetime
+) -> list[date]:
     """The days whose raw zone this run changed, and those whose compacted file is missing or older than their
     import (an earlier run stopped before compacting): those that have ended in the stage's zone."""
     latest = previous_day(config.timezone, now)
-    compacted = {_day_of(stored.key): stored for stored in lake.enriched.listing(PREFIX) if stored.key.endswith(_OUTPUT)}
+    compacted = compacted_days(lake.enriched)
     due = set(changed)
     for day in summary.days - changed:
         imported = [stored for stored in lake.raw.listing(day_prefix(day)) if _name(stored.key).startswith(IMPORT_NAME)]
@@ -671,13 +696,16 @@ def summary_table(summary: ImportSummary, config: StageConfig) -> Any:
     table.add_column(overflow="fold")
     rows: list[tuple[str, str]] = []
     for chat in summary.chats:
-        what = f"{chat.messages} messages exported"
-        rows.append((f"chat {chat.id}", f"{chat.name or ''}: {what}" + (f"; refused: {chat.refused}" if chat.refused else "")))
-    rows.append(("imported", ", ".join(f"{kind} {count}" for kind, count in sorted(summary.kinds.items())) or "nothing"))
+        refused = f"; refused: {chat.refused}" if chat.refused else ""
+        rows.append((f"chat {chat.id}", f"{chat.name or ''}: {chat.messages} messages exported{refused}"))
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(summary.kinds.items()))
+    rows.append(("imported", kinds or "nothing"))
     first_last = f" ({min(summary.days)} to {max(summary.days)})" if summary.days else ""
     rows.append(("days", f"{len(summary.days)}{first_last}"))
-    rows.append(("raw objects", f"{summary.written} written, {summary.unchanged} unchanged, {summary.replaced} replaced"))
-    rows.append(("duplicates", f"{summary.duplicates} messages a webhook copy already holds (the webhook's copy is kept)"))
+    objects = f"{summary.written} written, {summary.unchanged} unchanged, {summary.replaced} replaced"
+    rows.append(("raw objects", objects))
+    duplicates = f"{summary.duplicates} messages a webhook copy already holds (the webhook's copy is kept)"
+    rows.append(("duplicates", duplicates))
     for reason, count in sorted(summary.skipped.items()):
         rows.append(("not imported", f"{count} {reason}{'s' if count != 1 else ''}"))
     if summary.before_start:
