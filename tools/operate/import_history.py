@@ -37,6 +37,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import sys
 import tempfile
 from collections import Counter
 from contextlib import contextmanager
@@ -208,7 +209,7 @@ def import_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     config = stage_config(args)
-    console = Console(width=None if _is_terminal() else PIPED_WIDTH)
+    console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
     lake = local_lake(args.local, config) if args.local else deployed_lake(config)
     summary = import_history(args.export, config, lake, console, chat_id=args.chat_id)
     console.print(summary_table(summary, config))
@@ -220,12 +221,6 @@ def import_command(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
-
-
-def _is_terminal() -> bool:
-    import sys
-
-    return sys.stdout.isatty()
 
 
 # ---- where the lake is
