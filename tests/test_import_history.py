@@ -558,6 +558,9 @@ def test_chat_id_overrides_the_exports_and_an_old_shifted_id_is_named(tmp_path):
     assert f"if this is that chat, import it with --chat-id {CHAT}" in str(refused.value)
     run_import(tmp_path, path, chat_id=CHAT)
     assert [(row["chat_id"], row["text"]) for row in lake_rows(tmp_path / "lake")] == [(CHAT, "old")]
+    two_chats = write(tmp_path, {"chats": {"list": [chat_export([]), chat_export([], export_id=5)]}}, "all.json")
+    with pytest.raises(CommandError, match="--chat-id names one chat, and this export holds more than one"):
+        run_import(tmp_path, two_chats, chat_id=CHAT, lake="other")
 
 
 def test_a_migrated_group_imports_under_the_supergroup_the_stage_follows(tmp_path):

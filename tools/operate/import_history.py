@@ -417,6 +417,8 @@ def read_chats(
         try:
             for item in read_export(stream, lambda read: progress.advance(task, read)):
                 if isinstance(item, ExportedChat):
+                    if chat_id is not None and summary.chats:
+                        raise CommandError(f"{path}: --chat-id names one chat, and this export holds more than one")
                     target = target_chat(item, config, links, chat_id)
                     chat = ChatImport(_shown_id(item, target, chat_id), item.name,
                                       refused=target if isinstance(target, str) else None)
