@@ -15,6 +15,10 @@ and the exact text Athena runs is the text the DuckDB tests run.
 
 A query that needs update types Telegram sends only on request says so in its header, in one line of a
 fixed form: `-- updates: chat_member, message`. `webhook set` asks Telegram for those types too.
+
+On a pseudonymized stage the analysts' saved queries (`analyst_queries`) read `telegram` as the pseudonymized
+table's compacted days (`lake/telegram_pseudonymized.sql`); a query that reads anything else (the raw zone's
+`telegram_updates`, a table of the database) is not one of theirs.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from lambdas.common.updates import MESSAGE_UPDATE_TYPES, UPDATE_TYPES
 from lambdas.etl.day import DAY_PLACEHOLDER, KEY_REJECT_REASON
 from lambdas.etl.flatten import CONTENT_TYPES, SERVICE_FIELDS
 from lambdas.etl.schema import COLUMN_NAMES, PARTITION
-from stacks.config import DEFAULT_RAW_WINDOW_DAYS, StageConfig
+from stacks.config import DEFAULT_RAW_WINDOW_DAYS, PSEUDONYMIZED_TABLE, StageConfig
 from stacks.time_zones import is_accepted_zone, unknown_zone_message
 
 QUERY_DIR = Path(__file__).resolve().parent
@@ -45,6 +49,8 @@ RELATION_NOTES = {
     "telegram": "up to the minute: compacted days plus recent raw days (analytics/lake/telegram.sql)",
     "telegram_updates": f"every update of the last {UPDATES_WINDOW_DAYS} raw days (analytics/lake/raw_updates.sql)",
 }
+# What `telegram` is in the analysts' saved queries of a pseudonymized stage.
+PSEUDONYMIZED_NOTE = "the pseudonymized table's compacted days (analytics/lake/telegram_pseudonymized.sql)"
 _PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")
 _LEADING_WITH = re.compile(r"\AWITH\s+", re.IGNORECASE)
 _DATABASE_NAME = re.compile(r"[a-z0-9_]+")
@@ -66,18 +72,27 @@ class SavedQuery:
 
 
 def load_queries(
-    timezone: str, database: str, *, raw_window_days: int = DEFAULT_RAW_WINDOW_DAYS, show_member_names: bool = True
+    timezone: str, database: str, *, raw_window_days: int = DEFAULT_RAW_WINDOW_DAYS, show_member_names: bool = True,
+    pseudonymized: bool = False,
 ) -> list[SavedQuery]:
     """Every saved query, in file order, for a stage whose day and hours are in `timezone`, whose Glue database is
     `database`, whose up-to-the-minute relation reads the raw days of the last `raw_window_days` days, and whose
-    answers name members only when `show_member_names`."""
+    answers name members only when `show_member_names`. With `pseudonymized`, the analysts' queries instead: those
+    that read `telegram` alone, over the pseudonymized table."""
     _check_zone(timezone)
     _check_database(database)
-    relations = {
-        "telegram": up_to_the_minute(database, raw_window_days), "telegram_updates": recent_updates(database)
-    }
+    if pseudonymized:
+        relations = {"telegram": pseudonymized_telegram(database)}
+        notes = {"telegram": PSEUDONYMIZED_NOTE}
+    else:
+        relations = {
+            "telegram": up_to_the_minute(database, raw_window_days), "telegram_updates": recent_updates(database)
+        }
+        notes = RELATION_NOTES
     values = {"timezone": timezone, "database": database, "show_member_names": "true" if show_member_names else "false"}
-    queries = [_load(path, values, relations) for path in sorted(QUERY_DIR.glob("*.sql"))]
+    queries = [_load(path, values, relations, notes) for path in sorted(QUERY_DIR.glob("*.sql"))]
+    if pseudonymized:
+        queries = [query for query in queries if _reads_only_telegram(query, database)]
     names = [query.name for query in queries]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -92,6 +107,12 @@ def stage_queries(config: StageConfig) -> list[SavedQuery]:
         config.timezone, config.glue_database, raw_window_days=config.raw_window_days,
         show_member_names=config.show_member_names,
     )
+
+
+def analyst_queries(config: StageConfig) -> list[SavedQuery]:
+    """The analysts' saved queries of a pseudonymized stage, as its analysts' workgroup holds them (members by their
+    pseudonyms: the table has no names)."""
+    return load_queries(config.timezone, config.glue_database, show_member_names=False, pseudonymized=True)
 
 
 def find_query(queries: Iterable[SavedQuery], name: str) -> SavedQuery:
@@ -164,6 +185,26 @@ def up_to_the_minute(database: str, raw_window_days: int = DEFAULT_RAW_WINDOW_DA
     )
 
 
+def pseudonymized_telegram(database: str) -> str:
+    """`lake/telegram_pseudonymized.sql`: `telegram` for analysts, the pseudonymized table's compacted days."""
+    return _statement(
+        LAKE_DIR / "telegram_pseudonymized.sql",
+        {
+            "database": database,
+            "table": PSEUDONYMIZED_TABLE,
+            "columns": ", ".join(f'"{name}"' for name in (*COLUMN_NAMES, PARTITION.name)),
+        },
+    )
+
+
+def _reads_only_telegram(query: SavedQuery, database: str) -> bool:
+    """Whether a query (as loaded) reads nothing but the relation `telegram` defined in front of it: no other
+    relation, no table of the database besides the pseudonymized one (which that relation reads)."""
+    body = "\n".join(query.sql.splitlines()[len(leading_comments(query.sql.splitlines())):])
+    tables = set(re.findall(rf"\b{re.escape(database)}\.(\w+)", body))
+    return tables <= {PSEUDONYMIZED_TABLE} and not _reads(body, "telegram_updates")
+
+
 def recent_updates(database: str) -> str:
     """Every update type of the last UPDATES_WINDOW_DAYS raw days, deduplicated: what the member and reaction
     questions read (the compacted zone keeps messages only)."""
@@ -221,7 +262,9 @@ def _check_database(database: str) -> None:
         )
 
 
-def _load(path: Path, values: Mapping[str, str], relations: Mapping[str, str]) -> SavedQuery:
+def _load(
+    path: Path, values: Mapping[str, str], relations: Mapping[str, str], notes: Mapping[str, str]
+) -> SavedQuery:
     text = _fill(path, values)
     lines = text.splitlines()
     first_line = lines[0] if lines else ""
@@ -240,7 +283,7 @@ def _load(path: Path, values: Mapping[str, str], relations: Mapping[str, str]) -
         )
     name = path.stem.split("_", 1)[1] if path.stem[:2].isdigit() else path.stem
     return SavedQuery(
-        name=name, question=question, sql="\n".join([*header, _with_relations(body, relations)]),
+        name=name, question=question, sql="\n".join([*header, _with_relations(body, relations, notes)]),
         database=values["database"],
         update_types=update_types,
     )
@@ -276,13 +319,13 @@ def leading_comments(lines: list[str]) -> list[str]:
     return header
 
 
-def _with_relations(body: str, relations: Mapping[str, str]) -> str:
+def _with_relations(body: str, relations: Mapping[str, str], notes: Mapping[str, str]) -> str:
     """`body` with the relations it reads defined in front of it, merged into its own WITH clause."""
     used = [name for name in relations if _reads(body, name)]
     if not used:
         return body
     definitions = ",\n".join(
-        f"{name} AS (\n    -- {RELATION_NOTES[name]}\n{_indented(relations[name])}\n)" for name in used
+        f"{name} AS (\n    -- {notes[name]}\n{_indented(relations[name])}\n)" for name in used
     )
     leading_with = _LEADING_WITH.match(body)
     if leading_with:

@@ -32,6 +32,7 @@ from bench.etl_model import (
     BATCH_SECONDS, MEASURED, SINGLE_OBJECT_CPU_MS, Measured, RawDay, athena_day, batched_day, hourly_rates, lambda_day,
     most_updates, single_object_day,
 )
+from lambdas.ingest.budget import INGEST_MEMORY_MB
 
 VOLUMES = (10_000, 100_000, 1_000_000, 10_000_000)  # updates a day
 DAYS_PER_MONTH = 30
@@ -52,9 +53,9 @@ JQ_PER_HOUR = 0.07  # dynamic partitioning's inline JQ parsing, per processing h
 LOGS_PER_GB = 0.50  # CloudWatch Logs ingestion (Standard, and Lambda's first 10 TB a month)
 XRAY_PER_TRACE = 5.00 / 1e6  # X-Ray traces recorded
 
-# The stage (stacks/ingestion.py): both functions arm64 (stacks/config.py's default) at 256 MB, traced; the
-# authorizer's answer cached per header value for AUTHORIZER_CACHE.
-INGEST_MEMORY_MB = 256
+# The stage (stacks/ingestion.py): both functions arm64 (stacks/config.py's default) at 256 MB, the authorizer
+# traced (the ingest is not: its traces would cost more than the rest of its path); the authorizer's answer cached
+# per header value for AUTHORIZER_CACHE.
 AUTHORIZER_MEMORY_MB = 256  # stacks/ingestion.py AUTHORIZER_MEMORY_MB (tests/test_cost_model.py holds them equal)
 AUTHORIZER_CACHE_SECONDS = 300  # stacks/ingestion.py AUTHORIZER_CACHE (likewise)
 # Assumed, not measured here (no AWS account): a warm ingest request's billed duration, today's two PutObjects
@@ -119,7 +120,7 @@ def today(inputs: Inputs) -> list[Line]:
         Line("S3 PUT of each update's object", "$0.005 per 1,000 PUT", lambda n: n * S3_PER_PUT),
         Line("S3 PUT of its chats-seen record", "$0.005 per 1,000 PUT", lambda n: n * S3_PER_PUT),
         Line("CloudWatch Logs: ingest and access log", "$0.50 per GB ingested",
-             lambda n: n * request_log_bytes(inputs, REST_ACCESS_LINE, n) / GB * LOGS_PER_GB),
+             lambda n: n * request_log_bytes(inputs, REST_ACCESS_LINE, n, traced=True) / GB * LOGS_PER_GB),
         Line(f"{XRAY} (API Gateway samples)", "$5.00 per million traces", lambda n: xray_traces(n) * XRAY_PER_TRACE),
         _compaction(inputs, single_object_day, cpu_ms_per_update=SINGLE_OBJECT_CPU_MS),
     ]
@@ -150,10 +151,10 @@ def batched(inputs: Inputs) -> list[Line]:
         Line("S3 PUT of chats-seen records (once a minute)", "$0.005 per 1,000 PUT",
              lambda n: chats_seen_puts(n) * S3_PER_PUT),
         Line("CloudWatch Logs: ingest, authorizer, access log", "$0.50 per GB ingested",
-             lambda n: (n * request_log_bytes(inputs, HTTP_API_ACCESS_LINE, n)
+             lambda n: (n * request_log_bytes(inputs, HTTP_API_ACCESS_LINE, n, traced=False)
                         + authorizer_calls(n) * _platform_bytes(sampled=True)) / GB * LOGS_PER_GB),
-        Line(f"{XRAY} (Lambda samples)", "$5.00 per million traces",
-             lambda n: (xray_traces(n) + authorizer_calls(n)) * XRAY_PER_TRACE),
+        Line(f"{XRAY} (the authorizer's calls; the ingest is not traced)", "$5.00 per million traces",
+             lambda n: authorizer_calls(n) * XRAY_PER_TRACE),
         _compaction(inputs, lambda n: batched_day(measured, n, inputs.batch_seconds)),
     ]
 
@@ -211,10 +212,10 @@ def chats_seen_puts(updates: int) -> float:
     return puts
 
 
-def request_log_bytes(inputs: Inputs, access_line: str, updates: int) -> float:
+def request_log_bytes(inputs: Inputs, access_line: str, updates: int, *, traced: bool) -> float:
     """What one request writes to CloudWatch Logs, on average: the handler's lines, Lambda's own (the REPORT line
-    longer when X-Ray samples the request), and the stage's access log line."""
-    sampled = xray_traces(updates) / updates if updates else 0.0
+    longer when X-Ray samples the request, if the function is `traced`), and the stage's access log line."""
+    sampled = xray_traces(updates) / updates if updates and traced else 0.0
     return (
         inputs.handler_log_bytes + 2 * LOG_EVENT_OVERHEAD
         + sampled * _platform_bytes(sampled=True) + (1 - sampled) * _platform_bytes(sampled=False)
@@ -285,17 +286,14 @@ def verdict(lines: list[Line]) -> str:
     if not over:
         return f"Batched design: at most ${TARGET_PER_MILLION:.2f} per million updates at every volume: met."
     met_from = most_updates(lambda updates: per_million(lines, updates) > TARGET_PER_MILLION) + 1
-    untraced = [line for line in lines if not line.name.startswith(XRAY)]
     figures = "; ".join(
-        f"{_count(volume)}/day ${per_million(lines, volume):,.2f} (${per_month(lines, volume):,.2f} a month), "
-        f"${per_million(untraced, volume):,.2f} without X-Ray" for volume in over
+        f"{_count(volume)}/day ${per_million(lines, volume):,.2f} (${per_month(lines, volume):,.2f} a month)"
+        for volume in over
     )
     return (
         f"Batched design: NOT within ${TARGET_PER_MILLION:.2f} per million updates below about {_count(met_from)} "
-        f"updates a day: {figures}. X-Ray, which the issue's model leaves out, samples the first ingest request "
-        f"each second and {XRAY_RATE:.0%} of the rest (active tracing), ${XRAY_RATE * XRAY_PER_TRACE * 1e6:.2f} per "
-        "million at the very least; at low volumes the costs per second and per minute (X-Ray's first request, the "
-        "batches, the chats-seen records) weigh most, though they add up to a few dollars a month."
+        f"updates a day: {figures}. There the costs per minute (a batch, a chats-seen record) and per cached "
+        "answer (the authorizer) weigh most, though they add up to a few dollars a month."
     )
 
 

@@ -46,7 +46,15 @@ def grant_on_tables(
     return tables_arn
 
 
-def grant_query_results(results: s3.IBucket, grantee: iam.IGrantable, conditions: Conditions | None = None) -> None:
-    """Writing and reading the workgroup's results, on a bucket that holds nothing else."""
-    grant_on_bucket(results, grantee, RESULTS_BUCKET_ACTIONS, conditions)
-    grant_on_objects(results, grantee, RESULTS_OBJECT_ACTIONS, "*", conditions=conditions)
+def grant_query_results(
+    results: s3.IBucket, grantee: iam.IGrantable, conditions: Conditions | None = None, *, prefix: str = ""
+) -> None:
+    """Writing and reading the workgroup's results, on a bucket that holds nothing else; with a `prefix`, under it
+    alone (the analysts' workgroup of a pseudonymized stage: the bucket also holds the operators' results)."""
+    if not prefix:
+        grant_on_bucket(results, grantee, RESULTS_BUCKET_ACTIONS, conditions)
+    else:
+        grant_on_bucket(results, grantee, ["s3:GetBucketLocation"], conditions)
+        listing = {"StringLike": {"s3:prefix": [f"{prefix}*"]}, **(conditions or {})}
+        grant_on_bucket(results, grantee, ["s3:ListBucket", "s3:ListBucketMultipartUploads"], listing)
+    grant_on_objects(results, grantee, RESULTS_OBJECT_ACTIONS, f"{prefix}*", conditions=conditions)

@@ -25,6 +25,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -37,7 +38,7 @@ from stacks.alarms import ALARM_PERIOD, alarm_on_any
 from stacks.athena_access import grant_on_tables, grant_query_results, workgroup_arn
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import PROJECT, RAW_TABLE, StageConfig
-from stacks.daily_run import RETRY_ATTEMPTS, compaction_environment, daily_schedule
+from stacks.daily_run import RETRY_ATTEMPTS, compaction_environment, daily_schedule, grant_pseudonymizing
 from stacks.functions import lake_function, log_group
 from stacks.packaging import pyarrow_layer, runtime_layer
 from stacks.storage import grant_listing, grant_on_bucket, grant_on_objects
@@ -93,10 +94,11 @@ class AthenaCompaction(Construct):
         results: s3.IBucket,
         failed_runs: sqs.IQueue,
         alarm_topic: sns.ITopic,
+        pseudonym_key: secretsmanager.ISecret,
     ):
         super().__init__(scope, construct_id)
         self.workgroup_arn = workgroup_arn(workgroup)
-        self.steps = self._steps_function(config, raw_bucket, enriched_bucket, results)
+        self.steps = self._steps_function(config, raw_bucket, enriched_bucket, results, pseudonym_key)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -127,7 +129,8 @@ class AthenaCompaction(Construct):
         self._acknowledge(raw_bucket, enriched_bucket, results)
 
     def _steps_function(
-        self, config: StageConfig, raw_bucket: s3.IBucket, enriched_bucket: s3.IBucket, results: s3.IBucket
+        self, config: StageConfig, raw_bucket: s3.IBucket, enriched_bucket: s3.IBucket, results: s3.IBucket,
+        pseudonym_key: secretsmanager.ISecret,
     ) -> lambda_.Function:
         """The plan and publish steps: the ETL's code and layers, built again in this stack (a function's layers
         are measured against Lambda's size limit with the stack that builds them)."""
@@ -141,9 +144,11 @@ class AthenaCompaction(Construct):
             memory_mb=STEPS_MEMORY_MB,
             timeout=STEPS_TIMEOUT,
             ephemeral_storage_size=STEPS_EPHEMERAL_STORAGE,
-            environment=compaction_environment(config, raw_bucket, enriched_bucket),
+            environment=compaction_environment(config, raw_bucket, enriched_bucket, pseudonym_key),
             layers=[runtime_layer(self, config), pyarrow_layer(self, config)],
         )
+        if config.pseudonymized:  # publish writes the analysts' copy of the day too, in Python: the key never in SQL
+            grant_pseudonymizing(function, enriched_bucket, pseudonym_key)
         # Publish lists, downloads and deletes the attempt's staged files and leaves the run's summary beside them,
         # replaces (puts, or deletes when stale) the day's Parquet file and rejects report, and reads the report
         # query's results. Never raw data.

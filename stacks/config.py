@@ -33,6 +33,8 @@ STAGES_KEY, STAGE_KEY, CREATE_PROVIDER_KEY = "stages", "stage", "create_github_o
 CONTEXT_KEYS = (STAGES_KEY, STAGE_KEY, CREATE_PROVIDER_KEY)
 TABLE = "telegram"  # the enriched table: the original design's name, so its analytics run unchanged
 RAW_TABLE = "telegram_raw"  # the raw zone: one row per line of each stored update (one line: Telegram's compact JSON)
+# The analysts' table on a pseudonymized stage (lambdas/etl/pseudonymize.py), in its own location.
+PSEUDONYMIZED_TABLE = "telegram_pseudonymized"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 DEFAULT_STAGE = "dev"
@@ -41,6 +43,11 @@ DEFAULT_STAGE = "dev"
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 ARCHITECTURES = ("arm64", "x86_64")
 REMOVAL_POLICIES = ("retain", "destroy")
+# What the analysts' managed policy gives: every table (the raw zone and the enriched table, names and text
+# included), or only the pseudonymized table (user ids as keyed hashes, no names), which the ETL writes beside.
+ANALYST_ACCESS = ("full", "pseudonymized")
+# Whether the pseudonymized table keeps the messages' text and captions.
+PSEUDONYMIZED_TEXT = ("keep", "drop")
 # What compacts each day: the ETL Lambda (one machine, today's default) or Athena (distributed, for the days
 # that outgrow one Lambda's 15 minutes), orchestrated by a Step Functions state machine.
 ETL_ENGINES = ("lambda", "athena")
@@ -61,6 +68,16 @@ DEFAULT_RAW_BATCH_SECONDS, MIN_RAW_BATCH_SECONDS, MAX_RAW_BATCH_SECONDS = 60, 60
 # How many days back the saved queries read raw days that are not compacted yet (today, a failed or late run):
 # each is raw JSON every query scans, so a month at most.
 DEFAULT_RAW_WINDOW_DAYS, MAX_RAW_WINDOW_DAYS = 3, 31
+# Raw days that must outlive their arrival: the up-to-the-minute relation reads `raw_window_days` days back plus
+# three (today, the day before the window for its keys, tomorrow in UTC: analytics/__init__.py), and the
+# compaction of a day reads it and the day before, the morning after; so a raw retention shorter than the window
+# and these three would lose days from answers and compactions.
+RAW_DAYS_BEYOND_WINDOW = 3
+# How long an overwritten, deleted or expired object stays recoverable as a noncurrent version (raw and enriched
+# buckets): a week to notice and undo a mistake, and no longer, because that copy holds what people wrote too.
+DEFAULT_NONCURRENT_VERSION_DAYS = 7
+# Athena's query results hold answers (message text included): a week, then they are gone.
+DEFAULT_ATHENA_RESULTS_EXPIRATION_DAYS = 7
 # Telegram: a chat id "has at most 52 significant bits".
 MAX_CHAT_ID_MAGNITUDE = 2**52 - 1
 # The private chat `tools doctor` probes the webhook with: one past the largest id a stage may allowlist, so no
@@ -130,6 +147,10 @@ class StageConfig:
     # The bot's own backend keeps Telegram's webhook and forwards every update to the stage's URL (docs/operating.md,
     # "Beside an existing bot"): the doctor then expects another webhook URL on the bot.
     webhook_forwarded: bool
+    enriched_expiration_days: int | None  # compacted days (both tables) are deleted this long after written; None = kept
+    noncurrent_version_days: int  # how long the raw and enriched buckets keep an object's older versions
+    analyst_access: str  # one of ANALYST_ACCESS: what the analysts' managed policy grants
+    pseudonymized_text: str  # one of PSEUDONYMIZED_TEXT: whether the pseudonymized table keeps text and captions
 
     @property
     def retain_data(self) -> bool:
@@ -162,6 +183,17 @@ class StageConfig:
     def etl_engine_is_athena(self) -> bool:
         """The daily run is Athena's (a state machine in the Presentation stack), not the ETL Lambda's."""
         return self.etl_engine == "athena"
+
+    @property
+    def pseudonymized(self) -> bool:
+        """Analysts get the pseudonymized table only (the ETL writes it beside the full one)."""
+        return self.analyst_access == "pseudonymized"
+
+    @property
+    def analyst_workgroup(self) -> str:
+        """The analysts' own workgroup on a pseudonymized stage: its query history and results are theirs alone,
+        so nobody reads an operator's answers over the full table through it."""
+        return f"{self.athena_workgroup}-analysts"
 
     @property
     def etl_schedule_hour(self) -> int:
@@ -430,16 +462,43 @@ class _Parser:
             raise self.fail("log_retention_days", f"must be one of CloudWatch's values {LOG_RETENTION_DAYS}, got {value}")
         return value
 
+    def optional_days(self, key: str) -> int | None:
+        """A number of lifecycle days, or None (the key absent or null): kept for good."""
+        return None if self.get(key, None) is None else self.integer(key, minimum=1, maximum=MAX_DAYS)
+
+    def raw_expiration(self, transition: int, window: int) -> int | None:
+        """Raw updates expire after this many days, or never (None); never before the compaction and the
+        up-to-the-minute window are done with them (RAW_DAYS_BEYOND_WINDOW), nor before their transition."""
+        key = "raw_expiration_days"
+        expiration = self.optional_days(key)
+        if expiration is None:
+            return None
+        needed = window + RAW_DAYS_BEYOND_WINDOW
+        if expiration < needed:
+            raise self.fail(
+                key,
+                f"{expiration} days is shorter than what the compaction and the up-to-the-minute window need: "
+                f"raw_window_days ({window}) + {RAW_DAYS_BEYOND_WINDOW} (today, the day before the window, tomorrow "
+                f"in UTC) = {needed} days; set at least {needed}",
+            )
+        if expiration <= transition:
+            raise self.fail(key, f"must be after raw_transition_days ({transition})")
+        return expiration
+
+    def pseudonymized_text(self, access: str) -> str:
+        key = "pseudonymized_text"
+        if key in self.raw and access != "pseudonymized":
+            raise self.fail(key, "applies only with analyst_access 'pseudonymized': remove it, or set that")
+        return self.choice(key, PSEUDONYMIZED_TEXT, "keep")
+
     def parse(self) -> StageConfig:
         unknown = sorted(set(self.raw) - _STAGE_SETTINGS)
         if unknown:
             raise ConfigError(f"stage {self.stage!r}: unknown keys {unknown}")
         transition = self.integer("raw_transition_days", 30, minimum=0, maximum=MAX_DAYS)
-        expiration = self.get("raw_expiration_days", None)
-        if expiration is not None:
-            expiration = self.integer("raw_expiration_days", minimum=1, maximum=MAX_DAYS)
-            if expiration <= transition:
-                raise self.fail("raw_expiration_days", f"must be after raw_transition_days ({transition})")
+        window = self.integer("raw_window_days", DEFAULT_RAW_WINDOW_DAYS, minimum=1, maximum=MAX_RAW_WINDOW_DAYS)
+        expiration = self.raw_expiration(transition, window)
+        access = self.choice("analyst_access", ANALYST_ACCESS, "full")
         zone = self.timezone()
         return StageConfig(
             stage=self.stage,
@@ -474,7 +533,7 @@ class _Parser:
             alarm_email=self.email("alarm_email"),
             analytics_start_date=self.start_date("analytics_start_date", "2026-01-01"),
             athena_results_expiration_days=self.integer(
-                "athena_results_expiration_days", 30, minimum=1, maximum=MAX_DAYS
+                "athena_results_expiration_days", DEFAULT_ATHENA_RESULTS_EXPIRATION_DAYS, minimum=1, maximum=MAX_DAYS
             ),
             athena_bytes_scanned_cutoff=self.integer(
                 "athena_bytes_scanned_cutoff", 1_073_741_824,
@@ -483,12 +542,16 @@ class _Parser:
             no_updates_alarm_hours=self.integer(
                 "no_updates_alarm_hours", 24, minimum=0, maximum=MAX_NO_UPDATES_ALARM_HOURS
             ),
-            raw_window_days=self.integer(
-                "raw_window_days", DEFAULT_RAW_WINDOW_DAYS, minimum=1, maximum=MAX_RAW_WINDOW_DAYS
-            ),
+            raw_window_days=window,
             github_repository=self.github_repository("github_repository"),
             show_member_names=self.boolean("show_member_names", True),
             webhook_forwarded=self.boolean("webhook_forwarded", False),
+            enriched_expiration_days=self.optional_days("enriched_expiration_days"),
+            noncurrent_version_days=self.integer(
+                "noncurrent_version_days", DEFAULT_NONCURRENT_VERSION_DAYS, minimum=1, maximum=MAX_DAYS
+            ),
+            analyst_access=access,
+            pseudonymized_text=self.pseudonymized_text(access),
         )
 
 

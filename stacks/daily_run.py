@@ -12,14 +12,19 @@ from typing import Callable
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.etl.day import SCHEDULED_TIME_KEY
+from lambdas.etl.pseudonymize import PSEUDONYMIZED_PREFIX
 from stacks import outputs
+from stacks.compliance import acknowledge, nag_resource
 from stacks.config import PROJECT, StageConfig
+from stacks.storage import grant_on_objects
 
 # A failed day is retried twice (both engines are idempotent: a re-run replaces the day's file), then its event
 # lands in the dead-letter queue, which keeps it for SQS's maximum of 14 days.
@@ -92,8 +97,12 @@ def daily_schedule(
     return role
 
 
-def compaction_environment(config: StageConfig, raw_bucket: s3.IBucket, enriched_bucket: s3.IBucket) -> dict[str, str]:
-    """What a function compacting days reads (lambdas/etl/handler.EtlSettings), for either engine."""
+def compaction_environment(
+    config: StageConfig, raw_bucket: s3.IBucket, enriched_bucket: s3.IBucket, pseudonym_key: secretsmanager.ISecret
+) -> dict[str, str]:
+    """What a function compacting days reads (lambdas/etl/handler.EtlSettings), for either engine: on a pseudonymized
+    stage, also where its pseudonym key is (the secret's ARN, never its value) and whether that table keeps text."""
+    pseudonymized = {"PSEUDONYM_KEY_ARN": pseudonym_key.secret_arn, "PSEUDONYMIZED_TEXT": config.pseudonymized_text}
     return {
         "RAW_BUCKET": raw_bucket.bucket_name,
         "ENRICHED_BUCKET": enriched_bucket.bucket_name,
@@ -102,4 +111,20 @@ def compaction_environment(config: StageConfig, raw_bucket: s3.IBucket, enriched
         "ANALYTICS_START_DATE": config.analytics_start_date,
         # Powertools' own variable: each day's summary is published in the stage's namespace.
         "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
+        **(pseudonymized if config.pseudonymized else {}),
     }
+
+
+def grant_pseudonymizing(
+    function: lambda_.IFunction, enriched_bucket: s3.IBucket, pseudonym_key: secretsmanager.ISecret
+) -> None:
+    """On a pseudonymized stage, what writing the analysts' copy of a day takes of a compacting function: reading the
+    key, and replacing (putting, or deleting when stale) the day's file under the pseudonymized table's prefix."""
+    files = f"{PSEUDONYMIZED_PREFIX}*"
+    pseudonym_key.grant_read(function)
+    grant_on_objects(enriched_bucket, function, ["s3:PutObject", "s3:DeleteObject"], files)
+    acknowledge(
+        function.role,
+        f"AwsSolutions-IAM5[Resource::{nag_resource(function, enriched_bucket.arn_for_objects(files))}]",
+        f"The function replaces each day's pseudonymized file under `{files}`, in keys named by day.",
+    )

@@ -10,27 +10,35 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.common.layout import ATHENA_STAGING_PREFIX, PREFIX
 from lambdas.etl import metrics as etl_metrics
+from lambdas.etl.pseudonymize import MIN_KEY_BYTES, PSEUDONYMIZED_PREFIX
 from stacks import outputs
 from stacks.alarms import ALARM_PERIOD, alarm_on_any, alarm_on_silence, alarm_topic_from_output
 from stacks.compliance import acknowledge, nag_resource
 from stacks.config import StageConfig
-from stacks.daily_run import MAX_EVENT_AGE, RETRY_ATTEMPTS, compaction_environment, daily_schedule
+from stacks.daily_run import (
+    MAX_EVENT_AGE, RETRY_ATTEMPTS, compaction_environment, daily_schedule, grant_pseudonymizing,
+)
 from stacks.dashboard import StageDashboard, dashboard_url
 from stacks.functions import lake_function
 from stacks.metrics import lake_metric
 from stacks.packaging import pyarrow_layer, runtime_layer
 from stacks.references import publish
-from stacks.storage import AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_objects
+from stacks.storage import (
+    AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_objects, removal_policy,
+)
 
 # A failed attempt of the Athena engine leaves its staged files behind (a successful one removes them): a day is
 # enough for any attempt to end, and versions of a staged file are never worth keeping.
 STAGING_EXPIRATION = cdk.Duration.days(1)
+# The pseudonym key: letters and digits, twice the bytes HMAC-SHA256 needs at least.
+PSEUDONYM_KEY_LENGTH = 2 * MIN_KEY_BYTES
 # A day between two daily runs, the extra hour of a DST change, and room for a late run's retries (a run
 # slower than that raises its own alarms: the ETL's timeout, or the state machine's 6-hour one).
 MISSING_RUN_HOURS = 30
@@ -54,6 +62,7 @@ class EtlStack(cdk.Stack):
             config=config,
             access_logs=access_logs,
             lifecycle_rules=[
+                *_compacted_days_expiry(config),
                 s3.LifecycleRule(
                     id="ExpireAthenaStaging",
                     prefix=ATHENA_STAGING_PREFIX,
@@ -78,6 +87,7 @@ class EtlStack(cdk.Stack):
             "AwsSolutions-SQS3",
             "This queue is itself the dead-letter queue of the ETL's schedule and asynchronous invocations.",
         )
+        pseudonym_key = PseudonymKey(self, "PseudonymKey", config=config)
         function = lake_function(
             self,
             "Etl",
@@ -86,7 +96,7 @@ class EtlStack(cdk.Stack):
             description="Compacts one day of raw Telegram updates into the day's Parquet file",
             memory_mb=config.etl_memory_mb,
             timeout=cdk.Duration.minutes(config.etl_timeout_minutes),
-            environment=compaction_environment(config, raw_bucket, enriched_bucket),
+            environment=compaction_environment(config, raw_bucket, enriched_bucket, pseudonym_key),
             layers=[runtime_layer(self, config), pyarrow_layer(self, config)],
             # EventBridge Scheduler invokes Lambda asynchronously: a run that raises is retried by Lambda,
             # and only these settings route it to the dead-letter queue afterwards.
@@ -101,6 +111,8 @@ class EtlStack(cdk.Stack):
         grant_on_objects(raw_bucket, function, ["s3:GetObject"], lake_objects)
         grant_on_objects(enriched_bucket, function, ["s3:PutObject", "s3:DeleteObject"], lake_objects)
         self._acknowledge_bucket_grants(function.role, raw_bucket, enriched_bucket, lake_objects)
+        if config.pseudonymized:
+            grant_pseudonymizing(function, enriched_bucket, pseudonym_key)
         if not config.etl_engine_is_athena:
             self._schedule(config, function, failed_runs)
         self._alarms(config, function, failed_runs, alarm_topic_from_output(self, "AlarmTopic", producer=ingestion))
@@ -113,6 +125,11 @@ class EtlStack(cdk.Stack):
         # Exported whichever the engine: an export in use cannot be removed, so one that came and went with the
         # engine would fail this stack's deploy when a stage switches from athena back to lambda.
         publish(self, outputs.FAILED_RUNS_QUEUE_ARN, failed_runs.queue_arn, "Days that could not be compacted")
+        # Exported whichever the access: the Athena engine's publish step imports it on a pseudonymized stage.
+        publish(
+            self, outputs.PSEUDONYM_KEY_ARN, pseudonym_key.secret_arn,
+            "The stage's HMAC key: analysts' pseudonyms and the keyed hash in erasure audit records",
+        )
         cdk.CfnOutput(
             self, outputs.DASHBOARD_URL, value=dashboard_url(config), description="The stage's health on one page"
         )
@@ -184,3 +201,38 @@ class EtlStack(cdk.Stack):
             "`python -m tools etl run`.",
             topic=topic,
         )
+
+
+class PseudonymKey(secretsmanager.Secret):
+    """The stage's HMAC key: what the pseudonymized table's user ids are keyed hashes of, and what an erasure's
+    audit record names its subject by (tools/operate/erase.py). Generated by the stack, never in a template, a
+    variable or a log; only the compacting functions of a pseudonymized stage may read it."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig):
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"Pseudonym key (HMAC-SHA256) of stage {config.stage}: analysts' user ids, erasure records",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=PSEUDONYM_KEY_LENGTH, exclude_punctuation=True, include_space=False
+            ),
+            removal_policy=removal_policy(config),
+        )
+        acknowledge(
+            self,
+            "AwsSolutions-SMG4",
+            "Rotating the key would give every person a new pseudonym from that day on, splitting the analysts' "
+            "history, and would leave earlier erasure records unverifiable: it is kept for good.",
+        )
+
+
+def _compacted_days_expiry(config: StageConfig) -> list[s3.LifecycleRule]:
+    """With `enriched_expiration_days`, each compacted day, of both tables, is deleted that long after it was last
+    written (its rejects report with it); by default compacted days are kept."""
+    if config.enriched_expiration_days is None:
+        return []
+    expiration = cdk.Duration.days(config.enriched_expiration_days)
+    return [
+        s3.LifecycleRule(id=f"Expire{name}", prefix=prefix, expiration=expiration)
+        for name, prefix in (("CompactedDays", PREFIX), ("PseudonymizedDays", PSEUDONYMIZED_PREFIX))
+    ]

@@ -1,7 +1,7 @@
 """The lake's Lambda functions: one recipe for runtime, architecture, code, logs, tracing and role.
 
 Each function gets its own role that can write only to its own log group (plus X-Ray, which the CDK
-adds for active tracing). The AWS managed `AWSLambdaBasicExecutionRole` is not used: it allows
+adds for active tracing, for every function but one that answers every webhook request: see `traced`). The AWS managed `AWSLambdaBasicExecutionRole` is not used: it allows
 creating and writing any log group in the account. Everything else a function may do is granted by
 its stack through construct relationships (`bucket.grant_put(fn, ...)`).
 """
@@ -46,9 +46,12 @@ def lake_function(
     environment: Mapping[str, str],
     layers: Sequence[lambda_.ILayerVersion],
     module: str = "handler",
+    traced: bool = True,
     **options,
 ) -> lambda_.Function:
-    """`lambdas/<package>/<module>.py:handler` on the current Python runtime, traced, logging to its own group.
+    """`lambdas/<package>/<module>.py:handler` on the current Python runtime, logging to its own group, traced by
+    X-Ray unless `traced` is False (a function that runs once per webhook request, where traces would cost more
+    than the rest of its path: bench/cost.py).
 
     `options` are further `lambda_.Function` properties (e.g. asynchronous retries).
     """
@@ -74,13 +77,14 @@ def lake_function(
         layers=list(layers),
         role=role,
         log_group=logs_group,
-        tracing=lambda_.Tracing.ACTIVE,
+        tracing=lambda_.Tracing.ACTIVE if traced else lambda_.Tracing.DISABLED,
         **options,
     )
-    acknowledge(
-        role,
-        "AwsSolutions-IAM5[Resource::*]",
-        "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions; the CDK "
-        "adds exactly these two actions for active tracing.",
-    )
+    if traced:
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions; the CDK "
+            "adds exactly these two actions for active tracing.",
+        )
     return function

@@ -31,7 +31,7 @@ from stacks import outputs
 from stacks.athena_access import RESULTS_BUCKET_ACTIONS
 from stacks.athena_compaction import GLUE_READ_ACTIONS, QUERY_ACTIONS, state_machine_name
 from stacks.compliance import acknowledge, nag_resource
-from stacks.config import DOCTOR_PROBE_CHAT_ID, RAW_TABLE, TABLE, StageConfig
+from stacks.config import DOCTOR_PROBE_CHAT_ID, PSEUDONYMIZED_TABLE, RAW_TABLE, TABLE, StageConfig
 from stacks.daily_run import daily_schedule_name
 from stacks.github_access import (
     AUDIENCE, CREATE_PROVIDER_KEY, DEPLOY, OIDC_HOST, PART, PROVIDER_ARN_OUTPUT, PROVIDER_STACK_NAME, REVIEW,
@@ -196,7 +196,7 @@ class GitHubAccessStack(cdk.Stack):
             self.format_arn(service="glue", resource="catalog"),
             self.format_arn(service="glue", resource="database", resource_name=database),
             *(self.format_arn(service="glue", resource="table", resource_name=f"{database}/{table}")
-              for table in (TABLE, RAW_TABLE)),
+              for table in (TABLE, RAW_TABLE, *((PSEUDONYMIZED_TABLE,) if config.pseudonymized else ()))),
         )
         results = bucket_from_output(
             self, "ResultsBucket", producer=presentation, output_id=outputs.RESULTS_BUCKET_NAME

@@ -28,7 +28,7 @@ from lambdas.common.layout import (
     PREFIX, RAW_ERRORS_PREFIX,
 )
 from lambdas.ingest import metrics
-from lambdas.ingest.budget import FUNCTION_TIMEOUT_SECONDS, WORST_CALL_SECONDS
+from lambdas.ingest.budget import FUNCTION_TIMEOUT_SECONDS, INGEST_MEMORY_MB, WORST_CALL_SECONDS
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER, WEBHOOK_PATH
 from stacks import outputs
 from stacks.alarms import (
@@ -135,8 +135,12 @@ class IngestionStack(cdk.Stack):
             package="ingest",
             description="Hands each allowed Telegram webhook update, unchanged, to the raw delivery stream",
             function_name=ingest_function_name(config),
-            memory_mb=256,
+            memory_mb=INGEST_MEMORY_MB,
             timeout=cdk.Duration.seconds(FUNCTION_TIMEOUT_SECONDS),
+            # Not traced: X-Ray's sampling of one request a second and 5% of the rest would cost more per million
+            # updates than the rest of the ingest (bench/cost.py); each request's log line has its outcome and
+            # latency, and the HTTP API passes no trace to continue.
+            traced=False,
             environment={
                 "RAW_BUCKET": raw_bucket.bucket_name,
                 "DELIVERY_STREAM": stream.name,

@@ -17,6 +17,7 @@ ENRICHED_BUCKET_NAME = "EnrichedBucketName"
 DASHBOARD_URL = "DashboardUrl"
 FAILED_RUNS_QUEUE_ARN = "FailedRunsQueueArn"  # the daily run's dead-letter queue, whichever engine runs it
 DAILY_SCHEDULE_NAME = "DailyScheduleName"  # in the stack that runs the days: Etl, or Presentation on athena
+PSEUDONYM_KEY_ARN = "PseudonymKeyArn"  # the stage's HMAC key: the analysts' pseudonyms and erasures' audit records
 # Presentation
 WORKGROUP_NAME = "WorkgroupName"
 DATABASE_NAME = "DatabaseName"
@@ -24,4 +25,6 @@ TABLE_NAME = "TableName"
 RAW_TABLE_NAME = "RawTableName"
 RESULTS_BUCKET_NAME = "ResultsBucketName"
 ANALYST_POLICY_ARN = "AnalystPolicyArn"
+ANALYST_WORKGROUP_NAME = "AnalystWorkgroupName"  # only with `analyst_access: pseudonymized`
+PSEUDONYMIZED_TABLE_NAME = "PseudonymizedTableName"  # only with `analyst_access: pseudonymized`
 COMPACTION_STATE_MACHINE_ARN = "CompactionStateMachineArn"  # only with `etl_engine: athena`

@@ -17,18 +17,19 @@ from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from analytics import stage_queries
+from analytics import SavedQuery, analyst_queries, stage_queries
 from lambdas.common.layout import PARTITION_KEY, PREFIX
-from lambdas.etl import schema
+from lambdas.etl import pseudonymize, schema
 from stacks import outputs
 from stacks.alarms import alarm_topic_from_output
 from stacks.athena_access import grant_on_tables, grant_query_results, workgroup_arn
 from stacks.athena_compaction import AthenaCompaction
 from stacks.compliance import acknowledge, nag_resource
-from stacks.config import RAW_TABLE, TABLE, StageConfig
+from stacks.config import PSEUDONYMIZED_TABLE, RAW_TABLE, TABLE, StageConfig
 from stacks.grantees import PolicyGrantee
 from stacks.references import publish, stack_output
 from stacks.storage import (
@@ -53,6 +54,9 @@ ANALYST_ATHENA_ACTIONS = (
     "athena:GetWorkGroup", "athena:ListNamedQueries", "athena:GetNamedQuery", "athena:BatchGetNamedQuery",
     "athena:ListQueryExecutions", "athena:BatchGetQueryExecution",
 )
+# Where the analysts' workgroup of a pseudonymized stage writes its results: apart from the operators' (whose
+# answers come from the full tables), under a prefix their policy alone reaches.
+ANALYST_RESULTS_PREFIX = "analysts/"
 # Glue: what Athena reads of a table's definition (its database, columns, projection) as the caller.
 ANALYST_GLUE_ACTIONS = (
     "glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions",
@@ -115,12 +119,11 @@ class PresentationStack(cdk.Stack):
                 name=config.glue_database, description=f"Telegram data lake, stage {config.stage}"
             ),
         )
-        glue.CfnTable(
+        _glue_table(
             self,
             "Table",
-            catalog_id=self.account,
-            database_name=database.ref,
-            table_input=_table_input(
+            database,
+            _table_input(
                 config,
                 name=TABLE,
                 description="Telegram messages, one row per message-like update, one Parquet file per day",
@@ -129,12 +132,11 @@ class PresentationStack(cdk.Stack):
                 storage=PARQUET,
             ),
         )
-        glue.CfnTable(
+        _glue_table(
             self,
             "RawTable",
-            catalog_id=self.account,
-            database_name=database.ref,
-            table_input=_table_input(
+            database,
+            _table_input(
                 config,
                 name=RAW_TABLE,
                 description=(
@@ -160,6 +162,27 @@ class PresentationStack(cdk.Stack):
             ),
         )
 
+        if config.pseudonymized:
+            _glue_table(
+                self,
+                "PseudonymizedTable",
+                database,
+                _table_input(
+                    config,
+                    name=PSEUDONYMIZED_TABLE,
+                    description=(
+                        "The analysts' copy of `telegram`: the same rows and columns, each user id (and a private chat's "
+                        "id) a keyed pseudonym, names null"
+                        + ("" if config.pseudonymized_text == "keep" else ", text and captions null")
+                        + "; one Parquet file per day, written by the ETL beside the full table's"
+                    ),
+                    bucket=enriched_bucket,
+                    columns=[_column(**column) for column in pseudonymize.glue_columns(config.pseudonymized_text == "keep")],
+                    storage=PARQUET,
+                    prefix=pseudonymize.PSEUDONYMIZED_PREFIX,
+                ),
+            )
+
         access_logs = AccessLogBucket(self, "AccessLogs", config=config)
         results = SecureBucket(
             self,
@@ -175,40 +198,22 @@ class PresentationStack(cdk.Stack):
                 )
             ],
         )
-        workgroup = athena.CfnWorkGroup(
-            self,
-            "Workgroup",
-            name=config.athena_workgroup,
+        workgroup = _workgroup(
+            self, "Workgroup", config, name=config.athena_workgroup, results=results,
             description=f"Telegram data lake analytics, stage {config.stage}",
-            state="ENABLED",
-            # Deleting the workgroup also deletes queries analysts saved in it: only where data is not kept.
-            recursive_delete_option=not config.retain_data,
-            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
-                # Pinned, not AUTO: the saved SQL is written and tested for Trino's semantics (engine 3).
-                engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version=ATHENA_ENGINE),
-                enforce_work_group_configuration=True,
-                publish_cloud_watch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=config.athena_bytes_scanned_cutoff,
-                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
-                    output_location=f"s3://{results.bucket_name}/",
-                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
-                        encryption_option="SSE_S3"
-                    ),
-                ),
-            ),
         )
-        for query in stage_queries(config):
-            athena.CfnNamedQuery(
-                self,
-                f"Query-{query.name}",
-                name=query.name,
-                description=query.question,
-                query_string=query.sql,
-                database=database.ref,
-                work_group=workgroup.ref,
+        _named_queries(self, "Query", stage_queries(config), database=database, workgroup=workgroup)
+        analysts_workgroup = workgroup
+        if config.pseudonymized:
+            analysts_workgroup = _workgroup(
+                self, "AnalystWorkgroup", config, name=config.analyst_workgroup, results=results,
+                results_prefix=ANALYST_RESULTS_PREFIX,
+                description=f"Telegram data lake analytics for analysts, pseudonymized, stage {config.stage}",
             )
+            _named_queries(self, "AnalystQuery", analyst_queries(config), database=database, workgroup=analysts_workgroup)
         analyst_policy = self._analyst_policy(
-            config, workgroup=workgroup, database=database, zones=(raw_bucket, enriched_bucket), results=results
+            config, workgroup=analysts_workgroup, database=database, zones=(raw_bucket, enriched_bucket),
+            results=results,
         )
         if config.etl_engine_is_athena:
             compaction = AthenaCompaction(
@@ -224,6 +229,9 @@ class PresentationStack(cdk.Stack):
                     self, "FailedRuns", stack_output(self, producer=etl, output_id=outputs.FAILED_RUNS_QUEUE_ARN)
                 ),
                 alarm_topic=alarm_topic_from_output(self, "AlarmTopic", producer=ingestion),
+                pseudonym_key=secretsmanager.Secret.from_secret_complete_arn(
+                    self, "PseudonymKey", stack_output(self, producer=etl, output_id=outputs.PSEUDONYM_KEY_ARN)
+                ),
             )
             cdk.CfnOutput(
                 self,
@@ -245,6 +253,15 @@ class PresentationStack(cdk.Stack):
             value=RAW_TABLE,
             description="Raw table: every stored copy of an update, one line of JSON per row, partitioned by context_date",
         )
+        if config.pseudonymized:
+            cdk.CfnOutput(
+                self, outputs.ANALYST_WORKGROUP_NAME, value=analysts_workgroup.ref,
+                description="The analysts' Athena workgroup: the pseudonymized table, their own results",
+            )
+            cdk.CfnOutput(
+                self, outputs.PSEUDONYMIZED_TABLE_NAME, value=PSEUDONYMIZED_TABLE,
+                description="The analysts' table: user ids as keyed pseudonyms, no names",
+            )
         publish(self, outputs.RESULTS_BUCKET_NAME, results.bucket_name, "Athena query results")
         cdk.CfnOutput(
             self,
@@ -266,11 +283,13 @@ class PresentationStack(cdk.Stack):
         zones: Sequence[s3.IBucket],
         results: s3.IBucket,
     ) -> iam.ManagedPolicy:
-        """Everything a query in the stage's workgroup needs, as grants to a policy an administrator attaches.
+        """Everything a query in the analysts' workgroup needs, as grants to a policy an administrator attaches.
 
         Athena reads the catalog and S3, and writes its results, with the caller's own permissions: without
-        this an analyst with Athena access alone is refused at the first table. Not more: only this
-        workgroup, this database's tables, the `telegram/` prefix of both zones (not the ingest's state).
+        this an analyst with Athena access alone is refused at the first table. Not more: only this workgroup,
+        and with full access this database's tables and the `telegram/` prefix of both zones (not the ingest's
+        state); on a pseudonymized stage the pseudonymized table and its prefix alone (no raw zone, no full table,
+        no operator's results), in the analysts' own workgroup.
         """
         policy = iam.ManagedPolicy(
             self,
@@ -281,28 +300,92 @@ class PresentationStack(cdk.Stack):
         iam.Grant.add_to_principal(
             grantee=analysts, actions=list(ANALYST_ATHENA_ACTIONS), resource_arns=[workgroup_arn(workgroup)]
         )
-        tables = grant_on_tables(analysts, ANALYST_GLUE_ACTIONS, database, "*")
-        lake_objects = f"{PREFIX}*"
-        for bucket in zones:
+        raw_bucket, enriched_bucket = zones
+        if config.pseudonymized:
+            tables = grant_on_tables(analysts, ANALYST_GLUE_ACTIONS, database, PSEUDONYMIZED_TABLE)
+            readable = ((enriched_bucket, pseudonymize.PSEUDONYMIZED_PREFIX),)
+            results_prefix = ANALYST_RESULTS_PREFIX
+            tables_reason = f"The pseudonymized table `{PSEUDONYMIZED_TABLE}` alone."
+        else:
+            tables = grant_on_tables(analysts, ANALYST_GLUE_ACTIONS, database, "*")
+            readable = ((raw_bucket, PREFIX), (enriched_bucket, PREFIX))
+            results_prefix = ""
+            tables_reason = (
+                f"Every table and view of the stage's database `{config.glue_database}` and no other database: an "
+                "analyst reads whichever the saved queries join."
+            )
+        for bucket, prefix in readable:
             grant_on_bucket(bucket, analysts, ["s3:GetBucketLocation"])
-            grant_listing(bucket, analysts, PREFIX)
-            grant_on_objects(bucket, analysts, ["s3:GetObject"], lake_objects)
-        grant_query_results(results, analysts)
+            grant_listing(bucket, analysts, prefix)
+            grant_on_objects(bucket, analysts, ["s3:GetObject"], f"{prefix}*")
+        grant_query_results(results, analysts, prefix=results_prefix)
 
         wildcards = {
-            tables: f"Every table and view of the stage's database `{config.glue_database}` and no other database: "
-            "an analyst reads whichever the saved queries join.",
-            results.arn_for_objects("*"): "Athena writes each query's results under a key named by its query id, "
-            "only known when the query runs; the bucket holds nothing but this workgroup's results.",
+            tables: tables_reason,
+            results.arn_for_objects(f"{results_prefix}*"): "Athena writes each query's results under a key named by "
+            "its query id, only known when the query runs; nothing but this workgroup's results are there.",
         }
-        for bucket in zones:
-            wildcards[bucket.arn_for_objects(lake_objects)] = (
-                f"Athena reads every object of the days a query selects, under `{lake_objects}` only: keys are named "
+        for bucket, prefix in readable:
+            wildcards[bucket.arn_for_objects(f"{prefix}*")] = (
+                f"Athena reads every object of the days a query selects, under `{prefix}*` only: keys are named "
                 "by day and update (raw) or day (enriched), only known at run time."
             )
         for resource, reason in wildcards.items():
             acknowledge(policy, f"AwsSolutions-IAM5[Resource::{nag_resource(self, resource)}]", reason)
         return policy
+
+
+def _glue_table(
+    scope: Construct, construct_id: str, database: glue.CfnDatabase, table_input: glue.CfnTable.TableInputProperty
+) -> glue.CfnTable:
+    return glue.CfnTable(
+        scope, construct_id, catalog_id=cdk.Stack.of(scope).account, database_name=database.ref, table_input=table_input
+    )
+
+
+def _workgroup(
+    scope: Construct, construct_id: str, config: StageConfig, *, name: str, description: str, results: s3.IBucket,
+    results_prefix: str = "",
+) -> athena.CfnWorkGroup:
+    """A workgroup whose settings its users cannot override: engine, results location (encrypted), scan cutoff."""
+    return athena.CfnWorkGroup(
+        scope,
+        construct_id,
+        name=name,
+        description=description,
+        state="ENABLED",
+        # Deleting the workgroup also deletes queries analysts saved in it: only where data is not kept.
+        recursive_delete_option=not config.retain_data,
+        work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+            # Pinned, not AUTO: the saved SQL is written and tested for Trino's semantics (engine 3).
+            engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version=ATHENA_ENGINE),
+            enforce_work_group_configuration=True,
+            publish_cloud_watch_metrics_enabled=True,
+            bytes_scanned_cutoff_per_query=config.athena_bytes_scanned_cutoff,
+            result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                output_location=f"s3://{results.bucket_name}/{results_prefix}",
+                encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                    encryption_option="SSE_S3"
+                ),
+            ),
+        ),
+    )
+
+
+def _named_queries(
+    scope: Construct, prefix: str, queries: Sequence[SavedQuery], *, database: glue.CfnDatabase,
+    workgroup: athena.CfnWorkGroup,
+) -> None:
+    for query in queries:
+        athena.CfnNamedQuery(
+            scope,
+            f"{prefix}-{query.name}",
+            name=query.name,
+            description=query.question,
+            query_string=query.sql,
+            database=database.ref,
+            work_group=workgroup.ref,
+        )
 
 
 def _table_input(
@@ -313,9 +396,11 @@ def _table_input(
     bucket: s3.IBucket,
     columns: list[glue.CfnTable.ColumnProperty],
     storage: StorageFormat,
+    prefix: str = PREFIX,
 ) -> glue.CfnTable.TableInputProperty:
-    """An external table over a zone's `telegram/` prefix, partitioned (and projected) by day like every zone."""
-    location = f"s3://{bucket.bucket_name}/{PREFIX}"
+    """An external table over a zone's `telegram/` prefix (or another), partitioned (and projected) by day like every
+    zone."""
+    location = f"s3://{bucket.bucket_name}/{prefix}"
     partition = schema.PARTITION
     return glue.CfnTable.TableInputProperty(
         name=name,

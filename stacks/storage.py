@@ -22,10 +22,8 @@ from constructs import Construct
 from stacks.config import StageConfig
 from stacks.references import stack_output
 
-# How long an overwritten or deleted object stays recoverable: long enough to notice and undo a mistake.
 # IAM condition blocks by operator, e.g. {"StringLike": {"s3:prefix": [...]}}.
 Conditions = Mapping[str, Mapping[str, Any]]
-NONCURRENT_VERSION_DAYS = 30
 INCOMPLETE_UPLOAD_DAYS = 7
 
 
@@ -61,7 +59,8 @@ class AccessLogBucket(s3.Bucket):
 class SecureBucket(s3.Bucket):
     """A data bucket with the secure defaults, logging its access to `access_logs`.
 
-    Versioned by default, so an overwritten or deleted object stays recoverable for NONCURRENT_VERSION_DAYS.
+    Versioned by default, so an overwritten, deleted or expired object stays recoverable for the stage's
+    `noncurrent_version_days` (and no longer: that copy holds what people wrote too).
     `versioned=False` is for content that must really disappear when a lifecycle rule expires it: in a
     versioned bucket, an expiry only adds a delete marker and the data lingers as a noncurrent version.
     `lifecycle_rules` come on top of the rule every data bucket has: abandoned multipart uploads are
@@ -85,18 +84,18 @@ class SecureBucket(s3.Bucket):
             versioned=versioned,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix=f"{construct_id}/",
-            lifecycle_rules=[_housekeeping_rule(versioned), *lifecycle_rules],
+            lifecycle_rules=[_housekeeping_rule(config, versioned), *lifecycle_rules],
         )
 
 
-def _housekeeping_rule(versioned: bool) -> s3.LifecycleRule:
+def _housekeeping_rule(config: StageConfig, versioned: bool) -> s3.LifecycleRule:
     """Abandoned multipart uploads cost storage until aborted; noncurrent versions until they expire."""
     abort_uploads = cdk.Duration.days(INCOMPLETE_UPLOAD_DAYS)
     if not versioned:
         return s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=abort_uploads)
     return s3.LifecycleRule(
         id="ExpireOldVersions",
-        noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_VERSION_DAYS),
+        noncurrent_version_expiration=cdk.Duration.days(config.noncurrent_version_days),
         abort_incomplete_multipart_upload_after=abort_uploads,
     )
 

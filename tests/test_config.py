@@ -52,8 +52,9 @@ def test_only_the_chat_allowlist_is_required_everything_else_has_safe_defaults()
         allowed_updates=("message", "edited_message", "channel_post", "edited_channel_post"),
         webhook_max_connections=40, etl_schedule_local_time="01:00", etl_memory_mb=1024, etl_timeout_minutes=15,
         etl_read_concurrency=32, etl_engine="lambda", alarm_email=None, analytics_start_date="2026-01-01",
-        athena_results_expiration_days=30, athena_bytes_scanned_cutoff=1_073_741_824, no_updates_alarm_hours=24,
+        athena_results_expiration_days=7, athena_bytes_scanned_cutoff=1_073_741_824, no_updates_alarm_hours=24,
         raw_window_days=3, github_repository=None, show_member_names=True, webhook_forwarded=False,
+        enriched_expiration_days=None, noncurrent_version_days=7, analyst_access="full", pseudonymized_text="keep",
     )
     assert (config.etl_schedule_hour, config.etl_schedule_minute) == (1, 0)
     assert not config.etl_engine_is_athena
@@ -93,6 +94,14 @@ def test_an_unknown_stage_names_it_and_the_configured_ones():
         ("dev", {"raw_transition_days": "30"}, "raw_transition_days", "must be an integer"),
         ("dev", {"raw_expiration_days": -5}, "raw_expiration_days", "must be >= 1"),
         ("dev", {"raw_expiration_days": 30}, "raw_expiration_days", "after raw_transition_days"),
+        ("dev", {"raw_expiration_days": "365"}, "raw_expiration_days", "must be an integer"),
+        ("dev", {"enriched_expiration_days": 0}, "enriched_expiration_days", "must be >= 1"),
+        ("dev", {"enriched_expiration_days": "never"}, "enriched_expiration_days", "must be an integer"),
+        ("dev", {"noncurrent_version_days": 0}, "noncurrent_version_days", "must be >= 1"),
+        ("dev", {"analyst_access": "anonymous"}, "analyst_access", "must be one of full, pseudonymized"),
+        ("dev", {"analyst_access": "pseudonymized", "pseudonymized_text": "hash"}, "pseudonymized_text",
+         "must be one of keep, drop"),
+        ("dev", {"pseudonymized_text": "drop"}, "pseudonymized_text", "applies only with analyst_access 'pseudonymized'"),
         ("dev", {"athena_results_expiration_days": 0}, "athena_results_expiration_days", "must be >= 1"),
         ("dev", {"lambda_architecture": "aarch64"}, "lambda_architecture", "must be one of arm64, x86_64"),
         ("dev", {"removal_policy": "snapshot"}, "removal_policy", "must be one of retain, destroy"),
@@ -288,7 +297,8 @@ def test_well_formed_regions_and_a_12_digit_account_are_accepted(region):
 # bound under test can refuse): dropping or loosening any bound fails a test.
 BOUNDS = [
     ("raw_transition_days", 0, 36_500, {"raw_expiration_days": None}),
-    ("raw_expiration_days", 1, 36_500, {"raw_transition_days": 0}),
+    ("enriched_expiration_days", 1, 36_500, {}),
+    ("noncurrent_version_days", 1, 36_500, {}),
     ("log_retention_days", 1, 3653, {}),
     ("api_throttle_burst", 1, 5_000, {}),
     ("webhook_max_connections", 1, 100, {}),
@@ -311,6 +321,47 @@ def test_every_integer_setting_accepts_exactly_its_range(key, lowest, highest, o
         load_stage(stages_with("dev", **others, **{key: lowest - 1}), "dev")
     with pytest.raises(ConfigError, match=rf"stage 'dev', key '{key}': must be <= {highest}, got {highest + 1}$"):
         load_stage(stages_with("dev", **others, **{key: highest + 1}), "dev")
+
+
+def test_raw_updates_outlive_what_the_compaction_and_the_up_to_the_minute_window_read():
+    """The window reads raw_window_days days back, the day before them and tomorrow in UTC; the compaction of a
+    day reads it and the day before, the morning after: a shorter raw retention is a synth error saying so."""
+    for window, shortest in ((1, 4), (3, 6), (31, 34)):
+        settings = {"raw_transition_days": 0, "raw_window_days": window}
+        assert load_stage(stages_with("dev", **settings, raw_expiration_days=shortest), "dev").raw_expiration_days == (
+            shortest
+        )
+        with pytest.raises(
+            ConfigError,
+            match=rf"key 'raw_expiration_days': {shortest - 1} days is shorter than what the compaction and the "
+            rf"up-to-the-minute window need: raw_window_days \({window}\) \+ 3 .* = {shortest} days; set at least "
+            rf"{shortest}$",
+        ):
+            load_stage(stages_with("dev", **settings, raw_expiration_days=shortest - 1), "dev")
+    assert load_stage(stages_with("dev", raw_expiration_days=36_500), "dev").raw_expiration_days == 36_500
+    with pytest.raises(ConfigError, match=r"key 'raw_expiration_days': must be <= 36500, got 36501$"):
+        load_stage(stages_with("dev", raw_expiration_days=36_501), "dev")
+
+
+def test_retention_defaults_keep_the_data_and_shorten_what_lingers():
+    """Raw updates and compacted days are kept until a stage says otherwise; older versions and query results,
+    copies of the same text, go after a week; a null is the default."""
+    config = load_stage(stages_with("dev", raw_expiration_days=None, athena_results_expiration_days=None), "dev")
+
+    assert (config.raw_expiration_days, config.enriched_expiration_days) == (None, None)
+    assert (config.noncurrent_version_days, config.athena_results_expiration_days) == (7, 7)
+    assert load_stage(stages_with("dev", enriched_expiration_days=400), "dev").enriched_expiration_days == 400
+
+
+def test_analysts_get_the_full_tables_unless_the_stage_pseudonymizes_and_text_is_kept_unless_dropped():
+    full = load_stage(STAGES, "dev")
+    pseudonymized = load_stage(stages_with("dev", analyst_access="pseudonymized"), "dev")
+    without_text = load_stage(stages_with("dev", analyst_access="pseudonymized", pseudonymized_text="drop"), "dev")
+
+    assert (full.analyst_access, full.pseudonymized) == ("full", False)
+    assert (pseudonymized.pseudonymized, pseudonymized.pseudonymized_text) == (True, "keep")
+    assert without_text.pseudonymized_text == "drop"
+    assert pseudonymized.analyst_workgroup == "telegram-lake-dev-analysts"
 
 
 def test_api_throttle_rate_is_a_positive_finite_number_up_to_the_account_quota():

@@ -81,7 +81,7 @@ def test_the_verdict_says_plainly_whether_the_target_is_met():
 
     assert verdict(cheap).endswith("met.")
     said = verdict(traced)
-    assert said.startswith("Batched design: NOT within $2.50") and "$1.00 without X-Ray" in said
+    assert said.startswith("Batched design: NOT within $2.50") and "a few dollars a month" in said
 
 
 def test_the_handler_log_lines_are_the_ingest_handlers_own():

@@ -378,7 +378,8 @@ def test_an_empty_day_writes_nothing_and_keeps_what_an_earlier_run_built(s3, cap
     summary = run()
 
     assert summary == {"day": DAY.isoformat(), "objects_read": 0, "rows_written": 0, "duplicates": 0, "skipped": 0,
-                       "rejected": 0, "seconds": summary["seconds"], "output_key": None, "rejects_key": None}
+                       "rejected": 0, "seconds": summary["seconds"], "output_key": None, "rejects_key": None,
+                       "pseudonymized_key": None}
     assert enriched_keys(s3) == []
     assert "empty raw partition" in caplog.text
 

@@ -270,6 +270,27 @@ def test_local_runs_with_the_stage_s_analytics_start_date(monkeypatch):
     assert (captured[0].raw_bucket, captured[0].enriched_bucket, captured[0].timezone) == ("r", "e", CONFIG.timezone)
 
 
+def test_local_runs_on_a_pseudonymized_stage_need_its_key_and_pass_it_with_the_text_setting(monkeypatch):
+    captured = []
+
+    def runner(settings):
+        captured.append(settings)
+        return lambda day: summary_of(day.isoformat())
+
+    pseudonymized = replace(CONFIG, etl_engine="lambda", analyst_access="pseudonymized", pseudonymized_text="drop")
+    monkeypatch.setattr(etl_runs, "local_runner", runner)
+    monkeypatch.setattr(etl_runs, "stage_config", lambda args: pseudonymized)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.delenv("PSEUDONYM_KEY_ARN", raising=False)
+    argv = ("--local", "--from", START.isoformat(), "--raw-bucket", "r", "--enriched-bucket", "e")
+
+    with pytest.raises(CommandError, match="writes the pseudonymized table: --local needs PSEUDONYM_KEY_ARN"):
+        etl_run(*argv)
+    monkeypatch.setenv("PSEUDONYM_KEY_ARN", "arn:local-key")
+    assert etl_run(*argv) == 0
+    assert [(s.pseudonym_key_arn, s.pseudonymized_text) for s in captured] == [("arn:local-key", "drop")]
+
+
 def test_etl_run_without_a_deployed_stack_says_so():
     with mock_aws(), pytest.raises(CommandError, match="TelegramLake-dev-Etl is not deployed"):
         etl_run("--from", "2026-11-01")

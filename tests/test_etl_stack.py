@@ -17,6 +17,12 @@ from tests.cdk_support import arn, normalized, policy_statements, ref, resources
 dev = stage_fixture("dev", etl_engine="lambda")
 # cdk.json's dev as it is, on the Athena engine: the Presentation stack's state machine is the daily run.
 dev_on_athena = stage_fixture("dev", name="dev_on_athena")
+# cdk.json's dev on the Lambda engine, pseudonymized for analysts without text, its compacted days kept 400 days
+# and older versions 3.
+pseudonymized = stage_fixture(
+    "dev", name="pseudonymized", etl_engine="lambda", analyst_access="pseudonymized", pseudonymized_text="drop",
+    enriched_expiration_days=400, noncurrent_version_days=3,
+)
 # A stage on x86_64 whose ETL runs at 23:45 Berlin time.
 berlin_x86 = stage_fixture(
     "dev", name="berlin_x86", etl_engine="lambda", lambda_architecture="x86_64", etl_schedule_local_time="23:45",
@@ -330,7 +336,8 @@ def test_outputs_and_the_dependency_on_the_ingestion_stack(stage, request):
     schedule = set() if stage_app.config.etl_engine_is_athena else {outputs.DAILY_SCHEDULE_NAME}
 
     assert declared.keys() == {
-        outputs.ETL_FUNCTION_NAME, outputs.ENRICHED_BUCKET_NAME, outputs.DASHBOARD_URL, outputs.FAILED_RUNS_QUEUE_ARN
+        outputs.ETL_FUNCTION_NAME, outputs.ENRICHED_BUCKET_NAME, outputs.DASHBOARD_URL, outputs.FAILED_RUNS_QUEUE_ARN,
+        outputs.PSEUDONYM_KEY_ARN,
     } | schedule
     assert declared[outputs.ETL_FUNCTION_NAME]["Value"] == ref(stage_app.logical_id("Etl", "Etl"))
     assert declared[outputs.ENRICHED_BUCKET_NAME]["Value"] == ref(stage_app.logical_id("Etl", "EnrichedBucket"))
@@ -417,3 +424,81 @@ def test_a_failing_pip_fails_the_bundling_loudly(tmp_path, dev):
 
     with pytest.raises(RuntimeError, match=r"pip could not build the layer from .*requirements.txt \(exit [1-9]"):
         bundler.try_bundle(str(tmp_path / "out"))
+
+
+def test_the_pseudonym_key_is_generated_by_the_stack_kept_and_exported_for_the_tools(dev, template):
+    """One secret per stage (the analysts' pseudonyms and the erasures' audit records), whichever the access: its
+    value is generated, never in the template; never rotated (every pseudonym would change)."""
+    key_id = dev.logical_id("Etl", "PseudonymKey")
+    secret = template["Resources"][key_id]
+
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Properties"]["GenerateSecretString"] == {
+        "ExcludePunctuation": True, "IncludeSpace": False, "PasswordLength": 64,
+    }
+    assert "SecretString" not in secret["Properties"]
+    assert not resources(template, "AWS::SecretsManager::RotationSchedule")
+    assert template["Outputs"][outputs.PSEUDONYM_KEY_ARN]["Value"] == ref(key_id)
+    assert template["Outputs"][outputs.PSEUDONYM_KEY_ARN]["Export"] == {"Name": "TelegramLake-dev-Etl-PseudonymKeyArn"}
+
+
+def test_on_full_access_the_etl_neither_reads_the_key_nor_writes_a_pseudonymized_table(dev, template):
+    variables = template["Resources"][dev.logical_id("Etl", "Etl")]["Properties"]["Environment"]["Variables"]
+    statements = json.dumps(policy_statements(template, dev.logical_id("Etl", "EtlRole")))
+
+    assert not {"PSEUDONYM_KEY_ARN", "PSEUDONYMIZED_TEXT"} & variables.keys()
+    assert "secretsmanager" not in statements and "telegram_pseudonymized" not in statements
+
+
+def test_on_a_pseudonymized_stage_the_etl_reads_the_key_and_replaces_the_pseudonymized_days_only(
+    dev, pseudonymized
+):
+    """Beside what it does on full access: reading this one secret, and putting or deleting the pseudonymized files
+    (one statement with the day's files: IAM merges grants of the same actions)."""
+    template = pseudonymized.template("Etl")
+    key = ref(pseudonymized.logical_id("Etl", "PseudonymKey"))
+    enriched = arn(pseudonymized.logical_id("Etl", "EnrichedBucket"))
+    function = template["Resources"][pseudonymized.logical_id("Etl", "Etl")]["Properties"]
+    replacing = ["s3:DeleteObject", "s3:PutObject"]
+    full_access = [
+        statement for statement in policy_statements(dev.template("Etl"), dev.logical_id("Etl", "EtlRole"))
+        if sorted(statement["Action"]) != replacing
+    ]
+
+    assert function["Environment"]["Variables"]["PSEUDONYM_KEY_ARN"] == key
+    assert function["Environment"]["Variables"]["PSEUDONYMIZED_TEXT"] == "drop"
+    assert normalized(policy_statements(template, pseudonymized.logical_id("Etl", "EtlRole"))) == normalized([
+        *full_access,
+        {
+            "Effect": "Allow",
+            "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+            "Resource": key,
+        },
+        {
+            "Effect": "Allow",
+            "Action": replacing,
+            "Resource": [
+                {"Fn::Join": ["", [enriched, "/telegram/*"]]},
+                {"Fn::Join": ["", [enriched, "/telegram_pseudonymized/*"]]},
+            ],
+        },
+    ])
+
+
+def test_compacted_days_of_both_tables_expire_and_old_versions_go_as_configured(dev, pseudonymized):
+    kept = dev.template("Etl")["Resources"][dev.logical_id("Etl", "EnrichedBucket")]["Properties"]
+    expiring = pseudonymized.template("Etl")["Resources"][pseudonymized.logical_id("Etl", "EnrichedBucket")]["Properties"]
+    rules = {rule["Id"]: rule for rule in expiring["LifecycleConfiguration"]["Rules"]}
+
+    assert not [rule for rule in kept["LifecycleConfiguration"]["Rules"] if rule.get("Prefix") in ("telegram/",)]
+    assert rules["ExpireCompactedDays"] == {
+        "Id": "ExpireCompactedDays", "Status": "Enabled", "Prefix": "telegram/", "ExpirationInDays": 400,
+    }
+    assert rules["ExpirePseudonymizedDays"] == {
+        "Id": "ExpirePseudonymizedDays", "Status": "Enabled", "Prefix": "telegram_pseudonymized/",
+        "ExpirationInDays": 400,
+    }
+    assert rules["ExpireOldVersions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 3}
+    raw = pseudonymized.template("Ingestion")["Resources"][pseudonymized.logical_id("Ingestion", "RawBucket")]
+    raw_rules = {rule["Id"]: rule for rule in raw["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert raw_rules["ExpireOldVersions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 3}

@@ -100,7 +100,7 @@ def in_region(service: str, resource: str) -> dict:
     return partition_arn(f":{service}:", REGION, ":", ACCOUNT, f":{resource}")
 
 
-def doctor_reads(stage: str, engine: str) -> list[dict]:
+def doctor_reads(stage: str, engine: str, tables: tuple[str, ...] = ("telegram", "telegram_raw")) -> list[dict]:
     """What `tools doctor` reads after the deploy, on the stage's own resources (and Athena's plan it writes)."""
     database = f"telegram_lake_{stage}"
     results = imported(stage, "Presentation", "ResultsBucketName")
@@ -122,7 +122,7 @@ def doctor_reads(stage: str, engine: str) -> list[dict]:
               in_region("athena", f"workgroup/telegram-lake-{stage}")),
         allow(["glue:GetDatabase", "glue:GetPartition", "glue:GetPartitions", "glue:GetTable"],
               [in_region("glue", "catalog"), in_region("glue", f"database/{database}"),
-               in_region("glue", f"table/{database}/telegram"), in_region("glue", f"table/{database}/telegram_raw")]),
+               *(in_region("glue", f"table/{database}/{table}") for table in tables)]),
         allow(["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"], bucket(results)),
         allow(["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"], bucket(results, "/*")),
         allow("scheduler:GetSchedule",
@@ -158,6 +158,17 @@ def test_on_the_lambda_engine_the_doctor_reads_no_state_machine_and_the_lambda_e
     assert normalized(policy_statements(template, role_id(stack, "DeployRole"))) == normalized([
         allow("sts:AssumeRole", [bootstrap_role("deploy"), bootstrap_role("file-publishing")]),
         *doctor_reads("prod", "lambda"),
+    ])
+
+
+def test_on_a_pseudonymized_stage_the_doctor_also_reads_the_analysts_tables_definition():
+    """The doctor EXPLAINs the analysts' saved queries too, which read `telegram_pseudonymized`."""
+    pseudonymized = synthesized("prod", analyst_access="pseudonymized")
+    stack, template = pseudonymized[GITHUB_STACK.format(stage="prod")]
+
+    assert normalized(policy_statements(template, role_id(stack, "DeployRole"))) == normalized([
+        allow("sts:AssumeRole", [bootstrap_role("deploy"), bootstrap_role("file-publishing")]),
+        *doctor_reads("prod", "lambda", ("telegram", "telegram_raw", "telegram_pseudonymized")),
     ])
 
 

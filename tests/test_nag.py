@@ -15,6 +15,7 @@ import pytest
 from aws_cdk import aws_s3 as s3
 
 from tests.cdk_support import build
+from tests.stage_settings import stages_with
 
 
 def findings(outdir: Path) -> set[tuple[str, str]]:
@@ -30,9 +31,18 @@ def findings(outdir: Path) -> set[tuple[str, str]]:
     }
 
 
-@pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_stage_synthesizes_with_no_unacknowledged_finding(stage, tmp_path):
-    app, _ = build(stage, nag=True, outdir=tmp_path)
+@pytest.mark.parametrize(
+    ("stage", "settings"),
+    [
+        ("dev", {}),
+        ("prod", {}),
+        # Pseudonymized for analysts, on either engine: the pseudonym key's readers and the analysts' workgroup.
+        ("dev", {"analyst_access": "pseudonymized"}),
+        ("prod", {"analyst_access": "pseudonymized", "pseudonymized_text": "drop", "enriched_expiration_days": 400}),
+    ],
+)
+def test_stage_synthesizes_with_no_unacknowledged_finding(stage, settings, tmp_path):
+    app, _ = build(stage, stages=stages_with(stage, **settings) if settings else None, nag=True, outdir=tmp_path)
     try:
         app.synth()
     except RuntimeError:

@@ -19,6 +19,13 @@ from stacks import outputs
 from tests.cdk_support import arn, normalized, ref, resources, stage_fixture, the_resource
 
 ARROW_TO_GLUE = {"int64": "bigint", "bool": "boolean", "string": "string"}
+# What the analysts may do in their workgroup and read of the catalog, whichever their access.
+ANALYST_ATHENA_ACTIONS = [
+    "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution",
+    "athena:GetWorkGroup", "athena:ListNamedQueries", "athena:GetNamedQuery", "athena:BatchGetNamedQuery",
+    "athena:ListQueryExecutions", "athena:BatchGetQueryExecution",
+]
+ANALYST_GLUE_ACTIONS = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions"]
 
 dev = stage_fixture("dev")
 prod = stage_fixture("prod")
@@ -70,6 +77,19 @@ def bucket_arn(bucket: dict, *key_pattern: str) -> dict:
 def allow(actions: list[str], resources: list, condition: dict | None = None) -> dict:
     statement = {"Effect": "Allow", "Action": actions, "Resource": resources}
     return {**statement, "Condition": condition} if condition else statement
+
+
+def analysts_catalog(database: dict, tables: str) -> dict:
+    """Reading the definitions of the database's `tables` (a name, or `*`): Glue authorizes catalog, database and
+    tables alike."""
+    return allow(
+        ANALYST_GLUE_ACTIONS,
+        [
+            account_arn("glue", "catalog"),
+            account_arn("glue", "database/", database),
+            account_arn("glue", "table/", database, f"/{tables}"),
+        ],
+    )
 
 
 def test_database_is_the_stages(dev, template):
@@ -263,23 +283,8 @@ def test_analyst_policy_is_exactly_what_a_query_in_the_workgroup_needs(dev, temp
     results = arn(dev.logical_id("Presentation", "ResultsBucket"))
     workgroup = account_arn("athena", "workgroup/", ref(dev.logical_id("Presentation", "Workgroup")))
     expected = [
-        allow(
-            [
-                "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults",
-                "athena:StopQueryExecution", "athena:GetWorkGroup", "athena:ListNamedQueries",
-                "athena:GetNamedQuery", "athena:BatchGetNamedQuery", "athena:ListQueryExecutions",
-                "athena:BatchGetQueryExecution",
-            ],
-            workgroup,
-        ),
-        allow(
-            ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions"],
-            [
-                account_arn("glue", "catalog"),
-                account_arn("glue", "database/", database),
-                account_arn("glue", "table/", database, "/*"),
-            ],
-        ),
+        allow(ANALYST_ATHENA_ACTIONS, workgroup),
+        analysts_catalog(database, "*"),
         allow(["s3:GetBucketLocation"], [bucket_arn(raw), bucket_arn(enriched)]),
         allow(
             ["s3:ListBucket"], [bucket_arn(raw), bucket_arn(enriched)], {"StringLike": {"s3:prefix": ["telegram/*"]}}
@@ -341,3 +346,115 @@ def test_outputs_name_the_workgroup_database_tables_results_bucket_and_analyst_p
     for command in ("attach-role-policy", "attach-group-policy", "attach-user-policy"):
         assert command in declared[outputs.ANALYST_POLICY_ARN]["Description"]
     assert {dev.stacks["Ingestion"], dev.stacks["Etl"]} <= set(dev.stacks["Presentation"].dependencies)
+
+
+# cdk.json's dev (Athena engine) with pseudonymized analysts who keep the text.
+pseudonymized = stage_fixture("dev", name="pseudonymized", analyst_access="pseudonymized")
+
+
+def etl_output(config, output_id: str) -> dict:
+    return {"Fn::ImportValue": f"{config.stack_name('Etl')}-{output_id}"}
+
+
+def test_a_full_access_stage_has_neither_a_pseudonymized_table_nor_an_analysts_workgroup(dev, template):
+    tables = [table["Properties"]["TableInput"]["Name"] for table in resources(template, "AWS::Glue::Table").values()]
+
+    assert sorted(tables) == ["telegram", "telegram_raw"]
+    assert len(resources(template, "AWS::Athena::WorkGroup")) == 1
+    assert not {outputs.ANALYST_WORKGROUP_NAME, outputs.PSEUDONYMIZED_TABLE_NAME} & template["Outputs"].keys()
+
+
+def test_the_pseudonymized_table_has_the_schemas_columns_saying_what_changed_in_its_own_location(pseudonymized):
+    from lambdas.etl.pseudonymize import glue_columns, pseudonymized_key
+
+    template = pseudonymized.template("Presentation")
+    table = template["Resources"][pseudonymized.logical_id("Presentation", "PseudonymizedTable")]["Properties"]
+    table_input = table["TableInput"]
+    storage = table_input["StorageDescriptor"]
+    enriched = enriched_bucket(pseudonymized.config)
+    day = date(2026, 3, 8)
+    _, bucket, folder = table_input["Parameters"]["storage.location.template"]["Fn::Join"][1]
+
+    assert table_input["Name"] == "telegram_pseudonymized"
+    assert [(c["Name"], c["Type"], c["Comment"]) for c in storage["Columns"]] == [
+        (c["name"], c["type"], c["comment"]) for c in glue_columns(keep_text=True)
+    ]
+    assert [c["Name"] for c in storage["Columns"]] == list(schema.COLUMN_NAMES)
+    assert "pseudonym" in storage["Columns"][1]["Comment"] and "names are dropped" in storage["Columns"][3]["Comment"]
+    assert storage["Location"] == joined("s3://", enriched, "/telegram_pseudonymized/")
+    assert storage["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    assert bucket == enriched
+    assert folder.replace("${context_date}", day.isoformat()) == f"/{pseudonymized_key(day).rpartition('/')[0]}/"
+    assert template["Outputs"][outputs.PSEUDONYMIZED_TABLE_NAME]["Value"] == "telegram_pseudonymized"
+
+
+def test_analysts_have_a_workgroup_of_their_own_with_their_saved_queries_and_results_apart(pseudonymized):
+    """Their query history and results are theirs: in the operators' workgroup, ListQueryExecutions and
+    GetQueryResults would hand them the answers operators got from the full tables."""
+    from analytics import analyst_queries
+
+    template = pseudonymized.template("Presentation")
+    workgroups = {w["Properties"]["Name"]: w["Properties"] for w in resources(template, "AWS::Athena::WorkGroup").values()}
+    analysts = workgroups["telegram-lake-dev-analysts"]["WorkGroupConfiguration"]
+    results = ref(pseudonymized.logical_id("Presentation", "ResultsBucket"))
+    analyst_workgroup = ref(pseudonymized.logical_id("Presentation", "AnalystWorkgroup"))
+    named = [q["Properties"] for q in resources(template, "AWS::Athena::NamedQuery").values()]
+
+    assert workgroups.keys() == {"telegram-lake-dev", "telegram-lake-dev-analysts"}
+    assert analysts["EnforceWorkGroupConfiguration"] is True
+    assert analysts["BytesScannedCutoffPerQuery"] == pseudonymized.config.athena_bytes_scanned_cutoff
+    assert analysts["ResultConfiguration"]["OutputLocation"] == {"Fn::Join": ["", ["s3://", results, "/analysts/"]]}
+    assert [(q["Name"], q["QueryString"]) for q in named if q["WorkGroup"] == analyst_workgroup] == [
+        (query.name, query.sql) for query in analyst_queries(pseudonymized.config)
+    ]
+    assert len([q for q in named if q["WorkGroup"] != analyst_workgroup]) == len(stage_queries(pseudonymized.config))
+    assert template["Outputs"][outputs.ANALYST_WORKGROUP_NAME]["Value"] == analyst_workgroup
+
+
+def test_on_a_pseudonymized_stage_the_analyst_policy_grants_the_pseudonymized_table_and_its_own_results_only(
+    pseudonymized,
+):
+    """Not the raw zone (every identity is in it), not `telegram` (names), not the operators' workgroup or results."""
+    template = pseudonymized.template("Presentation")
+    policy = template["Resources"][pseudonymized.logical_id("Presentation", "AnalystPolicy")]["Properties"]
+    enriched = enriched_bucket(pseudonymized.config)
+    database = ref(pseudonymized.logical_id("Presentation", "Database"))
+    results = arn(pseudonymized.logical_id("Presentation", "ResultsBucket"))
+    workgroup = account_arn("athena", "workgroup/", ref(pseudonymized.logical_id("Presentation", "AnalystWorkgroup")))
+    expected = [
+        allow(ANALYST_ATHENA_ACTIONS, workgroup),
+        analysts_catalog(database, "telegram_pseudonymized"),
+        allow(["s3:GetBucketLocation"], [bucket_arn(enriched), results]),
+        allow(["s3:ListBucket"], bucket_arn(enriched), {"StringLike": {"s3:prefix": ["telegram_pseudonymized/*"]}}),
+        allow(["s3:GetObject"], bucket_arn(enriched, "/telegram_pseudonymized/*")),
+        allow(
+            ["s3:ListBucket", "s3:ListBucketMultipartUploads"], results,
+            {"StringLike": {"s3:prefix": ["analysts/*"]}},
+        ),
+        allow(
+            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            joined(results, "/analysts/*"),
+        ),
+    ]
+
+    assert normalized(policy["PolicyDocument"]["Statement"]) == normalized(expected)
+
+
+def test_on_a_pseudonymized_athena_stage_publish_writes_the_analysts_copy_with_the_imported_key(pseudonymized):
+    """The key's ARN comes from the Etl stack's export; publish reads it and writes under its prefix only."""
+    template = pseudonymized.template("Presentation")
+    function = the_resource(template, "AWS::Lambda::Function")["Properties"]
+    key = etl_output(pseudonymized.config, outputs.PSEUDONYM_KEY_ARN)
+    statements = [
+        statement for policy in resources(template, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+    assert function["Environment"]["Variables"]["PSEUDONYM_KEY_ARN"] == key
+    assert function["Environment"]["Variables"]["PSEUDONYMIZED_TEXT"] == "keep"
+    assert normalized([s for s in statements if "secretsmanager" in json.dumps(s)]) == normalized(
+        [allow(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], key)]
+    )
+    pseudonymized_files = bucket_arn(enriched_bucket(pseudonymized.config), "/telegram_pseudonymized/*")
+    assert any(pseudonymized_files in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+               and sorted(s["Action"]) == ["s3:DeleteObject", "s3:PutObject"] for s in statements)

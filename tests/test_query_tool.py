@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 import tempfile
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -366,3 +367,70 @@ def test_local_over_s3_refuses_a_key_that_leads_outside_its_scratch_folder(
     assert (code, out) == (1, "")
     assert err.startswith(f"error: refusing to copy s3://{bucket}/{key}: its key leads outside ")
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "scratch" / "escaped").exists()
+
+
+# --- --pseudonymized ----------------------------------------------------------------------------------------
+
+
+PSEUDONYMIZED = replace(CONFIG, analyst_access="pseudonymized")
+KEY = b"k" * 32
+
+
+def pseudonymized_lake(lake: Path, destination: Path) -> Path:
+    """The lake with the pseudonymized table beside the full one, as the ETL writes it on a pseudonymized stage."""
+    from lambdas.etl.compact import write_batches
+    from lambdas.etl.pseudonymize import Pseudonymizer
+
+    copy = copy_of(lake, destination)
+    for source in (copy / "telegram").glob("context_date=*/*.parquet"):
+        target = copy / "telegram_pseudonymized" / source.parent.name / source.name
+        target.parent.mkdir(parents=True)
+        write_batches(target, Pseudonymizer(KEY).batches(source, 1000))
+    return copy
+
+
+def test_the_analysts_queries_are_refused_on_a_stage_without_a_pseudonymized_table(capsys):
+    code, _, err = query_cli(capsys, "daily_message_count", "--pseudonymized")
+    assert code == 1 and "stage dev has no pseudonymized table: its analyst_access is full" in err
+
+
+def test_the_analysts_queries_run_in_their_workgroup_over_the_pseudonymized_table(athena, capsys, monkeypatch):
+    from analytics import analyst_queries
+
+    athena.create_work_group(Name=PSEUDONYMIZED.analyst_workgroup)
+    monkeypatch.setattr(tools.operate.query, "stage_config", lambda args: PSEUDONYMIZED)
+
+    code, _, err = query_cli(capsys, "messages_per_user_per_day", "--pseudonymized")
+
+    [execution] = _executions()
+    assert code == 0 and PSEUDONYMIZED.analyst_workgroup in err
+    assert execution.workgroup.name == "telegram-lake-dev-analysts"
+    assert execution.query == next(q.sql for q in analyst_queries(PSEUDONYMIZED) if q.name == "messages_per_user_per_day")
+    assert "telegram_pseudonymized" in execution.query and "telegram_raw" not in execution.query
+
+
+def test_the_analysts_queries_list_no_raw_zone_question(capsys, monkeypatch):
+    monkeypatch.setattr(tools.operate.query, "stage_config", lambda args: PSEUDONYMIZED)
+    code, out, _ = query_cli(capsys, "--list", "--pseudonymized", "--format", "csv")
+    listed = [row["name"] for row in csv.DictReader(io.StringIO(out))]
+    assert code == 0 and "daily_message_count" in listed
+    assert not {"member_changes_per_day", "reactions_per_day", "most_reacted_messages"} & set(listed)
+
+
+def test_local_analysts_queries_answer_with_pseudonyms_and_no_names(lake, tmp_path, capsys, monkeypatch):
+    from lambdas.etl.pseudonymize import pseudonym
+
+    both = pseudonymized_lake(lake, tmp_path / "lake")
+    monkeypatch.setattr(tools.operate.query, "stage_config", lambda args: PSEUDONYMIZED)
+    _, full, _ = query_cli(capsys, "messages_per_user_per_day", "--local", str(both), "--format", "json")
+    code, out, _ = query_cli(
+        capsys, "messages_per_user_per_day", "--pseudonymized", "--local", str(both), "--format", "json"
+    )
+
+    expected = [{**row, "user_id": pseudonym(KEY, row["user_id"]), "user_first_name": None} for row in json.loads(full)]
+
+    def by_day_and_user(row: dict) -> tuple:
+        return row["context_date"], row["user_id"]
+
+    assert code == 0 and expected
+    assert sorted(json.loads(out), key=by_day_and_user) == sorted(expected, key=by_day_and_user)

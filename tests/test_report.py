@@ -24,6 +24,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 import analytics
 import tools.__main__
+import tools.operate.report
 from analytics import load_queries
 from lambdas.common.layout import today
 from stacks.config import load_from_cdk_json
@@ -453,6 +454,32 @@ def test_local_report_is_written_with_the_stage_sections(lake, tmp_path, capsys)
     assert sections(markup) == [name for name in SECTION_QUERIES if name in {q.name for q in report_queries(CONFIG)}]
     assert f"DuckDB over {lake}" in Page(markup).text
     assert len(re.findall("<svg ", markup)) >= 6
+
+
+def test_the_pseudonymized_report_shows_the_analysts_sections_from_the_pseudonymized_table(
+    lake, tmp_path, capsys, monkeypatch
+):
+    """The sections of the analysts' queries only (no raw-zone question), answered from `telegram_pseudonymized`
+    alone: the lake holds nothing else."""
+    from analytics import analyst_queries
+    from lambdas.etl.compact import write_batches
+    from lambdas.etl.pseudonymize import Pseudonymizer
+
+    pseudonymized_config = replace(CONFIG, analyst_access="pseudonymized")
+    monkeypatch.setattr(tools.operate.report, "stage_config", lambda args: pseudonymized_config)
+    analysts_only = tmp_path / "lake"
+    for source in (lake / "telegram").glob("context_date=*/*.parquet"):
+        target = analysts_only / "telegram_pseudonymized" / source.parent.name / source.name
+        target.parent.mkdir(parents=True)
+        write_batches(target, Pseudonymizer(b"k" * 32).batches(source, 1000))
+    out = tmp_path / "report.html"
+
+    code, _, _ = report_cli(capsys, "--local", str(analysts_only), "--pseudonymized", "--out", str(out))
+
+    shown = sections(out.read_text(encoding="utf-8"))
+    assert code == 0 and len(shown) >= 5
+    assert shown == [name for name in SECTION_QUERIES if name in {q.name for q in analyst_queries(pseudonymized_config)}]
+    assert not {"member_changes_per_day", "reactions_per_day", "most_reacted_messages"} & set(shown)
 
 
 def test_days_must_be_positive_and_a_missing_lake_is_one_line(tmp_path, capsys):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from analytics import athena_compaction_templates, load_query, stage_queries
+from analytics import analyst_queries, athena_compaction_templates, load_query, stage_queries
 from lambdas.etl.athena_engine import plan
 from lambdas.etl.handler import EtlSettings
 from stacks.config import load_stage
@@ -26,6 +26,7 @@ CONFIGS = [
     *(load_stage(STAGES, name) for name in STAGES),
     load_stage({"test": {**STAGES["dev"], "timezone": "Asia/Kolkata"}}, "test"),
     load_stage(stages_with("prod", timezone="UTC", etl_engine="athena", raw_window_days=31), "prod"),
+    load_stage(stages_with("dev", analyst_access="pseudonymized"), "dev"),  # its analysts' queries too
 ]
 IS_COMMAND = "COALESCE(length(marked_command) > 1 AND substr(marked_command, 1, 1) = '/', false) AS is_command"
 
@@ -89,7 +90,14 @@ def test_the_statements_are_what_each_sender_sends(config):
     texts = [statement.sql for statement in statements]
     assert texts[: len(queries)] == [query.sql for query in queries]  # the named queries, and `tools query`
     assert texts[len(queries) : len(queries) + 2] == [planned["rows"], planned["report"]]
-    assert len(texts) == len(queries) + 2 + len(REPORT_DAYS) * len(report_queries(config, queries))
+    analysts = analyst_queries(config) if config.pseudonymized else []
+    assert len(texts) == len(queries) + 2 + len(REPORT_DAYS) * len(report_queries(config, queries)) + len(analysts) + (
+        len(REPORT_DAYS) * len(report_queries(config, analysts))
+    )
+    if analysts:
+        assert texts[-len(analysts) - len(REPORT_DAYS) * len(report_queries(config, analysts)):][: len(analysts)] == [
+            query.sql for query in analysts
+        ]
     assert all(f"stage {config.stage}:" in statement.sender for statement in statements)
 
 

@@ -183,7 +183,10 @@ def finish_day(
         else:
             for _ in range(row.copies):
                 record_reject(rejects, Reject(_key(row.rejected_path or ""), row.reason or "rejected"))
-    store_day(s3, settings.enriched_bucket, day, summary, lambda parquet: write_batches(parquet, batches), rejects)
+    store_day(
+        s3, settings.enriched_bucket, day, summary, lambda parquet: write_batches(parquet, batches), rejects,
+        settings.pseudonymizer(),
+    )
     summary.seconds = round(time.monotonic() - started, 3)
     logger.info("day compacted", extra=summary.as_dict())
     return summary.as_dict()

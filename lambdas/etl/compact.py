@@ -39,6 +39,7 @@ from lambdas.etl.day import (
 )
 from lambdas.etl.flatten import flatten
 from lambdas.etl.schema import arrow_schema
+from lambdas.etl.pseudonymize import Pseudonymizer, pseudonymized_key
 from lambdas.etl.store import list_sizes, read_in_order
 
 BATCH_ROWS = 10_000
@@ -70,6 +71,7 @@ class DaySummary:
     seconds: float = 0.0
     output_key: str | None = None
     rejects_key: str | None = None
+    pseudonymized_key: str | None = None  # the analysts' copy of the day, on a pseudonymized stage
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,13 +86,17 @@ def copies_schema() -> pa.Schema:
     ])
 
 
-def compact_day(s3: Any, *, raw_bucket: str, enriched_bucket: str, day: date, concurrency: int) -> DaySummary:
-    """Rebuild the day's Parquet file (and rejects report) from the raw bucket; every S3 error raises."""
+def compact_day(
+    s3: Any, *, raw_bucket: str, enriched_bucket: str, day: date, concurrency: int,
+    pseudonymizer: Pseudonymizer | None = None,
+) -> DaySummary:
+    """Rebuild the day's Parquet file (and rejects report, and with a `pseudonymizer` the analysts' copy) from the
+    raw bucket; every S3 error raises."""
     started = time.monotonic()
     summary = DaySummary(day=day.isoformat())
     listed = list(list_sizes(s3, raw_bucket, day_prefix(day)))
     if listed:
-        _rebuild(s3, raw_bucket, enriched_bucket, day, listed, concurrency, summary)
+        _rebuild(s3, raw_bucket, enriched_bucket, day, listed, concurrency, summary, pseudonymizer)
     else:
         # Nothing to rebuild from. An output built while the raw data still existed (the raw bucket
         # expires objects) is kept rather than deleted.
@@ -101,7 +107,7 @@ def compact_day(s3: Any, *, raw_bucket: str, enriched_bucket: str, day: date, co
 
 def _rebuild(
     s3: Any, raw_bucket: str, enriched_bucket: str, day: date, listed: list[tuple[str, int]], concurrency: int,
-    summary: DaySummary,
+    summary: DaySummary, pseudonymizer: Pseudonymizer | None,
 ) -> None:
     rejects: list[Reject] = []
     readable = readable_objects(listed, day, rejects)
@@ -122,7 +128,8 @@ def _rebuild(
         rows = rows.set_column(index, name, rows.column(index).combine_chunks())
     pa.default_memory_pool().release_unused()  # the chunks' pages, which Arrow's allocator would keep
     store_day(
-        s3, enriched_bucket, day, summary, lambda parquet: write_batches(parquet, _taken(rows, with_message)), rejects
+        s3, enriched_bucket, day, summary, lambda parquet: write_batches(parquet, _taken(rows, with_message)), rejects,
+        pseudonymizer,
     )
     if not summary.rows_written:
         logger.info("day has no rows: nothing written, any previous output deleted", extra={"day": summary.day})
@@ -230,19 +237,37 @@ def _taken(table: pa.Table, indices: pa.Array) -> Iterator[pa.RecordBatch]:
 
 
 def store_day(
-    s3: Any, enriched_bucket: str, day: date, summary: DaySummary, write: Callable[[Path], int], rejects: list[Reject]
+    s3: Any, enriched_bucket: str, day: date, summary: DaySummary, write: Callable[[Path], int], rejects: list[Reject],
+    pseudonymizer: Pseudonymizer | None = None,
 ) -> None:
     """The day's outputs, as both engines leave them: the one Parquet file `write` makes at the path it is given
     (it returns the rows written; with none, a stale file is deleted), then the rejects report (deleted when
-    nothing was rejected). `rejects` is read after `write`, which may add the rows the writer refused."""
+    nothing was rejected). `rejects` is read after `write`, which may add the rows the writer refused. With a
+    `pseudonymizer`, the analysts' copy of the file is stored first (lambdas/etl/pseudonymize.py)."""
     with tempfile.TemporaryDirectory(prefix="etl-") as workdir:
         parquet = Path(workdir) / OUTPUT_NAME
         summary.rows_written = write(parquet)
+        if pseudonymizer is not None:
+            summary.pseudonymized_key = _store_pseudonymized(s3, enriched_bucket, day, parquet, summary, pseudonymizer)
         with parquet.open("rb") if summary.rows_written else nullcontext() as body:
             summary.output_key = replace_object(s3, enriched_bucket, enriched_key(day), body, PARQUET_CONTENT_TYPE)
     report = rejects_report(day, rejects) if rejects else None
     summary.rejects_key = replace_object(s3, enriched_bucket, rejects_key(day), report, "application/json")
     summary.rejected = len(rejects)
+
+
+def _store_pseudonymized(
+    s3: Any, enriched_bucket: str, day: date, parquet: Path, summary: DaySummary, pseudonymizer: Pseudonymizer
+) -> str | None:
+    """The analysts' copy of the day's file just written at `parquet`, put at its own key (or, when the day has no
+    rows, a stale one deleted, as the day's file is)."""
+    key = pseudonymized_key(day)
+    if not summary.rows_written:
+        return replace_object(s3, enriched_bucket, key, None, PARQUET_CONTENT_TYPE)
+    target = parquet.with_name(f"pseudonymized-{parquet.name}")
+    write_batches(target, pseudonymizer.batches(parquet, BATCH_ROWS))
+    with target.open("rb") as body:
+        return replace_object(s3, enriched_bucket, key, body, PARQUET_CONTENT_TYPE)
 
 
 def record_reject(rejects: list[Reject], reject: Reject) -> None:

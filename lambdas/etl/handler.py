@@ -21,6 +21,7 @@ from lambdas.common.layout import is_time_zone
 from lambdas.etl import metrics as metric_names
 from lambdas.etl.compact import compact_day
 from lambdas.etl.day import iso_date, refuse_unfinished, requested_day
+from lambdas.etl.pseudonymize import Pseudonymizer, read_key
 from lambdas.etl.store import DEFAULT_READ_CONCURRENCY, s3_client
 
 logger = Logger(service="etl")
@@ -34,6 +35,9 @@ class EtlSettings:
     read_concurrency: int = DEFAULT_READ_CONCURRENCY
     # The stage's first day on Athena (its partition projection's range starts there); None: no lower bound.
     analytics_start_date: date | None = None
+    # On a pseudonymized stage: the secret holding the pseudonym key, and whether that table keeps text.
+    pseudonym_key_arn: str | None = None
+    pseudonymized_text: str = "keep"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "EtlSettings":
@@ -56,9 +60,23 @@ class EtlSettings:
             analytics_start_date = iso_date(start) if start else None
         except ValueError as error:
             raise ValueError(f"environment variable ANALYTICS_START_DATE {error}") from None
+        text = environ.get("PSEUDONYMIZED_TEXT", "").strip() or "keep"
+        if text not in ("keep", "drop"):
+            raise ValueError(f"environment variable PSEUDONYMIZED_TEXT must be keep or drop, got {text!r}")
         return cls(
-            required("RAW_BUCKET"), required("ENRICHED_BUCKET"), zone, int(concurrency), analytics_start_date
+            required("RAW_BUCKET"), required("ENRICHED_BUCKET"), zone, int(concurrency), analytics_start_date,
+            pseudonym_key_arn=environ.get("PSEUDONYM_KEY_ARN", "").strip() or None, pseudonymized_text=text,
         )
+
+
+    def pseudonymizer(self) -> Pseudonymizer | None:
+        """The stage's pseudonymizer when it writes the analysts' pseudonymized table (its key read now), else None."""
+        if self.pseudonym_key_arn is None:
+            return None
+        import boto3
+
+        key = read_key(boto3.client("secretsmanager"), self.pseudonym_key_arn)
+        return Pseudonymizer(key, keep_text=self.pseudonymized_text == "keep")
 
 
 def checked_day(event: Any, settings: EtlSettings, now: datetime | None = None) -> date:
@@ -84,6 +102,7 @@ def process(event: Any, settings: EtlSettings, now: datetime | None = None) -> d
         enriched_bucket=settings.enriched_bucket,
         day=day,
         concurrency=settings.read_concurrency,
+        pseudonymizer=settings.pseudonymizer(),
     ).as_dict()
     logger.info("day compacted", extra=summary)
     return summary

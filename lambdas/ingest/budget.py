@@ -37,6 +37,8 @@ API_GATEWAY_TIMEOUT_SECONDS = 29
 # Parsing, logging, the EMF flush: milliseconds; the rest is slack.
 HANDLER_MARGIN_SECONDS = 4
 FUNCTION_TIMEOUT_SECONDS = 24
+# The function's memory: its work is a JSON parse and one or two small calls (bench/ingest.py measures it).
+INGEST_MEMORY_MB = 256
 
 # How often a container may re-read the webhook secret when a presented token does not match it: a new
 # token after a rotation is accepted within this time, and a stream of wrong tokens costs at most one

@@ -48,7 +48,7 @@ from lambdas.common.layout import PARTITION_KEY, PREFIX
 from lambdas.common.reading import LONE_SURROGATE_AS, refuse_json_constant, trino_double
 from lambdas.etl.day import UnreadableObject, object_lines
 from lambdas.etl.schema import COLUMNS, PARTITION
-from stacks.config import RAW_TABLE, TABLE, StageConfig
+from stacks.config import PSEUDONYMIZED_TABLE, RAW_TABLE, TABLE, StageConfig
 from tools.cli import CommandError
 
 if TYPE_CHECKING:
@@ -98,12 +98,14 @@ class AthenaRefuses(CommandError):
 
 
 def table_schema(database: str) -> dict[str, dict[str, dict[str, str]]]:
-    """The stage's two tables as Glue declares them, for sqlglot: the enriched Parquet columns plus the
-    partition, and the raw zone's lines (with Athena's hidden `$path` column)."""
+    """The stage's tables as Glue declares them, for sqlglot: the enriched Parquet columns plus the partition (the
+    pseudonymized table's are the same), and the raw zone's lines (with Athena's hidden `$path` column)."""
     partition = {PARTITION.name: PARTITION.sql_type}
+    enriched = {**{column.name: column.sql_type for column in COLUMNS}, **partition}
     return {
         database: {
-            TABLE: {**{column.name: column.sql_type for column in COLUMNS}, **partition},
+            TABLE: enriched,
+            PSEUDONYMIZED_TABLE: enriched,
             RAW_TABLE: {RAW_LINE: "string", PATH_COLUMN: "string", **partition},
         }
     }
@@ -213,18 +215,25 @@ class DayWindow:
 @dataclass(frozen=True)
 class LakeFolders:
     """Where a local lake's two zones are, each laid out as its bucket (`telegram/context_date=D/...`) or as
-    the table folder itself; either may be absent."""
+    the table folder itself; either may be absent. The enriched bucket's `telegram_pseudonymized/`, when it has
+    one, is the pseudonymized table."""
 
     enriched: Path | None
     raw: Path | None
+    pseudonymized: Path | None = None
 
     @classmethod
     def find(cls, folder: Path) -> LakeFolders:
         """`DIR/raw` and `DIR/enriched` when DIR has either; otherwise DIR is the enriched zone alone."""
         raw, enriched = folder / RAW_FOLDER, folder / ENRICHED_FOLDER
-        if raw.is_dir() or enriched.is_dir():
-            return cls(_table_root(enriched) if enriched.is_dir() else None, _table_root(raw) if raw.is_dir() else None)
-        return cls(_table_root(folder), None)
+        if not (raw.is_dir() or enriched.is_dir()):
+            enriched = folder
+        pseudonymized = enriched / PSEUDONYMIZED_TABLE
+        return cls(
+            _table_root(enriched) if enriched.is_dir() else None,
+            _table_root(raw) if raw.is_dir() else None,
+            pseudonymized if pseudonymized.is_dir() else None,
+        )
 
 
 class LocalLake:
@@ -249,11 +258,16 @@ class LocalLake:
         self._shown_as = shown_as or str(root)
         enriched = _partition_files(folders.enriched, "*.parquet")
         raw = _partition_files(folders.raw, "*")
-        outside = {path.parent for path in (*enriched, *raw) if window is not None and _partition_day(path.parent) not in window}
+        pseudonymized = _partition_files(folders.pseudonymized, "*.parquet")
+        outside = {
+            path.parent for path in (*enriched, *raw, *pseudonymized)
+            if window is not None and _partition_day(path.parent) not in window
+        }
         self.days_outside_window = len({folder.name for folder in outside})
         self._files = [str(path) for path in enriched if path.parent not in outside]
         self._raw_files = [path for path in raw if path.parent not in outside and athena_reads(path.name)]
-        if not self._files and not self._raw_files and raw_objects is None:
+        self._pseudonymized_files = [str(path) for path in pseudonymized if path.parent not in outside]
+        if not self._files and not self._raw_files and not self._pseudonymized_files and raw_objects is None:
             hidden = f"; days outside {window}, not read: {self.days_outside_window}" if outside else ""
             raise CommandError(
                 f"no enriched Parquet or raw objects in {self._shown_as} "
@@ -314,14 +328,15 @@ class LocalLake:
         self.connection.execute(f'CREATE SCHEMA "{database}"')
         self.connection.register(f"{database}_raw_lines", self._raw_table)
         self.connection.execute(f'CREATE VIEW "{database}".{RAW_TABLE} AS SELECT * FROM "{database}_raw_lines"')
-        if not self._files:
-            columns = ", ".join(f'"{column.name}" {_DUCKDB_TYPES[column.sql_type]}' for column in COLUMNS)
-            self.connection.execute(f'CREATE TABLE "{database}".{TABLE} ({columns}, {partition})')
-        else:
+        for table, files in ((TABLE, self._files), (PSEUDONYMIZED_TABLE, self._pseudonymized_files)):
+            if not files:
+                columns = ", ".join(f'"{column.name}" {_DUCKDB_TYPES[column.sql_type]}' for column in COLUMNS)
+                self.connection.execute(f'CREATE TABLE "{database}".{table} ({columns}, {partition})')
+                continue
             # By column name, as Athena reads Parquet: a day written before a column was added reads it as null.
             try:
                 self.connection.execute(
-                    f'CREATE VIEW "{database}".{TABLE} AS SELECT * FROM read_parquet({_sql_list(self._files)}, '
+                    f'CREATE VIEW "{database}".{table} AS SELECT * FROM read_parquet({_sql_list(files)}, '
                     f"union_by_name = true, hive_partitioning = true, "
                     f"hive_types = {{'{PARTITION.name}': '{PARTITION.sql_type.upper()}'}})"
                 )

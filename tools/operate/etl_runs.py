@@ -307,9 +307,16 @@ def _local_settings(args: argparse.Namespace, config: StageConfig) -> EtlSetting
     enriched_bucket = args.enriched_bucket or os.environ.get("ENRICHED_BUCKET")
     if not raw_bucket or not enriched_bucket:
         raise CommandError("--local needs --raw-bucket and --enriched-bucket (or env RAW_BUCKET and ENRICHED_BUCKET)")
+    key_arn = os.environ.get("PSEUDONYM_KEY_ARN") or None
+    if config.pseudonymized and key_arn is None:
+        raise CommandError(
+            f"stage {config.stage} writes the pseudonymized table: --local needs PSEUDONYM_KEY_ARN, the ARN of the "
+            "pseudonym key's secret in the local Secrets Manager"
+        )
     return EtlSettings(
         raw_bucket, enriched_bucket, config.timezone, config.etl_read_concurrency,
         analytics_start_date=_analytics_start(config),
+        pseudonym_key_arn=key_arn if config.pseudonymized else None, pseudonymized_text=config.pseudonymized_text,
     )
 
 

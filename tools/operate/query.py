@@ -2,7 +2,8 @@
 
 On Athena the query runs in the stage's workgroup (which enforces the results bucket and the bytes-scanned
 cutoff) against the stage's Glue database; the SQL is the file's, so it is exactly the saved named query.
-`--local` runs the same file on DuckDB over the enriched Parquet (see tools/local/sql.py).
+`--local` runs the same file on DuckDB over the enriched Parquet (see tools/local/sql.py). `--pseudonymized` runs
+the analysts' version of the query on a pseudonymized stage: over the pseudonymized table, in their workgroup.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analytics import SavedQuery, find_query, stage_queries
+from analytics import SavedQuery, analyst_queries, find_query, stage_queries
 from stacks.config import StageConfig
 from tools.cli import CommandError, add_stage_argument, aws_session, plain, plain_json, stage_config
 
@@ -55,20 +56,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run on DuckDB over the enriched Parquet in a folder or s3://bucket[/prefix] (AWS_ENDPOINT_URL applies)",
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    add_pseudonymized_argument(parser)
     add_timeout_argument(parser, "the query")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = stage_config(args)
+    queries = saved_queries(config, args.pseudonymized)
     if args.list:
-        queries = stage_queries(config)
         print(render(["name", "question"], [(query.name, query.question) for query in queries], args.format))
         return 0
     if not args.name:
         raise CommandError("name a saved query, or use --list to see them")
     try:
-        query = find_query(stage_queries(config), args.name)
+        query = find_query(queries, args.name)
     except KeyError as error:
         raise CommandError(error.args[0]) from None
     if args.local:
@@ -86,14 +88,40 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return 0
-    answer = run_athena(query, config, timeout=args.timeout)
+    workgroup = query_workgroup(config, args.pseudonymized)
+    answer = run_athena(query, config, timeout=args.timeout, workgroup=workgroup)
     print(render(answer.columns, answer.rows, args.format))
     print(
         f"{len(answer.rows)} rows, {format_bytes(answer.bytes_scanned)} scanned "
-        f"(query {answer.execution_id}, workgroup {config.athena_workgroup})",
+        f"(query {answer.execution_id}, workgroup {workgroup})",
         file=sys.stderr,
     )
     return 0
+
+
+def add_pseudonymized_argument(parser: argparse.ArgumentParser) -> None:
+    """`--pseudonymized` of the commands that run saved queries: the analysts' queries, as they run them."""
+    parser.add_argument(
+        "--pseudonymized",
+        action="store_true",
+        help="the analysts' queries over the pseudonymized table, in their workgroup (analyst_access: pseudonymized)",
+    )
+
+
+def saved_queries(config: StageConfig, pseudonymized: bool) -> list[SavedQuery]:
+    """The stage's saved queries, or with `pseudonymized` its analysts' (refused on a stage that has none)."""
+    if not pseudonymized:
+        return stage_queries(config)
+    if not config.pseudonymized:
+        raise CommandError(
+            f"stage {config.stage} has no pseudonymized table: its analyst_access is {config.analyst_access}"
+        )
+    return analyst_queries(config)
+
+
+def query_workgroup(config: StageConfig, pseudonymized: bool) -> str:
+    """Where the queries run on Athena: the analysts' workgroup for their queries, else the stage's."""
+    return config.analyst_workgroup if pseudonymized else config.athena_workgroup
 
 
 def run_athena(
@@ -103,21 +131,23 @@ def run_athena(
     client: Any = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
+    workgroup: str | None = None,
 ) -> AthenaAnswer:
-    """Start the query in the stage's workgroup and database, wait for it, and read every result page."""
+    """Start the query in the workgroup (the stage's by default) and the stage's database, wait for it, and read
+    every result page."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = client or aws_session(config).client("athena")
+    workgroup = workgroup or config.athena_workgroup
     try:
         execution_id = client.start_query_execution(
             QueryString=query.sql,
-            WorkGroup=config.athena_workgroup,
+            WorkGroup=workgroup,
             QueryExecutionContext={"Database": config.glue_database},
         )["QueryExecutionId"]
         execution = wait_for_query(client, execution_id, timeout=timeout, sleep=sleep)
         columns, rows = _read_results(client, execution_id)
     except (BotoCoreError, ClientError) as error:
-        workgroup = config.athena_workgroup
         raise CommandError(f"Athena could not run {query.name} in workgroup {workgroup}: {error}") from None
     return AthenaAnswer(columns, rows, execution_id, execution.get("Statistics", {}).get("DataScannedInBytes", 0))
 

@@ -8,6 +8,9 @@ them) on the stage's Athena
 workgroup, or with `--local` on DuckDB as `query --local` does, and writes one self-contained HTML file:
 inline SVG charts and CSS, no script, no font, no request, readable on a phone.
 
+`--pseudonymized` runs the analysts' queries on a pseudonymized stage (over the pseudonymized table, in their
+workgroup): the sections that read the raw zone are left out, and no name is shown.
+
 `--days N` limits every query to the last N days in the stage's time zone, today included (on Athena,
 partition pruning makes that cheaper too); by default the range is every day the stage shows, from its
 `analytics_start_date`.
@@ -27,7 +30,9 @@ from analytics import RELATION_NOTES, SavedQuery, stage_queries
 from lambdas.common.layout import PARTITION_KEY, today
 from stacks.config import StageConfig
 from tools.cli import CommandError, add_stage_argument, aws_session, count_argument, stage_config
-from tools.operate.query import add_timeout_argument, format_bytes, run_athena
+from tools.operate.query import (
+    add_pseudonymized_argument, add_timeout_argument, format_bytes, query_workgroup, run_athena, saved_queries,
+)
 from tools.operate.report_html import SECTION_QUERIES, Answer, ReportContext, render_report
 
 DEFAULT_OUT = "report.html"
@@ -53,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="only the last N days, today included (default: every day the stage shows)",
     )
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"the HTML file (default {DEFAULT_OUT})")
+    add_pseudonymized_argument(parser)
     add_timeout_argument(parser, "each query")
     parser.set_defaults(func=report_command)
 
@@ -60,14 +66,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def report_command(args: argparse.Namespace) -> int:
     config = stage_config(args)
     first, last = report_days(config, args.days)
-    queries = report_queries(config)
+    queries = report_queries(config, saved_queries(config, args.pseudonymized))
     limited = [_limited(query, first, last) for query in queries]
     if args.local:
         answers = local_answers(limited, config, args.local)
         source = f"DuckDB over {args.local}"
     else:
-        answers, scanned = athena_answers(limited, config, timeout=args.timeout)
-        source = f"Athena workgroup {config.athena_workgroup}"
+        workgroup = query_workgroup(config, args.pseudonymized)
+        answers, scanned = athena_answers(limited, config, timeout=args.timeout, workgroup=workgroup)
+        source = f"Athena workgroup {workgroup}"
         print(f"{len(limited)} queries, {format_bytes(scanned)} scanned", file=sys.stderr)
     context = ReportContext(
         stage=config.stage, zone=config.timezone, first_day=first, last_day=last, source=source,
@@ -160,13 +167,16 @@ def local_answers(queries: Sequence[SavedQuery], config: StageConfig, source: st
 
 
 def athena_answers(
-    queries: Sequence[SavedQuery], config: StageConfig, *, timeout: float, client: object = None
+    queries: Sequence[SavedQuery], config: StageConfig, *, timeout: float, client: object = None,
+    workgroup: str | None = None,
 ) -> tuple[dict[str, Answer], int]:
-    """Each query in the stage's workgroup, a few at a time; the answers and the bytes scanned in all.
-    The first query that fails ends the report with its error (a report missing a section would mislead)."""
+    """Each query in the workgroup (the stage's by default), a few at a time; the answers and the bytes scanned in
+    all. The first query that fails ends the report with its error (a report missing a section would mislead)."""
     client = client or aws_session(config).client("athena")
     with ThreadPoolExecutor(max_workers=ATHENA_PARALLEL_QUERIES, thread_name_prefix="athena") as pool:
-        results = list(pool.map(lambda query: run_athena(query, config, client=client, timeout=timeout), queries))
+        results = list(pool.map(
+            lambda query: run_athena(query, config, client=client, timeout=timeout, workgroup=workgroup), queries
+        ))
     answers = {query.name: (result.columns, result.rows) for query, result in zip(queries, results)}
     return answers, sum(result.bytes_scanned for result in results)
 

@@ -4,7 +4,8 @@ parses offline and what `tools doctor` has Athena itself analyse (EXPLAIN) on a 
 - every saved query as composed: the named query's text, which `tools query` sends too;
 - the Athena compaction's two statements as its plan step writes them: the SELECT inside the UNLOAD (UNLOAD is
   Athena's own statement, which Trino's grammar does not have) and the day's report;
-- every query of `tools report`, narrowed to the days of `--days N` for several N, and without `--days`.
+- every query of `tools report`, narrowed to the days of `--days N` for several N, and without `--days`;
+- on a pseudonymized stage, the analysts' saved queries and `tools report --pseudonymized`'s, likewise.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Sequence
 
-from analytics import SavedQuery, athena_compaction_templates, stage_queries
+from analytics import SavedQuery, analyst_queries, athena_compaction_templates, stage_queries
 from lambdas.etl.athena_engine import plan
 from lambdas.etl.handler import EtlSettings
 from stacks.config import StageConfig
@@ -37,11 +38,19 @@ def athena_statements(config: StageConfig, now: datetime | None = None) -> list[
     """Every statement the stage sends Athena, as it sends it (see the module's docstring)."""
     queries = stage_queries(config)
     stage = f"stage {config.stage}"
-    return [
+    statements = [
         *(Statement(f"{stage}: saved query {query.name} (named query, `tools query`)", query.sql) for query in queries),
         *compaction_statements(config),
         *report_statements(config, queries, now),
     ]
+    if config.pseudonymized:
+        analysts = analyst_queries(config)
+        statements += [
+            Statement(f"{stage}: analysts' saved query {query.name} (`tools query --pseudonymized`)", query.sql)
+            for query in analysts
+        ]
+        statements += report_statements(config, analysts, now, flags=" --pseudonymized")
+    return statements
 
 
 def compaction_statements(config: StageConfig) -> list[Statement]:
@@ -59,13 +68,14 @@ def compaction_statements(config: StageConfig) -> list[Statement]:
 
 
 def report_statements(
-    config: StageConfig, queries: Sequence[SavedQuery], now: datetime | None = None
+    config: StageConfig, queries: Sequence[SavedQuery], now: datetime | None = None, flags: str = ""
 ) -> list[Statement]:
-    """`tools report`'s queries as each `--days` of REPORT_DAYS narrows them."""
+    """`tools report`'s queries (`queries`: those of `tools report{flags}`) as each `--days` of REPORT_DAYS narrows
+    them."""
     statements = []
     for days in REPORT_DAYS:
         first, last = report_days(config, days, now)
-        flag = "" if days is None else f" --days {days}"
+        flag = flags if days is None else f"{flags} --days {days}"
         for query in report_queries(config, queries):
             sender = f"stage {config.stage}: `tools report{flag}`, query {query.name}"
             statements.append(Statement(sender, limited_to_days(query.sql, first, last)))
