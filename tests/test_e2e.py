@@ -333,7 +333,7 @@ def test_top_commands(pipeline):
 
 def test_demo_runs_end_to_end_writes_its_report_and_leaves_no_thread(tmp_path, capfd):
     threads_before = set(threading.enumerate())
-    exit_code = tools_main(["demo", "--out", str(tmp_path), "--days", "2", "--per-day", "60"])
+    exit_code = tools_main(["demo", "--out", str(tmp_path), "--days", "2", "--per-day", "60", "--history-days", "3"])
     assert exit_code == 0
     assert set(threading.enumerate()) == threads_before
     printed = capfd.readouterr().out
@@ -343,21 +343,31 @@ def test_demo_runs_end_to_end_writes_its_report_and_leaves_no_thread(tmp_path, c
     assert report.startswith("<!DOCTYPE html>") and report.count("<svg") >= 3  # the browser check: make check-report
 
     # Both zones outlive the local stack, for `query --local OUT/lake` (the README's example). Yesterday is
-    # compacted; today is left to tonight's run, so its answer comes from the raw zone.
+    # compacted; today is left to tonight's run, so its answer comes from the raw zone. The three days before are
+    # the chat's history, imported from its export (tools/local/synthetic.py writes it as Telegram Desktop does).
     lake = tmp_path / "lake"
     today = local_today(CONFIG.timezone)
     yesterday = today - timedelta(days=1)
+    history = [yesterday - timedelta(days=offset) for offset in (3, 2, 1)]
     files = sorted((lake / "enriched").glob("telegram/context_date=*/telegram.parquet"))
-    assert [file.parent.name for file in files] == [f"context_date={yesterday}"]
-    raw_objects = list((lake / "raw").glob("telegram/*/*"))
+    assert [file.parent.name for file in files] == [f"context_date={day}" for day in (*history, yesterday)]
+    assert json.loads((tmp_path / "history" / "result.json").read_text())["type"] == "private_supergroup"
+    imported = [path for path in (lake / "raw").glob("telegram/*/import-*.jsonl.gz")]
+    assert sorted(path.parent.name for path in imported) == [f"context_date={day}" for day in history]
+    raw_objects = [path for path in (lake / "raw").glob("telegram/*/*") if path not in imported]
     assert f"copied {len(raw_objects)} raw objects and 1 daily Parquet files" in printed
     assert all(path.name.endswith(".jsonl.gz") for path in raw_objects)  # Firehose's batches, no single objects
-    per_day = [len(list((lake / "raw").glob(f"telegram/context_date={day}/*"))) for day in (yesterday, today)]
+    assert re.search(r"history imported from its export\s*│\s*\d+ messages on 3 days", printed), printed
+    per_day = [len([path for path in (lake / "raw").glob(f"telegram/context_date={day}/*") if path not in imported])
+               for day in (yesterday, today)]
     summary = re.search(r"raw objects \(gzip batches\)\s*│\s*(\d+)\s*│\s*\n.*per day\s*│\s*([\d ]+) \(", printed)
     assert summary and int(summary[1]) == len(raw_objects), printed
     assert [int(count) for count in summary[2].split()] == [count for count in per_day if count]
-    compacted = pq.read_table(files[0]).to_pylist()
-    expected = {yesterday.isoformat(): sum(row["update_type"] == "message" and not row["user_is_bot"] for row in compacted)}
+    expected = {}
+    for file in files:  # the history's days, imported and compacted, and yesterday
+        compacted = pq.read_table(file).to_pylist()
+        day = file.parent.name.removeprefix("context_date=")
+        expected[day] = sum(row["update_type"] == "message" and not row["user_is_bot"] for row in compacted)
     yesterdays_ids = set(raw_updates(lake, yesterday))
     todays = [
         update for update_id, update in raw_updates(lake, today).items()

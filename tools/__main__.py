@@ -1,8 +1,9 @@
 """`python -m tools ...`: the project's own commands.
 
 Laid out by what they are for: tools/operate/ operates a deployed stage (webhook, chats, target, etl run,
-query, report, status, doctor, erase; most also run `--local`), tools/local/ emulates AWS on this machine (local up,
-demo), tools/ci/ checks the build (check-layers; the browser check and the workflow linters run from make).
+import-history, query, report, status, doctor, erase; most also run `--local`), tools/local/ emulates AWS on this
+machine (local up, demo), tools/ci/ checks the build (check-layers; the browser check and the workflow linters run
+from make).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from tools.cli import CommandError, aws_configuration_problem, plain
 # `func(args)` returns the process exit code. In the order `--help` lists them.
 COMMAND_MODULES = (
     "tools.operate.webhook", "tools.operate.chats", "tools.operate.target", "tools.operate.etl_runs",
-    "tools.operate.query", "tools.operate.report", "tools.operate.status", "tools.operate.doctor",
-    "tools.operate.erase",
+    "tools.operate.import_history", "tools.operate.query", "tools.operate.report", "tools.operate.status",
+    "tools.operate.doctor", "tools.operate.erase",
     "tools.local.stack", "tools.local.demo",
     "tools.ci.layers",
 )

@@ -7,6 +7,8 @@
 - `received_at`: the arrival instant, milliseconds since the epoch (API Gateway's). Of several copies of one
   update (Telegram redelivers after a lost answer, Firehose delivers at least once), the first arrival wins.
 - `update`: last, and the request body byte for byte: `update_bytes` gives back exactly what Telegram sent.
+- `imported` (only on lines `python -m tools import-history` wrote, `true`): the update was rebuilt from a
+  Telegram Desktop export, not received. Every reader ignores fields it does not know, this one included.
 
 A line is one line: the ingest refuses a body with a line break (Telegram sends compact JSON), so no update
 can split a batch's lines.
@@ -16,13 +18,16 @@ from __future__ import annotations
 
 from datetime import date
 
-CONTEXT_DATE, RECEIVED_AT, UPDATE = "context_date", "received_at", "update"
+CONTEXT_DATE, RECEIVED_AT, UPDATE, IMPORTED = "context_date", "received_at", "update", "imported"
 _UPDATE_FIELD = b',"update":'
 
 
-def envelope_line(day: date, received_at_ms: int, body: bytes) -> bytes:
+def envelope_line(day: date, received_at_ms: int, body: bytes, *, imported: bool = False) -> bytes:
     """The batch line of one update (with its line break): the body is embedded as sent, not re-encoded."""
-    return b'{"context_date":"%s","received_at":%d,"update":%s}\n' % (day.isoformat().encode(), received_at_ms, body)
+    marker = b',"%s":true' % IMPORTED.encode() if imported else b""
+    return b'{"context_date":"%s","received_at":%d%s,"update":%s}\n' % (
+        day.isoformat().encode(), received_at_ms, marker, body
+    )
 
 
 def update_bytes(line: bytes) -> bytes:

@@ -9,9 +9,13 @@
    arrival times) and writes what it still buffers once every update is delivered.
 3. Runs the ETL handler for every day but the last (today: not compacted yet, as before tonight's run) and
    copies both buckets to `lake/raw/` and `lake/enriched/` in the output folder before the local stack goes
-   away, so `python -m tools query NAME --local OUT/lake` works afterwards; then runs every saved query on
-   DuckDB over that copy: today's answers come from the raw zone, up to the minute.
-4. Prints the answers and writes the analytics report (`report.html`, as `python -m tools report` does).
+   away, so `python -m tools query NAME --local OUT/lake` works afterwards.
+4. Imports the chat's history: the same chat's weeks before the webhook (`--history-days`), written as Telegram
+   Desktop's export (`history/result.json`) and imported into that lake as `python -m tools import-history
+   OUT/history --local OUT/lake` does, so the engagement questions (newcomers staying, writers per week and
+   month, top members) have weeks to answer from.
+5. Runs every saved query on DuckDB over the lake (today's answers come from the raw zone, up to the minute),
+   prints the answers and writes the analytics report (`report.html`, as `python -m tools report` does).
 
 The Lambda handlers write a JSON log line and an EMF metrics document per request to standard output,
 as CloudWatch expects: the demo sends those to `lambda.log` in the output folder, like a log group, and
@@ -33,6 +37,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TextIO
+from zoneinfo import ZoneInfo
 
 from analytics import SavedQuery, stage_queries
 from lambdas.common.layout import PARTITION_KEY, PREFIX, today
@@ -43,7 +48,9 @@ from tools.operate.etl_runs import DayOutcome, days_between, local_engine_runner
 from tools.local.stack import LocalStack, deliver, telegram_json
 from tools.local.sql import ENRICHED_FOLDER, RAW_FOLDER, download_lake, open_lake
 from tools.operate.report import write_demo_report
-from tools.local.synthetic import SyntheticUpdate, synthetic_chat
+from tools.local.synthetic import CHAT_TITLE, SyntheticUpdate, desktop_export, synthetic_chat, write_desktop_export
+from tools.operate.import_history import EXPORT_FILE, ImportSummary, import_history, local_lake
+from tools.operate.import_history import summary_table as import_table
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -51,6 +58,8 @@ if TYPE_CHECKING:
 DEFAULT_OUT = "demo-output"
 DEFAULT_DAYS = 7
 DEFAULT_PER_DAY = 300
+DEFAULT_HISTORY_DAYS = 28  # the chat's weeks before its webhook was set, imported from its export
+HISTORY = "history"  # the export's folder in the output folder
 # A year of chat at most, and a busy group's traffic: more only takes hours (and a start date millions of
 # days back does not exist).
 MAX_DAYS = 366
@@ -80,6 +89,7 @@ class DemoSummary:
     non_message_updates: int
     parquet_rows: int
     parquet_files: int
+    history: ImportSummary | None
     queries: int
     lake_copy: Path
     report: Path
@@ -106,6 +116,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
         help="first day (default: the last --days days, today included)",
     )
+    parser.add_argument(
+        "--history-days", type=_history_days, default=DEFAULT_HISTORY_DAYS,
+        help=f"days of the chat before --start, imported from its Telegram Desktop export (default "
+        f"{DEFAULT_HISTORY_DAYS}, 0 for none, at most {MAX_DAYS})",
+    )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the synthetic chat (default 7)")
     parser.set_defaults(func=demo_command)
 
@@ -121,7 +136,8 @@ def demo_command(args: argparse.Namespace) -> int:
         # Piped or captured output gets a fixed width instead of rich's 80 columns, so the tables stay readable.
         console = Console(file=terminal, width=None if terminal.isatty() else PIPED_WIDTH)
         summary = run_demo(
-            config, args.out, start=start, days=args.days, per_day=args.per_day, seed=args.seed, console=console
+            config, args.out, start=start, days=args.days, per_day=args.per_day, seed=args.seed, console=console,
+            history_days=args.history_days,
         )
         console.print()
         console.print(_summary_table(summary, args.out / LAMBDA_LOG, time.monotonic() - started))
@@ -129,19 +145,21 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 def run_demo(
-    config: StageConfig, out: Path, *, start: date, days: int, per_day: int, seed: int, console: Console
+    config: StageConfig, out: Path, *, start: date, days: int, per_day: int, seed: int, console: Console,
+    history_days: int = 0,
 ) -> DemoSummary:
     queries = stage_queries(config)  # first: a broken one fails before anything runs
     chat_id = config.allowed_chat_ids[0]
     other_chat_id = _other_chat(config.allowed_chat_ids)
     now = datetime.now(timezone.utc)
-    updates = [  # nothing from later today: it has not been written yet
-        update
-        for update in synthetic_chat(
-            start, days, per_day, chat_id=chat_id, other_chat_id=other_chat_id, zone=config.timezone, seed=seed
-        )
-        if update.arrival <= now
-    ]
+    # One community: its weeks before the webhook (exported, then imported) and its days since (delivered).
+    chat = synthetic_chat(
+        start - timedelta(days=history_days), history_days + days, per_day, chat_id=chat_id,
+        other_chat_id=other_chat_id, zone=config.timezone, seed=seed,
+    )
+    webhook_set = datetime.combine(start, datetime.min.time(), tzinfo=ZoneInfo(config.timezone))
+    history = [update for update in chat if update.arrival < webhook_set]
+    updates = [update for update in chat if webhook_set <= update.arrival <= now]  # nothing from later today
     deliveries = with_redeliveries(updates, random.Random(seed))
     console.rule(f"[bold]Telegram Lake demo[/]: stage {config.stage}, {config.timezone}")
     with LocalStack(config) as stack:
@@ -157,9 +175,11 @@ def run_demo(
         outcomes = compact_days(stack, config, days_between(start, last_day - timedelta(days=1)), console)
         console.print(f"{last_day} is left to tonight's run: its answers come from the raw zone, up to the minute")
         lake = copy_lake(stack, out / LAKE_COPY, console)
+    imported = import_demo_history(config, history, out, lake, console) if history else None
     answers = run_saved_queries(lake, queries, console)
     console.print(today_from_the_raw_zone(answers, last_day), soft_wrap=True)
-    report = write_demo_report(answers, queries, config, out / REPORT, first=start, last=last_day)
+    first = start - timedelta(days=history_days)
+    report = write_demo_report(answers, queries, config, out / REPORT, first=first, last=last_day)
     console.print(f"\nwrote the analytics report {report} (open it in a browser)", soft_wrap=True)
     etl = [outcome.summary or {} for outcome in outcomes]
     return DemoSummary(
@@ -171,10 +191,28 @@ def run_demo(
         non_message_updates=sum(day.get("skipped", 0) for day in etl),
         parquet_rows=sum(day.get("rows_written", 0) for day in etl),
         parquet_files=sum(1 for day in etl if day.get("output_key")),
+        history=imported,
         queries=len(answers),
         lake_copy=lake,
         report=report,
     )
+
+
+def import_demo_history(
+    config: StageConfig, history: Sequence[SyntheticUpdate], out: Path, lake: Path, console: Console
+) -> ImportSummary:
+    """The chat's days before the webhook, as Telegram Desktop exports them, imported into the demo's lake."""
+    chat_id = config.allowed_chat_ids[0]
+    export = write_desktop_export(desktop_export(history, chat_id, name=CHAT_TITLE), out / HISTORY / EXPORT_FILE)
+    console.print(f"importing the chat's history before the webhook from its export {export} ...", soft_wrap=True)
+    summary = import_history(export, config, local_lake(lake, config), console)
+    console.print(import_table(summary, config))
+    failed = [outcome for outcome in summary.compacted if not outcome.ok]
+    if failed:
+        raise CommandError(
+            f"the history's compaction failed for {len(failed)} day(s), first {failed[0].day}: {failed[0].error}"
+        )
+    return summary
 
 
 def with_redeliveries(updates: Sequence[SyntheticUpdate], rng: random.Random) -> list[SyntheticUpdate]:
@@ -311,6 +349,7 @@ def _summary_table(summary: DemoSummary, log: Path, seconds: float) -> Any:
         ("  redeliveries dropped by the ETL", summary.duplicates_dropped_by_etl),
         ("  non-message updates skipped by the ETL", summary.non_message_updates),
         ("Parquet rows", f"{summary.parquet_rows} in {summary.parquet_files} daily files"),
+        ("history imported from its export", _history_line(summary.history)),
         ("saved queries run on DuckDB", summary.queries),
         ("raw and enriched zones copied to", str(summary.lake_copy)),
         ("analytics report", str(summary.report)),
@@ -319,6 +358,24 @@ def _summary_table(summary: DemoSummary, log: Path, seconds: float) -> Any:
     ):
         table.add_row(label, str(value))
     return table
+
+
+def _history_line(history: ImportSummary | None) -> str:
+    if history is None or not history.days:
+        return "none"
+    messages = sum(count for kind, count in history.kinds.items() if kind != "reaction counts")
+    return f"{messages} messages on {len(history.days)} days ({min(history.days):%m-%d} to {max(history.days):%m-%d})"
+
+
+def _history_days(text: str) -> int:
+    """--history-days: 0 (none) to MAX_DAYS."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_DAYS}, got {text!r}")
+    return value
 
 
 def per_day(counts: dict[date, int]) -> str:

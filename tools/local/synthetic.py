@@ -17,16 +17,21 @@ duplicate deliveries are the caller's business.
 
 from __future__ import annotations
 
+import json
 import random
 import unicodedata
-from collections import deque
+from collections import Counter, deque
 from itertools import accumulate
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
+from tools.operate.desktop_export import FILE_FIELDS, ENTITY_TYPES, MEDIA_TYPES, SUPERGROUP_PREFIX
+
 FIRST_UPDATE_ID = 873_400_000
+CHAT_TITLE = "Telegram Lake Community"
 BOT = {"id": 7_012_345_678, "is_bot": True, "first_name": "Price Bot", "username": "SomeBot"}
 
 # Relative traffic by local hour (0-23) and by weekday (Monday first).
@@ -132,7 +137,7 @@ def synthetic_chat(
         raise ValueError(f"need days >= 1 and updates_per_day >= 0, got {days} and {updates_per_day}")
     rng = random.Random(seed)
     arrivals = _arrival_times(rng, start, days, updates_per_day, ZoneInfo(zone))
-    chat = _Chat(chat_id, "supergroup", "Telegram Lake Community", _users(rng, 48), forum=True)
+    chat = _Chat(chat_id, "supergroup", CHAT_TITLE, _users(rng, 48), forum=True)
     other = _Chat(other_chat_id, "group", "Off-topic", _users(rng, 12), forum=False) if other_chat_id else None
     writer = _UpdateWriter(rng)
     updates = []
@@ -556,3 +561,197 @@ def _with_entity(
     length = len(marked.encode("utf-16-le")) // 2
     entities_field = "entities" if text_field == "text" else "caption_entities"
     return {text_field: before + marked + after, entities_field: [{"offset": offset, "length": length, "type": kind}]}
+
+
+# ---- Telegram Desktop's export of the same chat
+
+# What Telegram Desktop writes instead of a file it did not download.
+FILE_NOT_INCLUDED = "(File not included. Change data exporting settings to download.)"
+# A media field of the Bot API -> the export's `media_type` (a photo and a document have none).
+_EXPORTED_MEDIA_TYPES = {bot_api: exported for exported, bot_api in MEDIA_TYPES.items()}
+_EXPORTED_ENTITY_TYPES = {bot_api: exported for exported, bot_api in ENTITY_TYPES.items()}
+_EXPORTED_FILE_FIELDS = {bot_api: exported for exported, bot_api in FILE_FIELDS.items()}
+
+
+def desktop_export(
+    updates: Iterable[SyntheticUpdate | Mapping[str, Any]], chat_id: int, *, name: str
+) -> dict[str, Any]:
+    """What Telegram Desktop's "Export chat history" (machine-readable JSON) writes for the chat whose Bot API
+    updates these are: each message as last edited, with its reactions' final counts, the joins and leaves as
+    service messages, in message id order. What an export holds that the updates never told (or the reverse) is
+    left out: a dice is `unsupported`, as Telegram Desktop writes it; callback queries, poll answers and members'
+    status changes are no messages."""
+    updates = [item.update if isinstance(item, SyntheticUpdate) else item for item in updates]
+    mine = [update for update in updates if _payload_chat_id(update) == chat_id]
+    edited = [update["edited_message"] for update in mine if "edited_message" in update]
+    edits = {edit["message_id"]: edit for edit in edited}  # the latest edit of each message
+    messages = [
+        _exported_message(update["message"], edits.get(update["message"]["message_id"]), _final_reactions(mine))
+        for update in mine if "message" in update
+    ]
+    if chat_id <= SUPERGROUP_PREFIX:
+        export_id, chat_type = SUPERGROUP_PREFIX - chat_id, "private_supergroup"
+    else:
+        export_id, chat_type = -chat_id, "private_group"
+    messages.sort(key=lambda message: message["id"])
+    return {"name": name, "type": chat_type, "id": export_id, "messages": messages}
+
+
+def write_desktop_export(export: Mapping[str, Any], path: Path) -> Path:
+    """The export as Telegram Desktop lays out its result.json: UTF-8, one space of indentation per level."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(export, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def _payload_chat_id(update: Mapping[str, Any]) -> int | None:
+    payload = next((value for key, value in update.items() if key != "update_id"), None)
+    chat = payload.get("chat") if isinstance(payload, Mapping) else None
+    return chat.get("id") if isinstance(chat, Mapping) else None
+
+
+def _exported_message(
+    message: Mapping[str, Any], edited: Mapping[str, Any] | None, reactions: Mapping[int, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    if "dice" in message:
+        return {"id": message["message_id"], "type": "unsupported"}
+    current = edited or message
+    exported: dict[str, Any] = {
+        "id": message["message_id"], "type": "message", **_exported_date("date", message["date"]),
+    }
+    if edited is not None:
+        exported.update(_exported_date("edited", edited["edit_date"]))
+    sender = message["from"]
+    if "new_chat_members" in message or "left_chat_member" in message:
+        exported.update(type="service", actor=full_name(sender), actor_id=f"user{sender['id']}")
+        if "new_chat_members" in message:
+            exported["action"] = "join_group_by_link"
+            exported["inviter"] = None
+        else:
+            exported.update(action="remove_members", members=[full_name(message["left_chat_member"])])
+        exported.update(text="", text_entities=[])
+        return exported
+    exported.update({"from": full_name(sender), "from_id": f"user{sender['id']}"})
+    if "forward_origin" in message and message["forward_origin"].get("type") == "hidden_user":
+        exported["forwarded_from"] = message["forward_origin"]["sender_user_name"]
+    if "reply_to_message" in message:
+        exported["reply_to_message_id"] = message["reply_to_message"]["message_id"]
+    exported.update(_exported_media(message))
+    text_field, entities_field = ("caption", "caption_entities") if "caption" in current else ("text", "entities")
+    parts = exported_text(current.get(text_field, ""), current.get(entities_field, []))
+    plain = len(parts) == 1 and parts[0]["type"] == "plain"
+    mixed = [part["text"] if part["type"] == "plain" else part for part in parts]
+    exported["text"] = parts[0]["text"] if plain else mixed
+    exported["text_entities"] = parts
+    if message["message_id"] in reactions:
+        exported["reactions"] = reactions[message["message_id"]]
+    return exported
+
+
+def full_name(user: Mapping[str, Any]) -> str:
+    """A person's name as Telegram Desktop writes it: first and last name."""
+    return " ".join(filter(None, (user.get("first_name"), user.get("last_name"))))
+
+
+def _exported_date(field_name: str, unix: int) -> dict[str, str]:
+    """A date as the export writes it: the exporting computer's wall clock (here UTC) and the Unix seconds."""
+    local = datetime.fromtimestamp(unix, timezone.utc).replace(tzinfo=None)
+    return {field_name: local.isoformat(), f"{field_name}_unixtime": str(unix)}
+
+
+def exported_text(text: str, entities: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Telegram Desktop's `text_entities` of a Bot API text: the text cut at its (non-overlapping) entities,
+    whose offsets count UTF-16 code units, each piece typed (`plain` between them)."""
+    units = text.encode("utf-16-le", "surrogatepass")
+
+    def piece(start: int, end: int) -> str:
+        return units[2 * start:2 * end].decode("utf-16-le", "surrogatepass")
+
+    parts: list[dict[str, Any]] = []
+    offset = 0
+    for entity in sorted(entities, key=lambda entity: entity["offset"]):
+        if entity["offset"] > offset:
+            parts.append({"type": "plain", "text": piece(offset, entity["offset"])})
+        end = entity["offset"] + entity["length"]
+        part: dict[str, Any] = {
+            "type": _EXPORTED_ENTITY_TYPES.get(entity["type"], "unknown"), "text": piece(entity["offset"], end),
+        }
+        if "url" in entity:
+            part["href"] = entity["url"]
+        if "user" in entity:
+            part["user_id"] = entity["user"]["id"]
+        if "custom_emoji_id" in entity:
+            part["document_id"] = entity["custom_emoji_id"]
+        parts.append(part)
+        offset = end
+    if offset < len(units) // 2 or not parts:
+        parts.append({"type": "plain", "text": piece(offset, len(units) // 2)})
+    return parts
+
+
+def _exported_media(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The export's fields of the message's media: no file (Telegram Desktop's note instead), what it says about it."""
+    if "photo" in message:
+        largest = message["photo"][-1]
+        return {"photo": FILE_NOT_INCLUDED, "photo_file_size": largest["file_size"], "width": largest["width"],
+                "height": largest["height"]}
+    for field_name in ("sticker", "video_note", "voice", "animation", "video", "audio", "document"):
+        if field_name in message:
+            media = message[field_name]
+            exported: dict[str, Any] = {"file": FILE_NOT_INCLUDED}
+            exported.update({
+                _EXPORTED_FILE_FIELDS[name]: value for name, value in media.items() if name in _EXPORTED_FILE_FIELDS
+            })
+            if field_name in _EXPORTED_MEDIA_TYPES:
+                exported["media_type"] = _EXPORTED_MEDIA_TYPES[field_name]
+            if field_name == "sticker":
+                exported["sticker_emoji"] = media["emoji"]
+            return exported
+    if "location" in message:
+        return {"location_information": dict(message["location"])}
+    if "poll" in message:
+        poll = message["poll"]
+        answers = [
+            {"text": option["text"], "voters": option["voter_count"], "chosen": False} for option in poll["options"]
+        ]
+        return {"poll": {"question": poll["question"], "closed": poll["is_closed"],
+                         "total_voters": poll["total_voter_count"], "answers": answers}}
+    return {}
+
+
+def _final_reactions(updates: Iterable[Mapping[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Each message's reactions as the export shows them at the end: counts per reaction, most first (a person's
+    latest reaction list, or a message's latest anonymous totals)."""
+    people: dict[int, dict[Any, list[dict[str, str]]]] = {}
+    anonymous: dict[int, dict[tuple[tuple[str, str], ...], int]] = {}
+    for update in updates:
+        if "message_reaction" in update:
+            change = update["message_reaction"]
+            actor = change.get("user", change.get("actor_chat"))["id"]
+            people.setdefault(change["message_id"], {})[actor] = change["new_reaction"]
+        elif "message_reaction_count" in update:
+            totals = update["message_reaction_count"]
+            anonymous[totals["message_id"]] = {
+                tuple(sorted(each["type"].items())): each["total_count"] for each in totals["reactions"]
+            }
+    counted: dict[int, Counter[tuple[tuple[str, str], ...]]] = {
+        message_id: Counter(tuple(sorted(reaction.items())) for listed in actors.values() for reaction in listed)
+        for message_id, actors in people.items()
+    }
+    counted.update({message_id: Counter(totals) for message_id, totals in anonymous.items()})
+    exported = {}
+    for message_id, counts in counted.items():
+        reactions = []
+        for key, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+            if count < 1:
+                continue
+            reaction_type = dict(key)
+            reaction: dict[str, Any] = {"type": reaction_type["type"], "count": count}
+            if reaction_type["type"] == "emoji":
+                reaction["emoji"] = reaction_type["emoji"]
+            else:
+                reaction["document_id"] = reaction_type["custom_emoji_id"]
+            reactions.append(reaction)
+        if reactions:
+            exported[message_id] = reactions
+    return exported

@@ -1,4 +1,4 @@
-"""Commands that operate a deployed stage (webhook, chats, target, etl run, query, report, status).
+"""Commands that operate a deployed stage (webhook, chats, target, etl run, import-history, query, report, status).
 
 Most also run against this machine's emulation (`--local`, see tools/local/).
 """

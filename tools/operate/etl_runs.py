@@ -94,14 +94,8 @@ def run_command(args: argparse.Namespace) -> int:
         run_day = local_engine_runner(_local_settings(args, config), config, args.engine)
     elif args.raw_bucket or args.enriched_bucket or args.engine:
         raise CommandError("--raw-bucket, --enriched-bucket and --engine only apply with --local")
-    elif config.etl_engine == "athena":
-        stack = config.stack_name("Presentation")
-        arn = require_output(stack_outputs(config, "Presentation"), outputs.COMPACTION_STATE_MACHINE_ARN, stack)
-        run_day = state_machine_runner(state_machine_client(config), arn)
     else:
-        stack = config.stack_name("Etl")
-        function_name = require_output(stack_outputs(config, "Etl"), outputs.ETL_FUNCTION_NAME, stack)
-        run_day = lambda_runner(lambda_client(config), function_name)
+        run_day = deployed_runner(config)
     if len(days) > MAX_UNCONFIRMED_DAYS and not args.yes:
         confirm_long_range(days)
     console = Console()
@@ -112,6 +106,18 @@ def run_command(args: argparse.Namespace) -> int:
         console.print(f"[bold red]{len(failed)} of {len(days)} days failed:[/] {', '.join(failed)}")
         return 1
     return 0
+
+
+def deployed_runner(config: StageConfig) -> DayRunner:
+    """The stage's deployed engine for one day: the compaction state machine on `etl_engine: athena`, else the ETL
+    function (both found through the stacks' outputs)."""
+    if config.etl_engine == "athena":
+        stack = config.stack_name("Presentation")
+        arn = require_output(stack_outputs(config, "Presentation"), outputs.COMPACTION_STATE_MACHINE_ARN, stack)
+        return state_machine_runner(state_machine_client(config), arn)
+    stack = config.stack_name("Etl")
+    function_name = require_output(stack_outputs(config, "Etl"), outputs.ETL_FUNCTION_NAME, stack)
+    return lambda_runner(lambda_client(config), function_name)
 
 
 def days_between(first: date, last: date) -> list[date]:
