@@ -140,15 +140,20 @@ CLAIM_LINES = [
     line(12, b',"message":{"text":"update"}'),  # "update" in a text
     b'{"context_date": "2026-11-24", "received_at": 1, "update": {"update_id": 13, "message": %s}}\n' % MESSAGE,
     line(-14),
+    line(15, b',"message":{"text":"\\u041f\\u0440\\u0438"}'),  # Telegram's escapes of what is beyond ASCII
+    line(16, b',"message":{"text":"\\u0075"}'),  # an escaped ASCII letter: read whole, to be sure
+    b'{"context_date":"2026-11-24","received_at":1,"imported":true,"update":{"update_id":-17,"message":%s}}\n' % MESSAGE,
 ]
 
 
-@pytest.mark.parametrize("ids", [set(), {1}, {2, 3, 5, 7}, {4, 6, 8}, {9, 10, 11}, {12, 13, -14}, set(range(-20, 20))])
+@pytest.mark.parametrize(
+    "ids", [set(), {1}, {2, 3, 5, 7}, {4, 6, 8}, {9, 10, 11}, {12, 13, -14}, {15, 16, -17}, set(range(-20, 20))]
+)
 def test_the_claims_on_a_day_are_the_copies_of_its_objects_among_the_ids_asked_for(ids):
     body = gzip.compress(b"".join(CLAIM_LINES))
     copies = [item.update_id for item in copies_of("k.jsonl.gz", "batch", body, DAY) if isinstance(item, Copy)]
 
-    assert copies == [1, 2, 4, 6, 8, 12, 13, -14]
+    assert copies == [1, 2, 4, 6, 8, 12, 13, -14, 15, 16, -17]
     assert list(claims_of("k.jsonl.gz", "batch", body, DAY, ids)) == [i for i in copies if i in ids]
 
 
@@ -156,10 +161,12 @@ def test_a_line_as_the_ingest_writes_it_is_decoded_for_claims_only_when_its_upda
     decoded = []
     decode = day_module._batch_copy
     monkeypatch.setattr(day_module, "_batch_copy", lambda line, day: decoded.append(line) or decode(line, day))
-    body = b"".join(envelope_line(DAY, 1, update(update_id)) for update_id in range(100))
+    beyond_ascii = b'{"update_id":%d,"message":{"text":"\\u041f\\u0440\\u0438\\u0432\\u0435\\u0442"}}'
+    lines = [envelope_line(DAY, 1, beyond_ascii % update_id) for update_id in range(100)]
+    imported = envelope_line(DAY, 1, update(-5), imported=True)
 
-    assert list(claims_of("k.jsonl", "batch", body, DAY, {7, 100})) == [7]
-    assert decoded == [envelope_line(DAY, 1, update(7)).rstrip(b"\n")]
+    assert list(claims_of("k.jsonl", "batch", b"".join([*lines, imported]), DAY, {7, 100})) == [7]
+    assert decoded == [lines[7].rstrip(b"\n")]
 
 
 def test_a_single_update_object_claims_only_its_keys_update_and_is_read_only_when_that_is_asked_for():

@@ -210,19 +210,24 @@ def claims_of(key: str, kind: ObjectKind, body: bytes, day: date, ids: Container
             yield copy.update_id
 
 
-# The start of a batch line as the ingest writes it (lambdas/common/envelope.py) around an update whose first
-# field is its update_id, as in Telegram's JSON: that id, when the rest of the line cannot replace it.
+# The start of a batch line as the ingest (or the history import, which marks its lines) writes it
+# (lambdas/common/envelope.py) around an update whose first field is its update_id, as in Telegram's JSON: that
+# id, when the rest of the line cannot replace it.
 _LINE_START = re.compile(
-    rb'\{"context_date":"[0-9]{4}-[0-9]{2}-[0-9]{2}","received_at":[0-9]+,"update":\{"update_id":(-?[0-9]{1,19})[,}]'
+    rb'\{"context_date":"[0-9]{4}-[0-9]{2}-[0-9]{2}","received_at":[0-9]+(?:,"imported":true)?,'
+    rb'"update":\{"update_id":(-?[0-9]{1,19})[,}]'
 )
+# A JSON escape of an ASCII character (`\u0075` is "u"): only one could spell a key the fast path relies on.
+# Telegram escapes characters beyond ASCII, which spell nothing of it.
+_ESCAPED_ASCII = re.compile(rb"\\u00[0-7][0-9a-fA-F]")
 
 
 def _may_hold(line: bytes, ids: Container[int]) -> bool:
     """False only when the line cannot be a valid copy of any of `ids`: it starts as `_LINE_START` reads, with an
     update_id not among them, and neither key it passed can be repeated later (the last of two equal keys wins):
-    "update" appears nowhere else in the line, and no `\\u` escape could spell it."""
+    "update" appears nowhere else in the line, and no escape of an ASCII character could spell it."""
     start = _LINE_START.match(line)
-    if start is None or line.count(b"update") != 2 or b"\\u" in line:
+    if start is None or line.count(b"update") != 2 or _ESCAPED_ASCII.search(line):
         return True
     return int(start[1]) in ids
 
