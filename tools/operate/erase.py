@@ -74,7 +74,8 @@ _WHITESPACE = re.compile(r"\s+")
 NOT_ERASED = (
     "messages of other people that quote or name them (an @username typed in a text, words copied), and a forward "
     "from an account that hides its id (it goes by a chosen name only)",
-    "copies outside the lake: downloaded reports and query answers, exports, screenshots, Telegram itself",
+    "copies outside the lake: downloaded reports and query answers, exports, screenshots, Telegram itself; a "
+    "history export made before the erasure brings them back if imported again (`import-history`): make a new one",
     "CloudWatch logs and S3 server access logs, which may name a private chat's id (= the user's): they expire "
     "after the stage's log_retention_days",
     "Athena's query history (the text of queries run in the workgroups, kept by Athena for 45 days) and records "
