@@ -18,7 +18,6 @@ from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -40,6 +39,7 @@ from stacks.functions import lake_function, log_group
 from stacks.metrics import lake_metric
 from stacks.packaging import runtime_layer
 from stacks.references import publish
+from stacks.secrets import GeneratedSecret
 from stacks.storage import (
     AccessLogBucket, SecureBucket, grant_listing, grant_on_bucket, grant_on_objects, removal_policy,
 )
@@ -111,20 +111,15 @@ class IngestionStack(cdk.Stack):
         raw_bucket = SecureBucket(
             self, "RawBucket", config=config, access_logs=access_logs, lifecycle_rules=_raw_lifecycle(config)
         )
-        secret = secretsmanager.Secret(
+        secret = GeneratedSecret(
             self,
             "WebhookSecret",
+            config=config,
             description=f"Telegram webhook secret_token of {config.stack_name('Ingestion')} (plain string)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=SECRET_LENGTH, exclude_punctuation=True, include_space=False
-            ),
-            removal_policy=removal_policy(config),
-        )
-        acknowledge(
-            secret,
-            "AwsSolutions-SMG4",
-            "Telegram holds a copy of this token (setWebhook secret_token); an automatic rotation would reject "
-            "every update until `python -m tools webhook set` runs. Rotate by changing the secret, then webhook set.",
+            length=SECRET_LENGTH,
+            why_not_rotated="Telegram holds a copy of this token (setWebhook secret_token); an automatic rotation would "
+            "reject every update until `python -m tools webhook set` runs. Rotate by changing the secret, then "
+            "webhook set.",
         )
         stream = RawDeliveryStream(self, "RawStream", config=config, bucket=raw_bucket)
         layers = [runtime_layer(self, config)]
