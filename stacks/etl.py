@@ -31,7 +31,7 @@ from stacks.packaging import pyarrow_layer, runtime_layer
 from stacks.references import publish
 from stacks.secrets import GeneratedSecret
 from stacks.storage import (
-    AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_objects, removal_policy,
+    AccessLogBucket, SecureBucket, bucket_from_output, grant_listing, grant_on_objects,
 )
 
 # A failed attempt of the Athena engine leaves its staged files behind (a successful one removes them): a day is

@@ -17,7 +17,6 @@ import gzip
 import hashlib
 import io
 import json
-from collections import Counter
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -32,7 +31,7 @@ from moto import mock_aws
 import tools.__main__
 import tools.operate.erase as erase
 from lambdas.common.envelope import envelope_line
-from lambdas.common.layout import chat_link_key, chats_seen_key, day_prefix, raw_key
+from lambdas.common.layout import chat_link_key, chats_seen_key, raw_key
 from lambdas.etl.compact import compact_day
 from lambdas.etl.day import enriched_key
 from lambdas.etl.pseudonymize import Pseudonymizer, pseudonym, pseudonymized_key
@@ -40,7 +39,7 @@ from stacks import outputs
 from tests.test_flatten_sql import batch_key, batched
 from tools.cli import CommandError
 from tools.local.synthetic import synthetic_chat
-from tools.operate.erase import ERASURES_PREFIX, FolderStore, Lake, S3Store
+from tools.operate.erase import ERASURES_PREFIX, Lake, S3Store
 from tools.operate.traces import ERASED_NAME, Subject, compact_json
 
 ZONE = "America/Sao_Paulo"

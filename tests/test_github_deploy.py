@@ -14,7 +14,7 @@ from cfnlint.api import ManualArgs, lint
 import stacks.github
 from stacks.config import DOCTOR_PROBE_CHAT_ID, ConfigError
 from stacks.github_access import CREATE_PROVIDER_KEY
-from tests.cdk_support import PARTS, arn, build, normalized, policy_statements, resources, the_resource
+from tests.cdk_support import PARTS, arn, build, normalized, policy_statements, resources
 from tests.stage_settings import stages_with
 from tests.test_nag import findings
 

@@ -22,7 +22,7 @@ import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from analytics import requested_updates, stage_queries
 from lambdas.ingest.webhook import SECRET_TOKEN_HEADER
